@@ -1,0 +1,19 @@
+"""The hooks a plugin may implement. Built-in embedder families use exactly these."""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "embedx"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_embedders(register):
+    """Register embedder classes: call ``register(EmbedderClass, id=None, defaults=None)`` once per embedder id.
+
+    ``id`` defaults to ``EmbedderClass.id``; ``defaults`` preset option values, so one class can
+    serve several ids (``word-vectors`` for any file, ``glove-6b-50d`` for a packaged one).
+    """

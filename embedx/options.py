@@ -1,0 +1,156 @@
+"""Embedder options, read from the ``__init__`` signature: names, types, defaults, parsing.
+
+``--option key=value`` arrives as text; this module turns it into the annotated type and
+names the option and embedder at fault when it cannot.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from embedx.errors import OptionError
+
+_MISSING = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    annotation: Any
+    default: Any
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    @property
+    def type_label(self) -> str:
+        return _label(self.annotation)
+
+
+def option_specs(cls: type) -> dict[str, OptionSpec]:
+    """The options ``cls.__init__`` accepts, in signature order."""
+    init = cls.__init__
+    if init is object.__init__:
+        return {}
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # unresolvable annotations: fall back to raw strings, parse as text
+        hints = {}
+    specs = {}
+    for name, param in inspect.signature(init).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        specs[name] = OptionSpec(name, hints.get(name, str), param.default)
+    return specs
+
+
+def resolve_options(embedder_id: str, cls: type, presets: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """Merge defaults < presets < user values, parse strings, and check nothing is unknown or missing."""
+    specs = option_specs(cls)
+    for source in (presets, given):
+        unknown = sorted(set(source) - set(specs))
+        if unknown:
+            known = ", ".join(specs) or "none"
+            raise OptionError(f"embedder {embedder_id!r} has no option {unknown[0]!r} (its options: {known})")
+    resolved: dict[str, Any] = {}
+    for name, spec in specs.items():
+        if name in given:
+            resolved[name] = parse_value(embedder_id, spec, given[name])
+        elif name in presets:
+            resolved[name] = parse_value(embedder_id, spec, presets[name])
+        elif spec.required:
+            raise OptionError(
+                f"embedder {embedder_id!r} needs option {name!r} ({spec.type_label}): pass --option {name}=..."
+            )
+        else:
+            resolved[name] = spec.default
+    return resolved
+
+
+def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``, refusing items without ``=``."""
+    out = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(f"--option {item!r}: expected key=value")
+        out[key.strip()] = value
+    return out
+
+
+def parse_value(embedder_id: str, spec: OptionSpec, value: Any) -> Any:
+    try:
+        return _coerce(spec.annotation, value)
+    except (ValueError, TypeError) as exc:
+        raise OptionError(
+            f"embedder {embedder_id!r}, option {spec.name!r}: {value!r} is not a valid {spec.type_label} ({exc})"
+        ) from None
+
+
+def _coerce(annotation: Any, value: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value)
+            except (ValueError, TypeError) as exc:
+                errors.append(str(exc))
+        raise ValueError("; ".join(errors))
+    if origin is Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return choice
+        raise ValueError(f"choose one of {', '.join(map(str, args))}")
+    if origin in (list, tuple):
+        item_type = args[0] if args else str
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else [v for v in value.split(",") if v.strip()]
+        items = [_coerce(item_type, v) for v in value]
+        return items if origin is list else tuple(items)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if annotation is int:
+        if isinstance(value, bool):
+            raise TypeError("expected an integer")
+        return int(value)
+    if annotation is float:
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise TypeError("expected text")
+        return value
+    return value
+
+
+def _label(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return "|".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _label(a) for a in args)
+    if origin in (list, tuple):
+        return f"list of {_label(args[0]) if args else 'text'}"
+    return getattr(annotation, "__name__", str(annotation))

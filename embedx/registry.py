@@ -1,0 +1,161 @@
+"""Finds plugins (built-ins first, then the ``embedx`` entry-point group) and the embedders they register."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from embedx import hookspecs
+from embedx.embedder import Embedder, EmbedderEntry
+from embedx.errors import EmbedderUnavailable, RegistryError
+from embedx.options import resolve_options
+
+ENTRY_POINT_GROUP = "embedx"
+#: Comma-separated plugin names to load from entry points; unset loads all, empty loads none.
+LOAD_PLUGINS_ENV = "EMBEDX_LOAD_PLUGINS"
+BUILTIN_PLUGINS = ("embedx.builtin.hashing",)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    hooks: list[str]
+    source: str  # "builtin", "entry point", or "test"
+    error: str | None = None
+
+
+@dataclass
+class Registry:
+    """The loaded plugins and every embedder id they registered."""
+
+    manager: pluggy.PluginManager
+    embedders: dict[str, EmbedderEntry] = field(default_factory=dict)
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+
+    def entry(self, embedder_id: str) -> EmbedderEntry:
+        try:
+            return self.embedders[embedder_id]
+        except KeyError:
+            known = ", ".join(sorted(self.embedders)) or "none"
+            broken = [p for p in self.plugins.values() if p.error]
+            hint = "".join(f"\n  plugin {p.name!r} failed to load: {p.error}" for p in broken)
+            raise RegistryError(f"no embedder {embedder_id!r} (known: {known}){hint}") from None
+
+    def create(self, embedder_id: str, options: dict[str, Any] | None = None) -> tuple[Embedder, dict[str, Any]]:
+        """Build an embedder from its id and user options; return it and the resolved options."""
+        entry = self.entry(embedder_id)
+        missing = missing_requirements(entry)
+        if missing:
+            module, command = missing[0]
+            raise EmbedderUnavailable(
+                f"embedder {embedder_id!r} (plugin {entry.plugin!r}) needs {module!r}, which is not installed: {command}"
+            )
+        resolved = resolve_options(embedder_id, entry.cls, entry.defaults, options or {})
+        try:
+            embedder = entry.cls(**resolved)
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            raise RegistryError(f"embedder {embedder_id!r} (plugin {entry.plugin!r}) refused its options: {exc}") from exc
+        return embedder, resolved
+
+
+def missing_requirements(entry: EmbedderEntry) -> list[tuple[str, str]]:
+    """Modules the embedder needs that cannot be found, without importing them."""
+    missing = []
+    for module, command in entry.cls.requires.items():
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            missing.append((module, command))
+    return missing
+
+
+def build_registry(extra_plugins: list[tuple[str, ModuleType | object]] | None = None, entry_points: bool = True) -> Registry:
+    """Load built-in plugins, then entry points (filtered by ``EMBEDX_LOAD_PLUGINS``), then ``extra_plugins``."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    registry = Registry(manager)
+    for module_name in BUILTIN_PLUGINS:
+        _add(registry, module_name, importlib.import_module(module_name), "embedx", "builtin")
+    if entry_points:
+        _load_entry_points(registry)
+    for name, plugin in extra_plugins or []:
+        _add(registry, name, plugin, "", "test")
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise RegistryError(f"plugin {exc.plugin_name!r} implements a hook embedx does not define: {exc}") from None
+    _collect_embedders(registry)
+    return registry
+
+
+def _load_entry_points(registry: Registry) -> None:
+    wanted = os.environ.get(LOAD_PLUGINS_ENV)
+    allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        version = ep.dist.version if ep.dist else "?"
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken plugin must not take the others down; it is reported
+            registry.plugins[ep.name] = PluginInfo(ep.name, version, [], "entry point", f"{type(exc).__name__}: {exc}")
+            continue
+        _add(registry, ep.name, plugin, version, "entry point")
+
+
+def _add(registry: Registry, name: str, plugin: Any, version: str, source: str) -> None:
+    if name in registry.plugins:
+        raise RegistryError(f"two plugins are named {name!r}; uninstall one of them")
+    try:
+        registry.manager.register(plugin, name=name)
+    except ValueError as exc:
+        raise RegistryError(f"plugin {name!r} could not be registered: {exc}") from None
+    hooks = sorted(h.name for h in registry.manager.get_hookcallers(plugin) or [])
+    registry.plugins[name] = PluginInfo(name, version, hooks, source)
+
+
+def _collect_embedders(registry: Registry) -> None:
+    for impl in registry.manager.hook.register_embedders.get_hookimpls():
+        plugin_name = impl.plugin_name
+
+        def register(cls: type[Embedder], id: str | None = None, defaults: dict[str, Any] | None = None,
+                     description: str = "", _plugin: str = plugin_name) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, Embedder)):
+                raise RegistryError(f"plugin {_plugin!r} registered {cls!r}, which is not an embedx.Embedder subclass")
+            embedder_id = id or cls.id
+            if not embedder_id:
+                raise RegistryError(f"plugin {_plugin!r} registered {cls.__name__} without an id")
+            if embedder_id in registry.embedders:
+                other = registry.embedders[embedder_id].plugin
+                raise RegistryError(f"embedder id {embedder_id!r} is registered by both plugin {other!r} and plugin {_plugin!r}")
+            registry.embedders[embedder_id] = EmbedderEntry(embedder_id, cls, _plugin, dict(defaults or {}), description)
+
+        try:
+            impl.function(register=register)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            raise RegistryError(f"plugin {plugin_name!r} failed in register_embedders: {type(exc).__name__}: {exc}") from exc
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = build_registry()
+    return _REGISTRY
+
+
+def set_registry(registry: Registry | None) -> None:
+    """Replace the process-wide registry (tests install fakes this way); ``None`` rebuilds on next use."""
+    global _REGISTRY
+    _REGISTRY = registry

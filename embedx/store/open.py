@@ -1,0 +1,61 @@
+"""Open a feature file read-only, turning h5py's internal errors into messages a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from embedx.errors import StoreError
+from embedx.store import layout as L
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def open_checked(path: Path | str) -> h5py.File:
+    """Open ``path`` as an embedx feature file, or raise :class:`StoreError` saying what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such feature file")
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a feature file")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head != _HDF5_SIGNATURE:
+        what = "empty" if not head else "not an HDF5 file"
+        raise StoreError(f"{path} is {what}; embedx feature files are HDF5 (refusing to read or overwrite it)")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise StoreError(f"{path} is a corrupt or truncated HDF5 file ({_short(exc)}); "
+                         "move it aside and re-run the extraction") from None
+    try:
+        fmt = handle.attrs.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode()
+        if fmt != L.FORMAT_NAME:
+            top = ", ".join(list(handle.keys())[:5]) or "nothing"
+            raise StoreError(f"{path} is an HDF5 file but not an embedx feature file "
+                             f"(no format={L.FORMAT_NAME!r} attribute; it holds {top}); refusing to use it")
+        version = int(handle.attrs.get("format_version", 0))
+        if version > L.FORMAT_VERSION:
+            raise StoreError(f"{path} uses embedx format version {version}; this embedx reads up to "
+                             f"{L.FORMAT_VERSION}: upgrade embedx")
+        if L.SETS not in handle or L.INPUTS not in handle:
+            raise StoreError(f"{path} is missing its '{L.SETS}' or '{L.INPUTS}' group; the file is damaged")
+        # Touch every group's metadata now, so damage shows here rather than mid-read.
+        for group in (handle[L.SETS], handle[L.INPUTS]):
+            for name in group:
+                dict(group[name].attrs)
+    except StoreError:
+        handle.close()
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        handle.close()
+        raise StoreError(f"{path} is damaged ({_short(exc)}); move it aside and re-run the extraction") from None
+    return handle
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,253 @@
+"""Read features back, aligned with any input: by text, by input table, or by content key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import h5py
+import numpy as np
+
+from embedx.errors import StoreError
+from embedx.keys import content_key
+from embedx.store import layout as L
+from embedx.store.open import open_checked
+
+
+@dataclass(frozen=True)
+class SetInfo:
+    name: str
+    embedder: str
+    plugin: str
+    config_hash: str
+    config: dict[str, Any]
+    outputs: list[dict[str, Any]]
+    dtype: str
+    rows: int
+    bytes_on_disk: int
+    created: str
+    updated: str
+
+
+class FeatureStore:
+    """An open feature file (read-only). Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.file = open_checked(self.path)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # feature sets -------------------------------------------------------
+    def sets(self) -> list[SetInfo]:
+        return [_set_info(name, self.file[L.SETS][name]) for name in self.file[L.SETS]]
+
+    def feature_set(self, embedder: str, config_hash: str | None = None) -> FeatureSet:
+        """The set for ``embedder`` (an id or a set name); ``config_hash`` (a prefix will do) picks among configurations."""
+        sets = self.file[L.SETS]
+        if embedder in sets:
+            return FeatureSet(self, sets[embedder])
+        matches = [s for s in self.sets() if s.embedder == embedder
+                   and (config_hash is None or s.config_hash.startswith(config_hash))]
+        if len(matches) == 1:
+            return FeatureSet(self, sets[matches[0].name])
+        if not matches:
+            have = ", ".join(f"{s.embedder} ({s.config_hash[:12]})" for s in self.sets()) or "none"
+            raise StoreError(f"{self.path} has no feature set for embedder {embedder!r}"
+                             f"{'' if config_hash is None else f' with configuration {config_hash}'} (it has: {have})")
+        names = ", ".join(m.name for m in matches)
+        raise StoreError(f"{self.path} has {len(matches)} configurations of {embedder!r} ({names}); "
+                         "choose one with its configuration hash (--config / config_hash=)")
+
+    # input tables -------------------------------------------------------
+    def input_names(self) -> list[str]:
+        return list(self.file[L.INPUTS])
+
+    def input(self, name: str | None = None) -> InputTable:
+        names = self.input_names()
+        if name is None:
+            if len(names) != 1:
+                raise StoreError(f"{self.path} holds {len(names)} inputs ({', '.join(names) or 'none'}); name one")
+            name = names[0]
+        key = name if name in self.file[L.INPUTS] else L.safe_name(name)
+        if key not in self.file[L.INPUTS]:
+            raise StoreError(f"{self.path} has no input {name!r} (it has: {', '.join(names) or 'none'})")
+        return InputTable(self.file[L.INPUTS][key])
+
+
+class InputTable:
+    """The rows of one input file as extracted: content keys in input order, text, flags, columns."""
+
+    def __init__(self, group: h5py.Group):
+        self.group = group
+        self.name = group.name.rsplit("/", 1)[-1]
+
+    def __len__(self) -> int:
+        return self.group[L.KEYS].shape[0]
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self.group[L.KEYS][:]
+
+    @property
+    def texts(self) -> list[str]:
+        if L.TEXT not in self.group:
+            raise StoreError(f"input {self.name!r} was extracted without --store-text")
+        return [t.decode("utf-8") if isinstance(t, bytes) else t for t in self.group[L.TEXT][:]]
+
+    @property
+    def empty(self) -> np.ndarray:
+        return self.group[L.EMPTY][:]
+
+    @property
+    def lines(self) -> np.ndarray:
+        return self.group[L.LINE][:]
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.group[L.COLUMNS][c].attrs.get("name", c) for c in self.group[L.COLUMNS]]
+
+    def column(self, name: str) -> np.ndarray:
+        cols = self.group[L.COLUMNS]
+        key = name if name in cols else L.safe_name(name)
+        if key not in cols:
+            raise StoreError(f"input {self.name!r} has no column {name!r} (it has: {', '.join(self.columns) or 'none'})")
+        values = cols[key][:]
+        if values.dtype.kind == "O":
+            values = np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in values], dtype=object)
+        return values
+
+
+class FeatureSet:
+    """One embedder configuration's features. Rows are looked up by content key."""
+
+    def __init__(self, store: FeatureStore, group: h5py.Group):
+        self.store = store
+        self.group = group
+        self.info = _set_info(group.name.rsplit("/", 1)[-1], group)
+        self._index: dict[bytes, int] | None = None
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        return {o["name"]: o for o in self.info.outputs}
+
+    def __len__(self) -> int:
+        return self.info.rows
+
+    def _row_index(self) -> dict[bytes, int]:
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.group[L.KEYS][:].tolist())}
+        return self._index
+
+    def rows(self, texts: Sequence[str] | None = None, *, input: str | None = None,
+             keys: Sequence[bytes | str] | None = None) -> np.ndarray:
+        """Row numbers in this set for the given texts (or input table, or keys), in their order."""
+        wanted = self._keys(texts, input, keys)
+        index = self._row_index()
+        rows = np.fromiter((index.get(k, -1) for k in wanted), dtype=np.int64, count=len(wanted))
+        missing = int((rows < 0).sum())
+        if missing:
+            raise StoreError(f"{missing} of {len(rows)} texts have no features in set {self.info.name} of "
+                             f"{self.store.path}; run `embedx extract` for them first")
+        return rows
+
+    def _keys(self, texts, input, keys) -> list[bytes]:
+        given = sum(x is not None for x in (texts, input, keys))
+        if given > 1:
+            raise ValueError("pass only one of texts, input, keys")
+        if texts is not None:
+            if isinstance(texts, str):
+                raise TypeError("texts must be a list of strings, not one string")
+            return [content_key(t).encode("ascii") for t in texts]
+        if keys is not None:
+            return [k.encode("ascii") if isinstance(k, str) else bytes(k) for k in keys]
+        return self.store.input(input).keys.tolist()
+
+    def _output(self, output: str | None, level: str) -> dict[str, Any]:
+        if output is None:
+            candidates = [o for o in self.info.outputs if o["level"] == level]
+            if not candidates:
+                raise StoreError(f"set {self.info.name} has no {level}-level output")
+            return candidates[0]
+        if output not in self.outputs:
+            raise StoreError(f"set {self.info.name} has no output {output!r} (it has: {', '.join(self.outputs)})")
+        spec = self.outputs[output]
+        if spec["level"] != level:
+            raise StoreError(f"output {output!r} of set {self.info.name} is {spec['level']}-level, not {level}-level")
+        return spec
+
+    def vectors(self, texts: Sequence[str] | None = None, *, input: str | None = None,
+                keys: Sequence[bytes | str] | None = None, output: str | None = None) -> np.ndarray:
+        """Document vectors ``[n, dim]`` aligned with the texts (duplicates repeated)."""
+        spec = self._output(output, "document")
+        return gather(self.group[spec["name"]][L.VALUES], self.rows(texts, input=input, keys=keys))
+
+    def iter_vectors(self, texts: Sequence[str] | None = None, *, input: str | None = None,
+                     keys: Sequence[bytes | str] | None = None, output: str | None = None,
+                     chunk_size: int = 8192) -> Iterator[np.ndarray]:
+        """Document vectors in chunks of ``chunk_size`` rows, in input order, never all in memory."""
+        spec = self._output(output, "document")
+        rows = self.rows(texts, input=input, keys=keys)
+        values = self.group[spec["name"]][L.VALUES]
+        for start in range(0, len(rows), chunk_size):
+            yield gather(values, rows[start:start + chunk_size])
+
+    def truncated(self, texts: Sequence[str] | None = None, *, input: str | None = None) -> np.ndarray:
+        """Tokens cut by ``max_length`` for each text (0 where nothing was cut)."""
+        return gather(self.group[L.TRUNCATED], self.rows(texts, input=input))
+
+    def tokens(self, texts: Sequence[str] | None = None, *, input: str | None = None,
+               keys: Sequence[bytes | str] | None = None, output: str | None = None) -> list[tuple[list[str], np.ndarray]]:
+        """Per text, its tokens and their vectors ``[n_tokens, (layers,) dim]``."""
+        spec = self._output(output, "token")
+        sub = self.group[spec["name"]]
+        offsets = sub[L.OFFSETS]
+        result = []
+        for row in self.rows(texts, input=input, keys=keys):
+            start, stop = offsets[row], offsets[row + 1]
+            toks = [t.decode("utf-8") if isinstance(t, bytes) else t for t in sub[L.TOKENS][start:stop]]
+            result.append((toks, sub[L.VALUES][start:stop]))
+        return result
+
+
+def gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``dataset[rows]`` for any row order with repeats, reading each needed block once."""
+    if len(rows) == 0:
+        return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
+    unique, inverse = np.unique(rows, return_inverse=True)
+    lo, hi = int(unique[0]), int(unique[-1]) + 1
+    row_bytes = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64))
+    if (hi - lo) <= 4 * len(unique) or (hi - lo) * row_bytes <= (64 << 20):
+        block = dataset[lo:hi]
+        return block[unique - lo][inverse]
+    # Sparse selection across a big set: read runs of consecutive rows.
+    parts = []
+    breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+    for run in np.split(unique, breaks):
+        parts.append(dataset[int(run[0]):int(run[-1]) + 1])
+    return np.concatenate(parts)[inverse]
+
+
+def _set_info(name: str, group: h5py.Group) -> SetInfo:
+    attrs = group.attrs
+    size = 0
+
+    def visit(_, obj):
+        nonlocal size
+        if isinstance(obj, h5py.Dataset):
+            size += obj.id.get_storage_size()
+
+    group.visititems(visit)
+    return SetInfo(name=name, embedder=str(attrs["embedder"]), plugin=str(attrs.get("plugin", "")),
+                   config_hash=str(attrs["config_hash"]), config=json.loads(attrs["config"]),
+                   outputs=json.loads(attrs["outputs"]), dtype=str(attrs["dtype"]), rows=int(attrs["rows"]),
+                   bytes_on_disk=size, created=str(attrs.get("created", "")), updated=str(attrs.get("updated", "")))
