@@ -20,7 +20,8 @@ from embedx.options import resolve_options
 ENTRY_POINT_GROUP = "embedx"
 #: Comma-separated plugin names to load from entry points; unset loads all, empty loads none.
 LOAD_PLUGINS_ENV = "EMBEDX_LOAD_PLUGINS"
-BUILTIN_PLUGINS = ("embedx.builtin.hashing",)
+#: Built-in plugins: name -> module. They register through the same hooks as third parties.
+BUILTIN_PLUGINS = {"hashing": "embedx.builtin.hashing"}
 
 
 @dataclass
@@ -80,8 +81,10 @@ def build_registry(extra_plugins: list[tuple[str, ModuleType | object]] | None =
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager)
-    for module_name in BUILTIN_PLUGINS:
-        _add(registry, module_name, importlib.import_module(module_name), "embedx", "builtin")
+    from embedx import __version__
+
+    for name, module_name in BUILTIN_PLUGINS.items():
+        _add(registry, name, importlib.import_module(module_name), __version__, "builtin")
     if entry_points:
         _load_entry_points(registry)
     for name, plugin in extra_plugins or []:

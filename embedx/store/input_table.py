@@ -52,4 +52,6 @@ def _number(value: Any, kind: type) -> Any:
         value = value.strip()
         if kind is int and not value.lstrip("+-").isdigit():
             raise ValueError
+    elif kind is int and not isinstance(value, int):
+        raise TypeError  # 0.5 must not become 0
     return kind(value)

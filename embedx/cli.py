@@ -1,0 +1,261 @@
+"""The ``embedx`` command. Every command imports its machinery on call, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Extract text features once, cache them in HDF5, reuse them everywhere.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+class Compression(str, Enum):
+    none = "none"
+    gzip = "gzip"
+    lzf = "lzf"
+
+
+class EmptyPolicy(str, Enum):
+    keep = "keep"
+    skip = "skip"
+    error = "error"
+
+
+class EncodingErrors(str, Enum):
+    strict = "strict"
+    replace = "replace"
+    ignore = "ignore"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _guarded(fn):
+    """Print embedx errors as one line and exit 2; an interrupt says how to resume."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from embedx.errors import EmbedxError
+
+        try:
+            return fn(*args, **kwargs)
+        except EmbedxError as exc:
+            _fail(_escape(str(exc)))
+        except KeyboardInterrupt:
+            _fail("interrupted; finished batches were saved, re-run the same command to resume", 130)
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.command()
+@_guarded
+def extract(
+    input: Annotated[str, typer.Argument(help="Texts: .txt (one per line), .csv/.tsv, .jsonl, or - for stdin.")],
+    embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id (see `embedx embedders`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HDF5 feature file to create or extend.")],
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="Embedder setting key=value (repeatable).")] = None,
+    outputs: Annotated[Optional[str], typer.Option(help="Comma-separated outputs to compute (default: the embedder's).")] = None,
+    format: Annotated[Optional[str], typer.Option(help="Input format if the suffix does not say: txt, csv, tsv, jsonl.")] = None,
+    text_column: Annotated[str, typer.Option("--text-column", "--text-field", help="CSV/TSV column or JSONL field holding the text.")] = "text",
+    name: Annotated[Optional[str], typer.Option(help="Name of this input inside the file (default: the input's file stem).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Texts per batch (default: the embedder's).")] = None,
+    max_length: Annotated[Optional[int], typer.Option(min=1, help="Tokens kept per text; cuts are counted and reported.")] = None,
+    dtype: Annotated[Dtype, typer.Option(help="Storage precision.")] = Dtype.float32,
+    compression: Annotated[Compression, typer.Option(help="HDF5 compression of the feature arrays.")] = Compression.none,
+    empty: Annotated[EmptyPolicy, typer.Option(help="Empty or whitespace-only texts: keep (flagged), skip, or error.")] = EmptyPolicy.keep,
+    encoding_errors: Annotated[EncodingErrors, typer.Option(help="Invalid UTF-8 or NUL bytes: strict (error naming the line), replace, ignore.")] = EncodingErrors.strict,
+    store_text: Annotated[bool, typer.Option(help="Keep the texts in the file's input table.")] = True,
+    checkpoint_rows: Annotated[int, typer.Option(min=1, help="Rows computed between durable checkpoints (less = less recomputed after a crash).")] = 4096,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compute features for every text and cache them; cached texts cost nothing, a killed run resumes."""
+    from embedx.extraction import ExtractSettings, extract_file
+    from embedx.inputs import InputSpec
+    from embedx.options import parse_option_pairs
+
+    settings = ExtractSettings(
+        embedder=embedder, path=output, options=parse_option_pairs(option or []),
+        outputs=[o.strip() for o in outputs.split(",") if o.strip()] if outputs else None,
+        batch_size=batch_size, max_length=max_length, dtype=dtype.value,
+        compression=None if compression is Compression.none else compression.value, empty=empty.value,
+        store_text=store_text, progress=progress and not as_json, checkpoint_rows=checkpoint_rows)
+    spec = InputSpec(input, format=format, text_field=text_column, encoding_errors=encoding_errors.value)
+    report = extract_file(spec, settings, name=name)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    console.print(
+        f"[bold]{report.embedder}[/] -> {report.path} [dim]({report.set_name})[/]\n"
+        f"  {report.rows:,} texts, {report.unique:,} unique: {report.computed:,} computed, {report.cached:,} cached"
+        f"{f', {report.empty:,} empty (kept, flagged)' if report.empty else ''}"
+        f"{f', {report.skipped_empty:,} empty skipped' if report.skipped_empty else ''}\n"
+        f"  {report.truncated_input:,} texts truncated by max_length\n"
+        f"  {report.seconds_total:.2f} s total, {report.texts_per_second:,.0f} texts/s computing, "
+        f"{report.seconds_staging + report.seconds_commit:.2f} s writing", highlight=False)
+
+
+@app.command()
+@_guarded
+def info(
+    file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the feature sets and inputs of a file: configuration, shapes, rows, size on disk."""
+    from dataclasses import asdict
+
+    from embedx.store.reader import FeatureStore
+    from embedx.store.staging import Staging
+
+    with FeatureStore(file) as store:
+        sets = store.sets()
+        inputs = [(n, store.input(n)) for n in store.input_names()]
+        input_rows = {n: (len(t), t.columns) for n, t in inputs}
+    pending = Staging(file).pending_rows()
+    if as_json:
+        typer.echo(json.dumps({"sets": [asdict(s) for s in sets],
+                               "inputs": {n: {"rows": r, "columns": c} for n, (r, c) in input_rows.items()},
+                               "pending": pending}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{file}: feature sets")
+    for col in ("set", "embedder", "config", "outputs", "rows", "dtype", "size"):
+        table.add_column(col)
+    for s in sets:
+        outs = ", ".join(_shape_label(o) for o in s.outputs)
+        table.add_row(s.name, s.embedder, s.config_hash[:12], outs, f"{s.rows:,}", s.dtype, _size(s.bytes_on_disk))
+    console.print(table)
+    for s in sets:
+        options = ", ".join(f"{k}={v}" for k, v in s.config.get("options", {}).items())
+        console.print(f"[bold]{s.name}[/] options: {options}", highlight=False)
+    inputs_table = Table(title="inputs")
+    for col in ("input", "rows", "columns"):
+        inputs_table.add_column(col)
+    for name, (rows, columns) in input_rows.items():
+        inputs_table.add_row(name, f"{rows:,}", ", ".join(columns) or "-")
+    console.print(inputs_table)
+    for name, rows in pending.items():
+        console.print(f"[yellow]{rows:,} rows of {name} are staged but not committed (an interrupted run): "
+                      "re-run the same extract command to finish[/]")
+
+
+def _shape_label(out: dict) -> str:
+    inner = (f"{out['layers']}x" if out.get("per_layer") else "") + str(out["dim"])
+    return f"{out['name']} [{'n' if out['level'] == 'document' else 'tokens'}, {inner}]"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@app.command()
+@_guarded
+def export(
+    file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
+    embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id or set name.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Destination: .npy, .parquet or .csv.")],
+    config: Annotated[Optional[str], typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
+    input: Annotated[Optional[str], typer.Option(help="Input table giving the row order (needed if the file has several).")] = None,
+    output_name: Annotated[Optional[str], typer.Option(help="Document output to export (default: the first).")] = None,
+) -> None:
+    """Write one set's document vectors in input order (duplicates repeated)."""
+    from embedx.export import export as run_export
+
+    rows = run_export(file, embedder, output, config_hash=config, input=input, output=output_name)
+    typer.echo(f"wrote {rows:,} rows to {output}")
+
+
+@app.command()
+@_guarded
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """List loaded plugins with versions and the hooks they implement."""
+    from dataclasses import asdict
+
+    from embedx.registry import get_registry
+
+    infos = list(get_registry().plugins.values())
+    if as_json:
+        typer.echo(json.dumps([asdict(p) for p in infos], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="embedx plugins")
+    for col in ("plugin", "version", "source", "hooks", "status"):
+        table.add_column(col)
+    for p in infos:
+        table.add_row(p.name, p.version, p.source, ", ".join(p.hooks), f"[red]{_escape(p.error)}[/]" if p.error else "ok")
+    Console().print(table)
+
+
+@app.command()
+@_guarded
+def embedders(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list every option with type and default.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List every embedder: id, plugin, level, outputs and dimensions, and whether it can run here."""
+    from embedx.catalog import describe_embedders
+
+    rows = describe_embedders()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="embedx embedders")
+    for col in ("embedder", "plugin", "level", "outputs", "runs here"):
+        table.add_column(col)
+    for row in rows:
+        outs = ", ".join(f"{o['name']}[{o['dim'] or '?'}]{'*' if o['default'] else ''}" for o in row["outputs"])
+        status = "yes" if row["available"] else f"[yellow]no: {_escape(row['install'])}[/]"
+        table.add_row(row["id"], row["plugin"], row["level"], outs, status)
+    console = Console()
+    console.print(table)
+    console.print("[dim]* computed by default; others with --outputs[/]")
+    if verbose:
+        for row in rows:
+            console.print(f"\n[bold]{row['id']}[/]: {_escape(row['description'])}", highlight=False)
+            for opt in row["options"]:
+                default = "required" if opt["required"] else f"default {opt['default']!r}"
+                console.print(f"  --option {opt['name']}=<{_escape(opt['type'])}>  ({_escape(default)})", highlight=False)
+
+
+def main() -> None:
+    app(prog_name="embedx")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Write one feature set's document vectors, in input order, to .npy, .parquet or .csv."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from embedx.errors import EmbedxError, OptionError
+from embedx.store.reader import FeatureStore
+
+FORMATS = (".npy", ".parquet", ".csv")
+
+
+def export(store_path: str | Path, embedder: str, out: str | Path, *, config_hash: str | None = None,
+           input: str | None = None, output: str | None = None, chunk_size: int = 8192) -> int:
+    """Export and return the number of rows written; reads in chunks, so memory stays flat."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise OptionError(f"--output {out}: choose a .npy, .parquet or .csv file name")
+    with FeatureStore(store_path) as store:
+        fset = store.feature_set(embedder, config_hash)
+        table = store.input(input)
+        keys = table.keys
+        spec = fset._output(output, "document")
+        dim = spec["dim"] * (spec["layers"] if spec.get("per_layer") else 1)
+        chunks = fset.iter_vectors(keys=keys, output=spec["name"], chunk_size=chunk_size)
+        columns = {"line": table.lines} | {name: table.column(name) for name in table.columns}
+        if suffix == ".npy":
+            target = np.lib.format.open_memmap(out, mode="w+", dtype=np.dtype(fset.info.dtype),
+                                               shape=(len(keys), *_inner(spec)))
+            start = 0
+            for chunk in chunks:
+                target[start:start + len(chunk)] = chunk
+                start += len(chunk)
+            target.flush()
+            del target
+        elif suffix == ".csv":
+            with open(out, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow([*columns, *(f"f{i}" for i in range(dim))])
+                start = 0
+                for chunk in chunks:
+                    flat = chunk.reshape(len(chunk), -1)
+                    for i, row in enumerate(flat):
+                        writer.writerow([*(columns[c][start + i] for c in columns), *(f"{v:.7g}" for v in row)])
+                    start += len(chunk)
+        else:
+            _parquet(out, chunks, columns, dim)
+    return len(keys)
+
+
+def _inner(spec: dict) -> tuple[int, ...]:
+    return ((spec["layers"],) if spec.get("per_layer") else ()) + (spec["dim"],)
+
+
+def _parquet(out: Path, chunks, columns: dict[str, np.ndarray], dim: int) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise EmbedxError("parquet export needs pyarrow: pip install pyarrow") from None
+    writer, start = None, 0
+    try:
+        for chunk in chunks:
+            flat = np.ascontiguousarray(chunk.reshape(len(chunk), -1))
+            arrays = {c: pa.array(v[start:start + len(chunk)].tolist()) for c, v in columns.items()}
+            arrays["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), dim)
+            batch = pa.table(arrays)
+            if writer is None:
+                writer = pq.ParquetWriter(out, batch.schema)
+            writer.write_table(batch)
+            start += len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()

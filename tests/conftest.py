@@ -1,0 +1,25 @@
+"""Tests run against a registry with the built-ins, installed plugins, and the fake plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedx import registry as registry_module
+import fakes
+
+
+@pytest.fixture
+def registry():
+    """The real registry plus the fake plugin, installed process-wide for the test's duration."""
+    reg = registry_module.build_registry(extra_plugins=[("fakes", fakes)])
+    registry_module.set_registry(reg)
+    fakes.WordStats.calls.clear()
+    try:
+        yield reg
+    finally:
+        registry_module.set_registry(None)
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    return tmp_path / "features.h5"
