@@ -92,7 +92,8 @@ def build_registry(extra_plugins: list[tuple[str, ModuleType | object]] | None =
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise RegistryError(f"plugin {exc.plugin_name!r} implements a hook embedx does not define: {exc}") from None
+        name = registry.manager.get_name(exc.plugin) or exc.plugin
+        raise RegistryError(f"plugin {name!r} implements a hook embedx does not define: {exc}") from None
     _collect_embedders(registry)
     return registry
 

@@ -1,0 +1,67 @@
+"""A user's own labelled file (CSV, TSV or JSONL) as a Dataset, read by the same readers as ``embedx extract``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from embedx.datasets.dataset import Dataset
+from embedx.errors import InputError
+from embedx.inputs.decoding import EncodingErrors
+from embedx.inputs.readers import InputSpec, read_records
+
+
+def from_file(path: str | os.PathLike[str], text_field: str = "text", label_field: str = "label", *,
+              id_field: str | None = None, format: str | None = None, label_names: Sequence[str] | None = None,
+              name: str | None = None, encoding_errors: EncodingErrors = "strict") -> Dataset:
+    """Texts and labels from ``path``; the format comes from the suffix unless ``format`` is given.
+
+    Ids come from ``id_field``, else the line number where the record starts. Label values are strings
+    (JSON numbers and booleans as written in JSON), stripped; ``label_names`` fixes the class order,
+    which is otherwise sorted.
+    """
+    spec = InputSpec(str(path), format=format, text_field=text_field, encoding_errors=encoding_errors)
+    if spec.resolved_format == "txt":
+        raise InputError(f"{path}: a plain-text file has no label column; use CSV, TSV or JSONL with a "
+                         f"{label_field!r} column")
+    records, columns = read_records(spec)
+    present = ", ".join([text_field, *columns])
+    for wanted, what in ((label_field, "label"), (id_field, "id")):
+        if wanted is not None and records and wanted not in columns:
+            raise InputError(f"{path}: no {what} column {wanted!r} (columns: {present})")
+    texts, labels, ids = [], [], []
+    for record in records:
+        label = _as_text(record.columns.get(label_field))
+        if not label:
+            raise InputError(f"{path}, line {record.line}: no value in label column {label_field!r}")
+        texts.append(record.text)
+        labels.append(label)
+        ids.append(_as_text(record.columns.get(id_field)) if id_field else str(record.line))
+        if id_field and not ids[-1]:
+            raise InputError(f"{path}, line {record.line}: no value in id column {id_field!r}")
+    repeated = [ident for ident, count in Counter(ids).items() if count > 1]
+    if repeated:
+        raise InputError(f"{path}: id {repeated[0]!r} occurs more than once in column {id_field!r}; ids must "
+                         "be unique")
+    found = sorted(set(labels))
+    if label_names is None:
+        label_names = found
+    elif missing := [label for label in found if label not in label_names]:
+        raise InputError(f"{path}: labels {', '.join(map(repr, missing))} are not among label_names "
+                         f"({', '.join(label_names)})")
+    meta = {"source": {"file": str(path), "format": spec.resolved_format, "text_field": text_field,
+                       "label_field": label_field, "id_field": id_field}, "rows": len(texts)}
+    return Dataset(name or Path(path).stem, texts, np.asarray(labels, dtype=str), ids, tuple(label_names), meta)
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    return json.dumps(value)  # numbers and booleans as JSON writes them: 1, 0.5, true

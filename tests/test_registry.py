@@ -1,0 +1,140 @@
+"""Plugin loading: built-ins through the same hook, entry points, duplicates, typos, filtering."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import types
+
+import pytest
+
+import embedx
+from embedx import registry as R
+from embedx.errors import RegistryError
+from fakes import WordStats
+
+
+class FakeDist:
+    version = "9.9"
+
+
+class FakeEntryPoint:
+    def __init__(self, name, plugin=None, error=None):
+        self.name, self._plugin, self._error, self.dist = name, plugin, error, FakeDist()
+
+    def load(self):
+        if self._error:
+            raise self._error
+        return self._plugin
+
+
+def plugin_module(name, **hooks):
+    module = types.ModuleType(name)
+    for hook_name, fn in hooks.items():
+        setattr(module, hook_name, embedx.hookimpl(fn))
+    return module
+
+
+def one(register):
+    register(WordStats, id="ep-one")
+
+
+def two(register):
+    register(WordStats, id="ep-two")
+
+
+@pytest.fixture
+def entry_points(monkeypatch):
+    """Replace installed entry points with the given fakes."""
+
+    def install(*eps):
+        monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: list(eps) if group == "embedx" else [])
+
+    return install
+
+
+def test_builtins_register_through_the_hook():
+    reg = R.build_registry(entry_points=False)
+    assert "hashing-ngrams" in reg.embedders
+    assert reg.plugins["hashing"].source == "builtin"
+    assert reg.plugins["hashing"].hooks == ["register_embedders"]
+
+
+def test_entry_points_load_with_versions(entry_points):
+    entry_points(FakeEntryPoint("one", plugin_module("one_mod", register_embedders=one)))
+    reg = R.build_registry()
+    assert reg.embedders["ep-one"].plugin == "one"
+    assert reg.plugins["one"].version == "9.9"
+
+
+def test_load_plugins_env_restricts(entry_points, monkeypatch):
+    entry_points(FakeEntryPoint("one", plugin_module("m1", register_embedders=one)),
+                 FakeEntryPoint("two", plugin_module("m2", register_embedders=two)))
+    monkeypatch.setenv(R.LOAD_PLUGINS_ENV, "two")
+    reg = R.build_registry()
+    assert "ep-two" in reg.embedders and "ep-one" not in reg.embedders
+    monkeypatch.setenv(R.LOAD_PLUGINS_ENV, "")
+    assert set(R.build_registry().plugins) == {"hashing"}
+
+
+def test_duplicate_ids_name_both_plugins(entry_points):
+    entry_points(FakeEntryPoint("one", plugin_module("m1", register_embedders=one)),
+                 FakeEntryPoint("again", plugin_module("m2", register_embedders=one)))
+    with pytest.raises(RegistryError, match="'ep-one' is registered by both plugin 'one' and plugin 'again'"):
+        R.build_registry()
+
+
+def test_a_builtin_id_cannot_be_taken_over(entry_points):
+    def steal(register):
+        register(WordStats, id="hashing-ngrams")
+
+    entry_points(FakeEntryPoint("thief", plugin_module("m", register_embedders=steal)))
+    with pytest.raises(RegistryError, match="both plugin 'hashing' and plugin 'thief'"):
+        R.build_registry()
+
+
+def test_misspelled_hook_fails_loudly(entry_points):
+    entry_points(FakeEntryPoint("typo", plugin_module("m", register_embeddders=one)))
+    with pytest.raises(RegistryError, match="plugin 'typo' implements a hook embedx does not define"):
+        R.build_registry()
+
+
+def test_a_broken_plugin_is_reported_and_others_still_load(entry_points):
+    entry_points(FakeEntryPoint("broken", error=ImportError("No module named 'torch'")),
+                 FakeEntryPoint("one", plugin_module("m1", register_embedders=one)))
+    reg = R.build_registry()
+    assert "ep-one" in reg.embedders
+    assert "No module named 'torch'" in reg.plugins["broken"].error
+    with pytest.raises(RegistryError, match="plugin 'broken' failed to load: ImportError"):
+        reg.entry("from-broken")
+
+
+def test_registering_something_that_is_not_an_embedder(entry_points):
+    entry_points(FakeEntryPoint("odd", plugin_module("m", register_embedders=lambda register: register(dict))))
+    with pytest.raises(RegistryError, match="plugin 'odd' registered .*not an embedx.Embedder subclass"):
+        R.build_registry()
+
+
+def test_a_hook_that_raises_is_named(entry_points):
+    def bad(register):
+        raise KeyError("model table")
+
+    entry_points(FakeEntryPoint("bad", plugin_module("m", register_embedders=bad)))
+    with pytest.raises(RegistryError, match="plugin 'bad' failed in register_embedders: KeyError"):
+        R.build_registry()
+
+
+def test_missing_dependency_gives_the_install_command(registry):
+    class NeedsTorch(WordStats):
+        requires = {"surely_not_installed_mod": "pip install surely-not-installed"}
+
+    from embedx.embedder import EmbedderEntry
+
+    registry.embedders["needs"] = EmbedderEntry("needs", NeedsTorch, "fakes")
+    from embedx.errors import EmbedderUnavailable
+
+    with pytest.raises(EmbedderUnavailable, match="needs 'surely_not_installed_mod'.*pip install surely-not-installed"):
+        registry.create("needs")
+    from embedx.catalog import describe_embedders
+
+    row = [r for r in describe_embedders(registry) if r["id"] == "needs"][0]
+    assert row["available"] is False and row["install"] == "pip install surely-not-installed"
