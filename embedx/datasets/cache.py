@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 ENV = "EMBEDX_DATA"
 FORMAT = 1  # bump when data.jsonl or meta.json change shape; older caches then count as not fetched
@@ -53,9 +54,10 @@ def read_meta(root: Path, name: str) -> dict[str, Any] | None:
 def write_atomic(path: Path, write: Callable[[IO[str]], None]) -> None:
     """Write through a temporary file in the same folder, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # open(..., "x") rather than mkstemp: the file gets the umask's usual mode, not 0600.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

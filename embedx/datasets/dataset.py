@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class Dataset:
         """How many texts carry each label, in ``label_names`` order (zeros included)."""
         counts = dict.fromkeys(self.label_names, 0)
         names, numbers = np.unique(self.labels, return_counts=True)
-        counts.update(zip(names.tolist(), numbers.tolist()))
+        counts.update(zip(names.tolist(), numbers.tolist(), strict=True))
         return counts
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> Dataset:
@@ -86,7 +87,8 @@ def load(name: str, cache_dir: str | os.PathLike[str] | None = None, fetch: bool
     number = 0
     try:
         with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
+            for line in handle:
+                number += 1
                 row = json.loads(line)
                 texts.append(row["text"])
                 labels.append(row["label"])

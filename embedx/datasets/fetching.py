@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 from embedx.datasets import cache, registry, sources
 from embedx.datasets.errors import FetchError
@@ -75,7 +75,7 @@ def _normalise(info: registry.DatasetInfo, downloaded: sources.Downloaded, root:
             "command": downloaded.command,
         },
         "citation": info.citation,
-        "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     cache.write_atomic(cache.meta_path(root, info.name),
                        lambda handle: handle.write(json.dumps(meta, indent=2, ensure_ascii=False) + "\n"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -32,7 +32,8 @@ def from_file(path: str | os.PathLike[str], text_field: str = "text", label_fiel
     records, columns = read_records(spec)
     present = ", ".join([text_field, *columns])
     for wanted, what in ((label_field, "label"), (id_field, "id")):
-        if wanted is not None and records and wanted not in columns:
+        # A JSONL file's columns are the union of its records' fields, so an empty one has none to check.
+        if wanted is not None and wanted not in columns and (records or spec.resolved_format != "jsonl"):
             raise InputError(f"{path}: no {what} column {wanted!r} (columns: {present})")
     texts, labels, ids = [], [], []
     for record in records:

@@ -7,10 +7,10 @@ and tested, not approximate.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from embedx.datasets import parsers, sources
 from embedx.datasets.errors import DatasetError

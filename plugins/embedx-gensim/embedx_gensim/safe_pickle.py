@@ -67,7 +67,7 @@ def _check_specials(obj: Any, where: str, keyed_vectors: type) -> None:
         if not isinstance(names, list) or not all(isinstance(n, str) and _ATTRIBUTE.match(n) for n in names):
             raise UnsafePickleError(f"{where}: its {key} entry is not a list of attribute names")
     if state.get("__scipys"):
-        raise UnsafePickleError(f"{where}: it stores scipy sparse attributes {state['__scipys']}, "
+        raise UnsafePickleError(f"{where}: it stores scipy sparse attributes ({', '.join(state['__scipys'])}), "
                                 "which gensim reads back with pickle")
     for name in state.get("__recursive_saveloads", []):
         child = state.get(name)

