@@ -19,7 +19,7 @@ def describe_embedders(registry: Registry | None = None) -> list[dict[str, Any]]
             outputs = instance.output_specs()
         except (EmbedxError, TypeError, ValueError, OSError):
             pass
-        missing = missing_requirements(entry)
+        missing = missing_requirements(entry)  # class-wide and per-id requirements
         levels = sorted({o.level for o in outputs})
         rows.append({
             "id": embedder_id, "plugin": entry.plugin, "description": entry.summary,

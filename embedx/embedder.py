@@ -79,6 +79,9 @@ class Embedder(abc.ABC):
     requires: ClassVar[Mapping[str, str]] = {}
     #: Distributions whose versions change the output; they enter the cache key.
     versioned: ClassVar[tuple[str, ...]] = ()
+    #: Options left out of the cache key because ``identity()`` already pins what they point
+    #: at (a file path whose content hash is in the identity): moving a file keeps its cache.
+    unkeyed_options: ClassVar[tuple[str, ...]] = ()
     #: Batch size used when the user gives none.
     batch_size: ClassVar[int] = 64
 
@@ -124,6 +127,11 @@ class EmbedderEntry:
     plugin: str
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    requires: dict[str, str] = field(default_factory=dict)  # extra to the class's, for this id only
+
+    @property
+    def all_requires(self) -> dict[str, str]:
+        return {**self.cls.requires, **self.requires}
 
     @property
     def summary(self) -> str:

@@ -228,8 +228,12 @@ def _build(registry: Registry, settings: ExtractSettings) -> tuple[Embedder, dic
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    config = {"embedder": settings.embedder, "options": resolved, "identity": embedder.identity(),
+    keyed = {k: v for k, v in resolved.items() if k not in entry.cls.unkeyed_options}
+    config = {"embedder": settings.embedder, "options": keyed, "identity": embedder.identity(),
               "versions": versions, "outputs": requested, "dtype": settings.dtype}
+    unkeyed = {k: v for k, v in resolved.items() if k in entry.cls.unkeyed_options}
+    if unkeyed:  # recorded for people, left out of the hash (see Embedder.unkeyed_options)
+        config["unkeyed_options"] = unkeyed
     return embedder, config, requested, entry.plugin
 
 
@@ -271,7 +275,7 @@ def _load(embedder: Embedder, embedder_id: str, plugin: str) -> None:
         embedder.load()
     except EmbedxError:
         raise
-    except (ImportError, OSError) as exc:
+    except Exception as exc:  # a plugin's own failure, named, instead of its traceback
         raise EmbedderUnavailable(f"embedder {embedder_id!r} (plugin {plugin!r}) could not load: "
                                   f"{type(exc).__name__}: {exc}") from exc
 

@@ -12,8 +12,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def register_embedders(register):
-    """Register embedder classes: call ``register(EmbedderClass, id=None, defaults=None)`` once per embedder id.
+    """Register embedder classes: call ``register(EmbedderClass, ...)`` once per embedder id.
 
-    ``id`` defaults to ``EmbedderClass.id``; ``defaults`` preset option values, so one class can
-    serve several ids (``word-vectors`` for any file, ``glove-6b-50d`` for a packaged one).
+    ``register(cls, id=None, defaults=None, description="", requires=None)``: ``id`` defaults to
+    ``cls.id``; ``defaults`` preset option values, so one class can serve several ids
+    (``word-vectors`` for any file, ``glove-6b-50d`` for a packaged one); ``requires`` adds
+    ``{module: install command}`` needed by this id only.
     """

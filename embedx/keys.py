@@ -20,8 +20,13 @@ def canonical_json(value: Any) -> str:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """SHA-256 of the canonical configuration: everything that changes an embedder's output."""
-    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical configuration: everything that changes an embedder's output.
+
+    ``unkeyed_options`` are recorded in the file for people but not hashed: the identity
+    (e.g. a file's content hash) already pins what they point at.
+    """
+    keyed = {k: v for k, v in config.items() if k != "unkeyed_options"}
+    return hashlib.sha256(canonical_json(keyed).encode("utf-8")).hexdigest()
 
 
 def file_digest(path: str, chunk: int = 1 << 22) -> str:

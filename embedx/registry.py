@@ -62,7 +62,7 @@ class Registry:
         resolved = resolve_options(embedder_id, entry.cls, entry.defaults, options or {})
         try:
             embedder = entry.cls(**resolved)
-        except (ValueError, TypeError, FileNotFoundError) as exc:
+        except (ValueError, TypeError, OSError) as exc:
             raise RegistryError(f"embedder {embedder_id!r} (plugin {entry.plugin!r}) refused its options: {exc}") from exc
         return embedder, resolved
 
@@ -70,7 +70,7 @@ class Registry:
 def missing_requirements(entry: EmbedderEntry) -> list[tuple[str, str]]:
     """Modules the embedder needs that cannot be found, without importing them."""
     missing = []
-    for module, command in entry.cls.requires.items():
+    for module, command in entry.all_requires.items():
         if importlib.util.find_spec(module.split(".")[0]) is None:
             missing.append((module, command))
     return missing
@@ -129,7 +129,8 @@ def _collect_embedders(registry: Registry) -> None:
         plugin_name = impl.plugin_name
 
         def register(cls: type[Embedder], id: str | None = None, defaults: dict[str, Any] | None = None,
-                     description: str = "", _plugin: str = plugin_name) -> None:
+                     description: str = "", requires: dict[str, str] | None = None,
+                     _plugin: str = plugin_name) -> None:
             if not (isinstance(cls, type) and issubclass(cls, Embedder)):
                 raise RegistryError(f"plugin {_plugin!r} registered {cls!r}, which is not an embedx.Embedder subclass")
             embedder_id = id or cls.id
@@ -138,7 +139,8 @@ def _collect_embedders(registry: Registry) -> None:
             if embedder_id in registry.embedders:
                 other = registry.embedders[embedder_id].plugin
                 raise RegistryError(f"embedder id {embedder_id!r} is registered by both plugin {other!r} and plugin {_plugin!r}")
-            registry.embedders[embedder_id] = EmbedderEntry(embedder_id, cls, _plugin, dict(defaults or {}), description)
+            registry.embedders[embedder_id] = EmbedderEntry(embedder_id, cls, _plugin, dict(defaults or {}),
+                                                            description, dict(requires or {}))
 
         try:
             impl.function(register=register)

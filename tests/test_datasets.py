@@ -378,3 +378,10 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.stdout.strip() == "[]"
+
+
+def test_unwritable_cache_is_a_fetch_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(datasets.FetchError, match=r"cannot fetch 'mr' into .*not-a-folder"):
+        datasets.fetch("mr", blocker)

@@ -147,3 +147,30 @@ def test_file_is_self_describing(registry, store_path):
         assert group.attrs["embedder"] == "word-stats"
         assert '"scale":1.0' in group.attrs["config"].replace(" ", "")
         assert group["doc/values"].shape == (1, 4)
+
+
+def test_unkeyed_options_are_recorded_but_not_hashed(registry, store_path, tmp_path):
+    class Located(WordStats):
+        unkeyed_options = ("fail_on",)
+
+    from embedx.embedder import EmbedderEntry
+
+    registry.embedders["located"] = EmbedderEntry("located", Located, "fakes")
+    first = embedx.extract(["a b"], "located", store_path, options={"fail_on": "/old/place"})
+    second = embedx.extract(["a b"], "located", store_path, options={"fail_on": "/new/place"})
+    assert first.config_hash == second.config_hash and second.computed == 0
+    with embedx.open_store(store_path) as store:
+        assert store.sets()[0].config["unkeyed_options"] == {"fail_on": "/old/place"}
+
+
+def test_a_plugin_whose_load_fails_is_named(registry, store_path):
+    class Broken(WordStats):
+        def load(self):
+            raise KeyError("weights.bin")
+
+    from embedx.embedder import EmbedderEntry
+    from embedx.errors import EmbedderUnavailable
+
+    registry.embedders["broken"] = EmbedderEntry("broken", Broken, "fakes")
+    with pytest.raises(EmbedderUnavailable, match=r"'broken' \(plugin 'fakes'\) could not load: KeyError"):
+        embedx.extract(["a"], "broken", store_path)

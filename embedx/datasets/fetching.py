@@ -37,12 +37,15 @@ def fetch_many(names: Iterable[str] | None = None, cache_dir: str | os.PathLike[
     paths = {}
     for info in infos:
         if force or cache.read_meta(root, info.name) is None:
-            downloaded = archives.get(info.archive.key)
-            if downloaded is None:
-                downloaded = sources.download(info.archive, cache.downloads_dir(root), dataset=info.name,
-                                              force=force)
-                archives[info.archive.key] = downloaded
-            _normalise(info, downloaded, root)
+            try:
+                downloaded = archives.get(info.archive.key)
+                if downloaded is None:
+                    downloaded = sources.download(info.archive, cache.downloads_dir(root), dataset=info.name,
+                                                  force=force)
+                    archives[info.archive.key] = downloaded
+                _normalise(info, downloaded, root)
+            except OSError as exc:  # a read-only or full cache folder, mostly
+                raise FetchError(f"cannot fetch {info.name!r} into {root}: {exc}") from None
         paths[info.name] = cache.data_path(root, info.name)
     return paths
 

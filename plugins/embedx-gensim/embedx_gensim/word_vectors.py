@@ -40,6 +40,9 @@ class WordVectors(Embedder):
     )
     default_outputs = ("doc",)
     requires = {"gensim": "pip install gensim==4.4.0"}
+    # identity() holds the file's content hash, so where the file lives does not matter,
+    # and trusting a pickle changes whether it loads, not what it computes.
+    unkeyed_options = ("path", "trust_pickle")
     versioned = ("gensim",)
     batch_size = 256
 
