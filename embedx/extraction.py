@@ -179,7 +179,8 @@ def run(records: list[Record], columns: list[str], settings: ExtractSettings, in
             staging_seconds = writer.seconds_writing
         if failure is None and input_name is not None:
             meta_in, arrays_in = input_table_arrays(records, keys, columns, source, settings.store_text)
-            staging.write_input(L.safe_name(input_name), meta_in, arrays_in)
+            if meta_in["digest"] != _stored_input_digest(path, L.safe_name(input_name)):
+                staging.write_input(L.safe_name(input_name), meta_in, arrays_in)
         t_commit = time.perf_counter()
         commit(path, staging)  # also after a failure: finished batches are kept, not recomputed
         commit_seconds = time.perf_counter() - t_commit
@@ -245,6 +246,14 @@ def _stored(path: Path, set_name: str) -> tuple[set[bytes], list[dict] | None]:
         if set_name not in sets:
             return set(), None
         return set(sets[set_name][L.KEYS][:].tolist()), json.loads(sets[set_name].attrs["outputs"])
+
+
+def _stored_input_digest(path: Path, name: str) -> str | None:
+    if not path.exists():
+        return None
+    with open_checked(path) as handle:
+        group = handle[L.INPUTS].get(name)
+        return None if group is None else str(group.attrs.get("digest", ""))
 
 
 def _shapes(embedder: Embedder, requested: list[str], known: list[dict] | None) -> list[OutputShape]:

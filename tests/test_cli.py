@@ -27,9 +27,10 @@ def test_help_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", ["extract", "info", "export", "plugins", "embedders"])
+@pytest.mark.parametrize("command", ["extract", "info", "export", "plugins", "embedders", "datasets",
+                                     "datasets list", "datasets fetch", "datasets path"])
 def test_every_command_has_help(command):
-    result = runner.invoke(app, [command, "--help"])
+    result = runner.invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
 
 

@@ -305,10 +305,11 @@ def test_limit_tokens():
     text = "a  bb\tccc\ndddd eeeee"
     assert datasets.limit_tokens(text) == text
     assert datasets.limit_tokens(text, max_tokens=3) == "a bb ccc"
-    assert datasets.limit_tokens(text, max_token_length=3) == "a bb ccc"
-    assert datasets.limit_tokens(text, max_token_length=3, long_tokens="truncate") == "a bb ccc ddd eee"
+    assert datasets.limit_tokens(text, max_token_length=3) == "a bb ccc ddd eee"  # the seeds' token[:maxtokenlen]
+    assert datasets.limit_tokens(text, max_token_length=3, long_tokens="drop") == "a bb ccc"
     # as in the seeds: first take max_tokens tokens, then apply the length rule
-    assert datasets.limit_tokens("aaaa b c d", max_tokens=2, max_token_length=2) == "b"
+    assert datasets.limit_tokens("aaaa b c d", max_tokens=2, max_token_length=2, long_tokens="drop") == "b"
+    assert datasets.limit_tokens("aaaa b c d", max_tokens=2, max_token_length=2) == "aa b"
     assert datasets.limit_tokens("", max_tokens=5) == ""
 
 

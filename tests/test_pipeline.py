@@ -174,3 +174,15 @@ def test_a_plugin_whose_load_fails_is_named(registry, store_path):
     registry.embedders["broken"] = EmbedderEntry("broken", Broken, "fakes")
     with pytest.raises(EmbedderUnavailable, match=r"'broken' \(plugin 'fakes'\) could not load: KeyError"):
         embedx.extract(["a"], "broken", store_path)
+
+
+def test_a_fully_cached_rerun_does_not_rewrite_the_file(registry, store_path):
+    embedx.extract(TEXTS, "word-stats", store_path, name="t", columns={"y": list(range(6))})
+    before = store_path.stat()
+    embedx.extract(TEXTS, "word-stats", store_path, name="t", columns={"y": list(range(6))})
+    after = store_path.stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    embedx.extract(TEXTS, "word-stats", store_path, name="t", columns={"y": [9] * 6})  # new column values
+    assert store_path.stat().st_ino != before.st_ino
+    with embedx.open_store(store_path) as store:
+        assert store.input("t").column("y").tolist() == [9] * 6

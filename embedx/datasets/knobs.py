@@ -1,9 +1,8 @@
 """Text knobs kept from the seed notebooks: ``maxtokens`` and ``maxtokenlen``.
 
 Tokens are whitespace-separated. As in the seeds, the first ``max_tokens`` tokens are taken before the
-length rule applies, so a text may end up with fewer tokens. The seeds cut long tokens to ``maxtokenlen``
-characters (``token[:maxtokenlen]``); here long tokens are dropped by default, and ``long_tokens="truncate"``
-gives the seeds' behaviour.
+length rule applies, so a text may end up with fewer tokens. Long tokens are cut to ``maxtokenlen``
+characters by default (``token[:maxtokenlen]``, as the seeds do); ``long_tokens="drop"`` drops them instead.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ LongTokens = Literal["drop", "truncate"]
 
 
 def limit_tokens(text: str, max_tokens: int | None = None, max_token_length: int | None = None,
-                 long_tokens: LongTokens = "drop") -> str:
+                 long_tokens: LongTokens = "truncate") -> str:
     """``text`` cut to its first ``max_tokens`` tokens, without tokens over ``max_token_length`` characters.
 
     With both knobs off the text comes back untouched (whitespace included); otherwise tokens are rejoined

@@ -48,7 +48,7 @@ class Splits:
 
 def split(dataset: Dataset | str, seed: int = 0, train: float = 0.7, validation: float = 0.15, test: float = 0.15,
           samples_per_class: int | None = None, max_tokens: int | None = None, max_token_length: int | None = None,
-          long_tokens: LongTokens = "drop") -> Splits:
+          long_tokens: LongTokens = "truncate") -> Splits:
     """Split ``dataset`` (or a fetched dataset's name) class by class, reproducibly from ``seed``.
 
     Each class is shuffled with the seed; its first ``samples_per_class`` rows (the seeds' ``Nsamp``; all when

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,18 @@ def input_table_arrays(records: list[Record], keys: list[bytes], columns: list[s
                 ["" if v is None else str(v) for v in values])
         else:
             arrays[f"col:{column}"] = typed
-    meta = {"source": source, "columns": columns, "text_stored": store_text}
+    meta = {"source": source, "columns": columns, "text_stored": store_text, "digest": digest(arrays)}
     return meta, arrays
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """A hash of the whole table, so re-running the same input does not rewrite it."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(str(arrays[name].dtype).encode())
+        h.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return h.hexdigest()
 
 
 def typed_column(values: list[Any]) -> np.ndarray | None:

@@ -19,6 +19,14 @@ from embedx.errors import EmbedderUnavailable
 PREFIX = "kumo:"
 
 
+@dataclass
+class VectorTable:
+    """The two attributes of a gensim ``KeyedVectors`` that pooling uses, without gensim."""
+
+    vectors: Any
+    key_to_index: dict[str, int]
+
+
 @dataclass(frozen=True)
 class PackagedVectors:
     name: str
@@ -39,8 +47,8 @@ class PackagedVectors:
         self._require()
         return {"package": self.distribution, "version": importlib.metadata.version(self.distribution)}
 
-    def load(self) -> Any:
-        """A gensim ``KeyedVectors`` built from the package's matrix and word list (about a second)."""
+    def load(self) -> VectorTable:
+        """The package's matrix and word index, read directly (no gensim: importing it alone costs ~1 s)."""
         root = Path(self._require().ROOT)
         try:
             import pyarrow.parquet as pq
@@ -48,16 +56,13 @@ class PackagedVectors:
             raise EmbedderUnavailable(
                 f"{PREFIX}{self.name} needs pyarrow to read its word list: {self.install}") from None
         import numpy as np
-        from gensim.models.keyedvectors import KeyedVectors
 
         vectors = np.load(root / self.vectors_file)
         words = pq.read_table(root / self.index_file, columns=["index"]).column("index").to_pylist()
         if vectors.shape != (len(words), self.dim):
             raise EmbedderUnavailable(f"{self.distribution} is damaged: {vectors.shape[0]}x{vectors.shape[1]} vectors "
                                       f"for {len(words)} words; reinstall it: {self.install}")
-        kv = KeyedVectors(vector_size=self.dim, count=0, dtype=np.float32)
-        kv.add_vectors(words, vectors.astype(np.float32, copy=False))
-        return kv
+        return VectorTable(vectors.astype(np.float32, copy=False), {w: i for i, w in enumerate(words)})
 
     def _require(self) -> Any:
         if importlib.util.find_spec(self.module) is None:
