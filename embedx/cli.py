@@ -6,7 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -74,13 +74,13 @@ def extract(
     input: Annotated[str, typer.Argument(help="Texts: .txt (one per line), .csv/.tsv, .jsonl, or - for stdin.")],
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id (see `embedx embedders`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HDF5 feature file to create or extend.")],
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="Embedder setting key=value (repeatable).")] = None,
-    outputs: Annotated[Optional[str], typer.Option(help="Comma-separated outputs to compute (default: the embedder's).")] = None,
-    format: Annotated[Optional[str], typer.Option(help="Input format if the suffix does not say: txt, csv, tsv, jsonl.")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Embedder setting key=value (repeatable).")] = None,
+    outputs: Annotated[str | None, typer.Option(help="Comma-separated outputs to compute (default: the embedder's).")] = None,
+    format: Annotated[str | None, typer.Option(help="Input format if the suffix does not say: txt, csv, tsv, jsonl.")] = None,
     text_column: Annotated[str, typer.Option("--text-column", "--text-field", help="CSV/TSV column or JSONL field holding the text.")] = "text",
-    name: Annotated[Optional[str], typer.Option(help="Name of this input inside the file (default: the input's file stem).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Texts per batch (default: the embedder's).")] = None,
-    max_length: Annotated[Optional[int], typer.Option(min=1, help="Tokens kept per text; cuts are counted and reported.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name of this input inside the file (default: the input's file stem).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Texts per batch (default: the embedder's).")] = None,
+    max_length: Annotated[int | None, typer.Option(min=1, help="Tokens kept per text; cuts are counted and reported.")] = None,
     dtype: Annotated[Dtype, typer.Option(help="Storage precision.")] = Dtype.float32,
     compression: Annotated[Compression, typer.Option(help="HDF5 compression of the feature arrays.")] = Compression.none,
     empty: Annotated[EmptyPolicy, typer.Option(help="Empty or whitespace-only texts: keep (flagged), skip, or error.")] = EmptyPolicy.keep,
@@ -185,9 +185,9 @@ def export(
     file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id or set name.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Destination: .npy, .parquet or .csv.")],
-    config: Annotated[Optional[str], typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
-    input: Annotated[Optional[str], typer.Option(help="Input table giving the row order (needed if the file has several).")] = None,
-    output_name: Annotated[Optional[str], typer.Option(help="Document output to export (default: the first).")] = None,
+    config: Annotated[str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
+    input: Annotated[str | None, typer.Option(help="Input table giving the row order (needed if the file has several).")] = None,
+    output_name: Annotated[str | None, typer.Option(help="Document output to export (default: the first).")] = None,
 ) -> None:
     """Write one set's document vectors in input order (duplicates repeated)."""
     from embedx.export import export as run_export
@@ -279,7 +279,7 @@ def datasets_list() -> None:
 @datasets_app.command("fetch")
 @_guarded
 def datasets_fetch(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Datasets to fetch (default: all).")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Datasets to fetch (default: all).")] = None,
     force: Annotated[bool, typer.Option(help="Download again even if cached.")] = False,
 ) -> None:
     """Download and normalise datasets into the cache; fetching again is a no-op."""

@@ -9,8 +9,9 @@ schema to keep in sync, and every option value enters the cache key.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 DOCUMENT = "document"
 TOKEN = "token"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -137,7 +138,7 @@ def run(records: list[Record], columns: list[str], settings: ExtractSettings, in
 
         keys = [content_key(r.text).encode("ascii") for r in records]
         todo: dict[bytes, tuple[str, int]] = {}
-        for key, record in zip(keys, records):
+        for key, record in zip(keys, records, strict=False):
             if key not in done and key not in todo:
                 todo[key] = (record.text, record.line)
         unique = len(set(keys))
@@ -312,6 +313,6 @@ def _truncated_in_input(path: Path, set_name: str, keys: list[bytes]) -> int:
         if set_name not in handle[L.SETS]:
             return 0
         group = handle[L.SETS][set_name]
-        truncated = dict(zip(group[L.KEYS][:].tolist(), group[L.TRUNCATED][:].tolist()))
+        truncated = dict(zip(group[L.KEYS][:].tolist(), group[L.TRUNCATED][:].tolist(), strict=False))
     return sum(1 for k in keys if truncated.get(k, 0) > 0)
 

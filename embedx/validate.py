@@ -106,7 +106,7 @@ class BatchChecker:
                                    f"{len(value.tokens)} token lists for {n} texts")
         parts, tokens = [], []
         offsets = np.zeros(n + 1, dtype=np.int64)
-        for i, (array, toks) in enumerate(zip(value.arrays, value.tokens)):
+        for i, (array, toks) in enumerate(zip(value.arrays, value.tokens, strict=False)):
             array = self._floats(shape, array, where)
             if array.ndim == 0 or array.shape[0] != len(toks):
                 raise self.fail(where, f"token output {shape.name!r}, text {i}: {len(toks)} tokens but array "

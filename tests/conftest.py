@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from embedx import registry as registry_module
 import fakes
+from embedx import registry as registry_module
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator, Literal
+from collections.abc import Iterator
+from typing import BinaryIO, Literal
 
 from embedx.errors import InputError
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Literal
+from typing import Any, BinaryIO, Literal
 
 from embedx.errors import InputError
 from embedx.inputs.decoding import EncodingErrors, decoded_lines, strip_newline
