@@ -24,7 +24,7 @@ demo: install
 	mkdir -p $(DEMO)
 	$(EMBEDX) datasets fetch mr
 	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e glove-6b-50d -o $(DEMO)/features.h5
-	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e hashing-ngrams -o $(DEMO)/features.h5
+	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e hashing-ngrams -O dim=4096 --compression gzip -o $(DEMO)/features.h5
 	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e text-stats -o $(DEMO)/features.h5
 	$(EMBEDX) info $(DEMO)/features.h5
 	$(PY) examples/compare_features.py $(DEMO)/features.h5 --input mr --label label --out $(DEMO)

@@ -145,16 +145,19 @@ def info(
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{file}: feature sets")
-    for col in ("set", "embedder", "config", "outputs", "rows", "dtype", "size"):
-        table.add_column(col)
+    console.print(f"[bold]{_escape(str(file))}[/]: {len(sets)} feature set(s), {len(input_rows)} input(s), "
+                  f"{_size(file.stat().st_size)} on disk", highlight=False)
     for s in sets:
         outs = ", ".join(_shape_label(o) for o in s.outputs)
-        table.add_row(s.name, s.embedder, s.config_hash[:12], outs, f"{s.rows:,}", s.dtype, _size(s.bytes_on_disk))
-    console.print(table)
-    for s in sets:
-        options = ", ".join(f"{k}={v}" for k, v in s.config.get("options", {}).items())
-        console.print(f"[bold]{s.name}[/] options: {options}", highlight=False)
+        options = ", ".join(f"{k}={v}" for k, v in s.config.get("options", {}).items()) or "-"
+        identity = ", ".join(f"{k}={v}" for k, v in s.config.get("identity", {}).items()) or "-"
+        versions = ", ".join(f"{k} {v}" for k, v in s.config.get("versions", {}).items()) or "-"
+        console.print(f"\n[bold cyan]{s.embedder}[/] [dim]config {s.config_hash[:12]} (set {s.name})[/]\n"
+                      f"  rows     {s.rows:,} unique texts, {s.dtype}, {_size(s.bytes_on_disk)}\n"
+                      f"  outputs  {_escape(outs)}\n  options  {_escape(options)}\n  identity {_escape(identity)}\n"
+                      f"  versions {_escape(versions)}  [dim]plugin {s.plugin}, updated {s.updated}[/]",
+                      highlight=False)
+    console.print()
     inputs_table = Table(title="inputs")
     for col in ("input", "rows", "columns"):
         inputs_table.add_column(col)
