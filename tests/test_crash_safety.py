@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -115,3 +116,20 @@ def test_second_writer_fails_at_once_and_corrupts_nothing(reference, tmp_path):
     check_consistent(out)
     with embedx.open_store(out) as store:
         assert store.sets()[0].rows == 11990
+
+
+def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(reference, tmp_path):
+    corpus, ref, duration = reference
+    out = tmp_path / "interrupted.h5"
+    proc = subprocess.Popen(command(corpus, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(max(0.6, duration * 0.5))
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived")
+    assert proc.returncode == 130 and "re-run the same command to resume" in stderr
+    check_consistent(out)
+    resumed = subprocess.run([*command(corpus, out), "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(resumed.stdout)
+    assert report["cached"] > 0 and report["cached"] + report["computed"] == report["unique"]
+    assert np.array_equal(read_all(out, corpus), read_all(ref, corpus))
