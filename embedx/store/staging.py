@@ -63,13 +63,9 @@ class Staging:
         if not directory.is_dir():
             return
         for path in sorted(directory.glob(f"shard-*{SHARD_SUFFIX}")):
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    arrays = {k: data[k] for k in data.files}
-            except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-                path.unlink(missing_ok=True)
-                continue
-            yield path, arrays
+            arrays = _read_or_drop(path)
+            if arrays is not None:
+                yield path, arrays
 
     def staged_keys(self, name: str) -> set[bytes]:
         keys: set[bytes] = set()
@@ -93,11 +89,8 @@ class Staging:
         if not directory.is_dir():
             return
         for path in sorted(directory.glob(f"*{SHARD_SUFFIX}")):
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    arrays = {k: data[k] for k in data.files}
-            except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-                path.unlink(missing_ok=True)
+            arrays = _read_or_drop(path)
+            if arrays is None:
                 continue
             meta = json.loads(str(arrays.pop("__meta__")))
             yield path.name[: -len(SHARD_SUFFIX)], meta, arrays
@@ -121,3 +114,13 @@ class Staging:
         for name in self.staged_sets():
             counts[name] = sum(len(a["keys"]) for _, a in self.shards(name))
         return counts
+
+
+def _read_or_drop(path: Path) -> dict[str, np.ndarray] | None:
+    """A shard's arrays, or ``None`` after deleting it if it cannot be read (its rows get recomputed)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        path.unlink(missing_ok=True)
+        return None
