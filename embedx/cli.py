@@ -303,7 +303,25 @@ def datasets_path(name: Annotated[str, typer.Argument(help="Dataset name.")]) ->
     typer.echo(str(ds.fetch(name)))
 
 
+def add_plugin_commands(cli: typer.Typer) -> None:
+    """Let plugins add their commands (``register_commands`` hook); a plugin that fails is skipped, not fatal."""
+    from embedx.errors import EmbedxError
+    from embedx.registry import get_registry
+
+    try:
+        registry = get_registry()
+    except EmbedxError as exc:  # still let `embedx plugins` and --help run; the error shows when used
+        typer.echo(f"warning: {exc}", err=True)
+        return
+    for impl in registry.manager.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # one plugin's broken command must not take the CLI down
+            typer.echo(f"warning: plugin {impl.plugin_name!r} failed to add its commands: {exc}", err=True)
+
+
 def main() -> None:
+    add_plugin_commands(app)
     app(prog_name="embedx")
 
 

@@ -19,3 +19,12 @@ def register_embedders(register):
     (``word-vectors`` for any file, ``glove-6b-50d`` for a packaged one); ``requires`` adds
     ``{module: install command}`` needed by this id only.
     """
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``embedx`` command line: ``cli`` is the root ``typer.Typer``.
+
+    Keep the module that implements this light: it is imported for every command, even
+    ``--help``. Import heavy libraries inside the command functions.
+    """

@@ -14,17 +14,18 @@ import embedx
 from embedx.cli import app
 
 runner = CliRunner()
-HEAVY = {"torch", "tensorflow", "tensorflow_hub", "gensim", "flair", "transformers", "h5py", "numpy"}
+HEAVY = {"torch", "tensorflow", "tensorflow_hub", "gensim", "flair", "transformers", "sklearn", "h5py"}
 
 
 def test_help_imports_nothing_heavy():
-    code = ("import sys, embedx, embedx.cli\n"
-            "from typer.testing import CliRunner\n"
-            "r = CliRunner().invoke(embedx.cli.app, ['--help'])\n"
-            "assert r.exit_code == 0, r.output\n"
-            f"print(sorted(set({sorted(HEAVY)!r}) & set(sys.modules)))")
+    """`embedx --help`, with every installed plugin's commands added, loads no framework."""
+    code = ("import sys\n"
+            "sys.argv = ['embedx', '--help']\n"
+            "import embedx.cli\n"
+            "try:\n    embedx.cli.main()\nexcept SystemExit as e:\n    assert e.code in (0, None)\n"
+            f"print('HEAVY', sorted(set({sorted(HEAVY)!r}) & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
 
 
 @pytest.mark.parametrize("command", ["extract", "info", "export", "plugins", "embedders", "datasets",

@@ -138,3 +138,31 @@ def test_missing_dependency_gives_the_install_command(registry):
 
     row = [r for r in describe_embedders(registry) if r["id"] == "needs"][0]
     assert row["available"] is False and row["install"] == "pip install surely-not-installed"
+
+
+def test_plugins_can_add_commands(entry_points):
+    import typer
+    from typer.testing import CliRunner
+
+    from embedx.cli import add_plugin_commands
+
+    def register_commands(cli):
+        @cli.command("hello-plugin")
+        def hello(name: str = "world"):
+            """Say hello (a plugin command)."""
+            typer.echo(f"hello {name}")
+
+    entry_points(FakeEntryPoint("cmds", plugin_module("m", register_commands=register_commands)))
+    R.set_registry(R.build_registry())
+    try:
+        app = typer.Typer()
+
+        @app.command()
+        def core():
+            """A core command."""
+
+        add_plugin_commands(app)
+        result = CliRunner().invoke(app, ["hello-plugin", "--name", "embedx"])
+        assert result.exit_code == 0 and result.output.strip() == "hello embedx"
+    finally:
+        R.set_registry(None)
