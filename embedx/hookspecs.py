@@ -28,3 +28,19 @@ def register_commands(cli):
     Keep the module that implements this light: it is imported for every command, even
     ``--help``. Import heavy libraries inside the command functions.
     """
+
+
+@hookspec
+def register_heads(register):
+    """Register classifier heads trained on cached features: ``register(HeadClass, id=None, defaults=None, ...)``.
+
+    Same ``register`` signature as ``register_embedders``; a head subclasses ``embedx.heads.Head``.
+    """
+
+
+@hookspec
+def register_finetuners(register):
+    """Register fine-tuning baselines (a model trained end to end on texts) for ``embedx bench compare``.
+
+    Same ``register`` signature as ``register_embedders``; a fine-tuner subclasses ``embedx.finetune.FineTuner``.
+    """

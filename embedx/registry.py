@@ -21,7 +21,7 @@ ENTRY_POINT_GROUP = "embedx"
 #: Comma-separated plugin names to load from entry points; unset loads all, empty loads none.
 LOAD_PLUGINS_ENV = "EMBEDX_LOAD_PLUGINS"
 #: Built-in plugins: name -> module. They register through the same hooks as third parties.
-BUILTIN_PLUGINS = {"hashing": "embedx.builtin.hashing"}
+BUILTIN_PLUGINS = {"hashing": "embedx.builtin.hashing", "heads": "embedx.builtin.heads"}
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Registry:
 
     manager: pluggy.PluginManager
     embedders: dict[str, EmbedderEntry] = field(default_factory=dict)
+    heads: dict[str, EmbedderEntry] = field(default_factory=dict)
+    finetuners: dict[str, EmbedderEntry] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
 
     def entry(self, embedder_id: str) -> EmbedderEntry:
@@ -94,7 +96,7 @@ def build_registry(extra_plugins: list[tuple[str, ModuleType | object]] | None =
     except pluggy.PluginValidationError as exc:
         name = registry.manager.get_name(exc.plugin) or exc.plugin
         raise RegistryError(f"plugin {name!r} implements a hook embedx does not define: {exc}") from None
-    _collect_embedders(registry)
+    _collect_all(registry)
     return registry
 
 
@@ -124,30 +126,41 @@ def _add(registry: Registry, name: str, plugin: Any, version: str, source: str) 
     registry.plugins[name] = PluginInfo(name, version, hooks, source)
 
 
-def _collect_embedders(registry: Registry) -> None:
-    for impl in registry.manager.hook.register_embedders.get_hookimpls():
+def _collect(registry: Registry, hook_name: str, kind: str, base: type, target: dict[str, EmbedderEntry]) -> None:
+    """Call every plugin's ``hook_name(register)``; ids are global per kind, so duplicates are errors."""
+    for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
         plugin_name = impl.plugin_name
 
-        def register(cls: type[Embedder], id: str | None = None, defaults: dict[str, Any] | None = None,
+        def register(cls: type, id: str | None = None, defaults: dict[str, Any] | None = None,
                      description: str = "", requires: dict[str, str] | None = None,
                      _plugin: str = plugin_name) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, Embedder)):
-                raise RegistryError(f"plugin {_plugin!r} registered {cls!r}, which is not an embedx.Embedder subclass")
-            embedder_id = id or cls.id
-            if not embedder_id:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise RegistryError(f"plugin {_plugin!r} registered {cls!r}, which is not an "
+                                    f"{base.__module__.split('.')[0]}.{base.__name__} subclass")
+            entry_id = id or cls.id
+            if not entry_id:
                 raise RegistryError(f"plugin {_plugin!r} registered {cls.__name__} without an id")
-            if embedder_id in registry.embedders:
-                other = registry.embedders[embedder_id].plugin
-                raise RegistryError(f"embedder id {embedder_id!r} is registered by both plugin {other!r} and plugin {_plugin!r}")
-            registry.embedders[embedder_id] = EmbedderEntry(embedder_id, cls, _plugin, dict(defaults or {}),
-                                                            description, dict(requires or {}))
+            if entry_id in target:
+                other = target[entry_id].plugin
+                raise RegistryError(f"{kind} id {entry_id!r} is registered by both plugin {other!r} and plugin {_plugin!r}")
+            target[entry_id] = EmbedderEntry(entry_id, cls, _plugin, dict(defaults or {}), description,
+                                             dict(requires or {}))
 
         try:
             impl.function(register=register)
         except RegistryError:
             raise
         except Exception as exc:
-            raise RegistryError(f"plugin {plugin_name!r} failed in register_embedders: {type(exc).__name__}: {exc}") from exc
+            raise RegistryError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _collect_all(registry: Registry) -> None:
+    from embedx.finetune.base import FineTuner
+    from embedx.heads.base import Head
+
+    _collect(registry, "register_embedders", "embedder", Embedder, registry.embedders)
+    _collect(registry, "register_heads", "head", Head, registry.heads)
+    _collect(registry, "register_finetuners", "fine-tuner", FineTuner, registry.finetuners)
 
 
 _REGISTRY: Registry | None = None

@@ -73,7 +73,7 @@ def test_load_plugins_env_restricts(entry_points, monkeypatch):
     reg = R.build_registry()
     assert "ep-two" in reg.embedders and "ep-one" not in reg.embedders
     monkeypatch.setenv(R.LOAD_PLUGINS_ENV, "")
-    assert set(R.build_registry().plugins) == {"hashing"}
+    assert set(R.build_registry().plugins) == set(R.BUILTIN_PLUGINS)  # built-ins always load
 
 
 def test_duplicate_ids_name_both_plugins(entry_points):

@@ -1,0 +1,62 @@
+"""The head contract: options from ``__init__``, ``fit`` on train + validation, ``predict_proba``, save/load.
+
+Heads are plugins like embedders: a class registered through ``register_heads``. Importing
+this module is light; heads import scikit-learn or torch inside their methods.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from embedx.heads.data import HeadData
+
+
+@dataclass
+class FitReport:
+    """What training found: the hyperparameters picked on validation, per-epoch curves, extra facts."""
+
+    chosen: dict[str, Any] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Head(abc.ABC):
+    """Base class of every head. Subclasses take typed keyword options in ``__init__``."""
+
+    id: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    requires: ClassVar[Mapping[str, str]] = {}
+    #: "document": one vector (or one per layer) per text; "layers": needs a per-layer output.
+    input: ClassVar[str] = "document"
+    #: Trains from chunks, so the training set never has to fit in memory.
+    streaming: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def fit(self, train: HeadData, validation: HeadData) -> FitReport:
+        """Train; ``validation`` is for model selection and early stopping, never for fitting weights."""
+
+    @abc.abstractmethod
+    def predict_proba(self, data: HeadData | np.ndarray) -> np.ndarray:
+        """Class probabilities ``[n, n_classes]`` (columns in ``data.classes`` order)."""
+
+    def predict(self, data: HeadData | np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(data), axis=1)
+
+    @abc.abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the trained state into ``directory`` (created by the caller)."""
+
+    @abc.abstractmethod
+    def restore(self, directory: Path) -> None:
+        """Read back what :meth:`save` wrote, into a head built with the same options."""
+
+
+def as_matrix(data: HeadData | np.ndarray) -> np.ndarray:
+    """A 2-D float32 matrix from a HeadData or an array (per-layer rows are flattened)."""
+    X = data.array() if isinstance(data, HeadData) else np.asarray(data, dtype=np.float32)
+    return X.reshape(len(X), -1)

@@ -1,0 +1,138 @@
+"""A learned layer mix over cached per-layer features (ELMo's ScalarMix), then pooling and a classifier.
+
+``gamma * sum_k softmax(w)_k * layer_k`` is trained with the classifier on features cached per
+layer (BERT ``layers=all``, ELMo's layers), without re-running the model. Each layer is first
+standardised per feature on the training rows, so layers of different scale mix fairly. With a
+token-level per-layer output, tokens are mixed, then mean- or max-pooled under a mask.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from embedx.heads.base import FitReport, Head
+from embedx.heads.data import HeadData
+from embedx.heads.dense import TORCH
+from embedx.heads.torch_loop import minibatches, train_classifier
+
+
+def _module(layers: int, dim: int, n_classes: int, hidden: int, pooling: str):
+    import torch
+
+    class ScalarMixClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = torch.nn.Parameter(torch.zeros(layers))
+            self.gamma = torch.nn.Parameter(torch.ones(()))
+            self.classifier = (torch.nn.Linear(dim, n_classes) if hidden == 0 else torch.nn.Sequential(
+                torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_classes)))
+
+        def forward(self, x, mask=None):
+            mixed = self.gamma * torch.einsum("...ld,l->...d", x, torch.softmax(self.weights, 0))
+            if mask is not None:  # tokens: [B, T, D] pooled over real tokens only
+                m = mask.unsqueeze(-1)
+                if pooling == "max":
+                    mixed = mixed.masked_fill(~m, float("-inf")).amax(1)
+                    mixed = torch.where(torch.isfinite(mixed), mixed, torch.zeros_like(mixed))
+                else:
+                    mixed = (mixed * m).sum(1) / m.sum(1).clamp(min=1)
+            return self.classifier(mixed)
+
+    return ScalarMixClassifier()
+
+
+class LayerMixHead(Head):
+    id = "layer-mix"
+    description = "ScalarMix (softmax layer weights + scale) over cached per-layer features, pooling, classifier"
+    requires = TORCH
+    input = "layers"
+
+    def __init__(self, classifier: Literal["linear", "dense"] = "linear", hidden: int = 256,
+                 pooling: Literal["mean", "max"] = "mean", lr: float = 1e-3, weight_decay: float = 0.0,
+                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int = 2):
+        self.classifier, self.hidden, self.pooling = classifier, hidden, pooling
+        self.lr, self.weight_decay, self.epochs, self.patience = lr, weight_decay, epochs, patience
+        self.batch_size, self.seed, self.threads = batch_size, seed, threads
+        self.model = None
+        self.mean = self.scale = None
+        self.tokens = False
+
+    def _inputs(self, data: HeadData, rows: np.ndarray | None = None):
+        """``(x,)`` or ``(x, mask)`` tensors for the chosen rows, standardised per layer and feature."""
+        import torch
+
+        if data.level == "document":
+            x = data.array() if rows is None else data.subset(rows).array()
+            return (torch.from_numpy(((x - self.mean) / self.scale).astype(np.float32)),)
+        arrays = data.token_arrays(data.rows if rows is None else data.rows[rows])
+        longest = max((len(a) for a in arrays), default=1) or 1
+        x = np.zeros((len(arrays), longest, *self.mean.shape), dtype=np.float32)
+        mask = np.zeros((len(arrays), longest), dtype=bool)
+        for i, a in enumerate(arrays):
+            x[i, :len(a)] = (a - self.mean) / self.scale
+            mask[i, :len(a)] = True
+        return torch.from_numpy(x), torch.from_numpy(mask)
+
+    def fit(self, train: HeadData, validation: HeadData) -> FitReport:
+        import torch
+
+        if not train.per_layer:
+            raise ValueError(f"layer-mix needs a per-layer output; {train.output!r} has no layer axis "
+                             "(extract with layers=all, or ELMo's per-layer token output)")
+        torch.set_num_threads(self.threads)
+        self.tokens = train.level == "token"
+        sample = np.concatenate(train.token_arrays()) if self.tokens else train.array()
+        self.mean, self.scale = sample.mean(0), sample.std(0) + 1e-6  # [layers, dim]
+        layers, dim = self.mean.shape
+        self.model = _module(layers, dim, len(train.classes), 0 if self.classifier == "linear" else self.hidden,
+                             self.pooling)
+        yt = torch.from_numpy(train.y.astype(np.int64))
+        whole = self._inputs(train) if not self.tokens else None
+
+        def batches(rng):
+            out = []
+            for b in minibatches(len(train), self.batch_size, rng):
+                inputs = tuple(t[b] for t in whole) if whole is not None else self._inputs(train, b)
+                out.append((inputs, yt[b]))
+            return out
+
+        curves = train_classifier(self.model, batches, (self._inputs(validation),
+                                                        torch.from_numpy(validation.y.astype(np.int64))),
+                                  epochs=self.epochs, patience=self.patience, lr=self.lr,
+                                  weight_decay=self.weight_decay, seed=self.seed)
+        weights = torch.softmax(self.model.weights.detach(), 0).numpy()
+        return FitReport(chosen={"epochs": curves.pop("best_epoch")[0]}, curves=curves,
+                         extra={"layer_weights": [round(float(w), 4) for w in weights],
+                                "gamma": round(float(self.model.gamma.detach()), 4)})
+
+    def predict_proba(self, data: HeadData | np.ndarray) -> np.ndarray:
+        import torch
+
+        if isinstance(data, np.ndarray):
+            inputs = (torch.from_numpy(((data - self.mean) / self.scale).astype(np.float32)),)
+        else:
+            inputs = self._inputs(data)
+        with torch.no_grad():
+            return torch.softmax(self.model(*inputs), 1).numpy()
+
+    def save(self, directory: Path) -> None:
+        import torch
+
+        layers, dim = self.mean.shape
+        n_classes = (self.model.classifier if hasattr(self.model.classifier, "out_features")
+                     else self.model.classifier[-1]).out_features
+        torch.save({"state": self.model.state_dict(), "mean": self.mean, "scale": self.scale, "tokens": self.tokens,
+                    "shape": [layers, dim, n_classes]}, directory / "model.pt")
+
+    def restore(self, directory: Path) -> None:
+        import torch
+
+        saved = torch.load(directory / "model.pt", weights_only=False)  # embedx's own file (see save)
+        layers, dim, n_classes = saved["shape"]
+        self.mean, self.scale, self.tokens = saved["mean"], saved["scale"], saved["tokens"]
+        self.model = _module(layers, dim, n_classes, 0 if self.classifier == "linear" else self.hidden, self.pooling)
+        self.model.load_state_dict(saved["state"])
+        self.model.eval()

@@ -1,0 +1,74 @@
+"""The shared shape of the token-level embedders: flair components, pooled into a document vector.
+
+Each text becomes a flair Sentence; the components (one, two, or a stack) give every token a
+vector (concatenated in component order); ``DocumentPoolEmbeddings`` with
+``fine_tune_mode="none"`` pools them into the ``doc`` output (mean, max or min per dimension).
+Subclasses only say which components they are made of.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import embedx
+from embedx.errors import OptionError
+from embedx_flair.batch import run_batch
+from embedx_flair.flair_import import import_flair
+from embedx_flair.sentences import Tokenizer, check_max_length, make_tokenizer, prepare
+
+Pooling = Literal["mean", "max", "min"]
+REQUIRES = {"flair": "pip install flair==0.15.1", "torch": "pip install torch==2.13.0"}
+#: flair orders a token's concatenated vectors by name ("0-...", "1-...", ...): past ten it would sort "10-" first.
+MAX_COMPONENTS = 10
+
+
+class FlairTokenEmbedder(embedx.Embedder):
+    """Base of the embedders whose model gives one vector per flair token."""
+
+    outputs = (
+        embedx.Output("doc", embedx.DOCUMENT, description="token vectors pooled by DocumentPoolEmbeddings"),
+        embedx.Output("tokens", embedx.TOKEN, description="one vector per flair token"),
+    )
+    default_outputs = ("doc",)
+    requires = REQUIRES
+    versioned = ("flair", "torch")
+    batch_size = 32
+
+    components: list[Any]
+    pooling: Pooling = "mean"
+    tokenizer: Tokenizer = "segtok"
+    max_length: int | None = None
+
+    def _setup(self, components: list[Any], pooling: Pooling, tokenizer: Tokenizer, max_length: int | None) -> None:
+        if not components:
+            raise OptionError(f"{self.id}: nothing to embed with; give at least one model")
+        if len(components) > MAX_COMPONENTS:
+            raise OptionError(f"{self.id}: at most {MAX_COMPONENTS} components (got {len(components)})")
+        check_max_length(max_length)
+        self.components, self.pooling, self.tokenizer, self.max_length = components, pooling, tokenizer, max_length
+        self._pool: Any = None
+        self._dim: int | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"components": [component.identity() for component in self.components]}
+
+    def load(self) -> None:
+        import_flair()
+        from flair.embeddings import DocumentPoolEmbeddings
+
+        built = [component.build() for component in self.components]
+        # the pool wraps the components in its own StackedEmbeddings (which renames them): token vectors
+        # are read through that stack, so tokens and doc agree on names and order
+        self._pool = DocumentPoolEmbeddings(built, pooling=self.pooling, fine_tune_mode="none")
+        self._pool.eval()
+        self._dim = self._pool.embedding_length
+        self._token_names = self._pool.embeddings.get_names()
+        self._tokenize = make_tokenizer(self.tokenizer)
+
+    def output_specs(self) -> tuple[embedx.Output, ...]:
+        return tuple(embedx.Output(o.name, o.level, self._dim, description=o.description) for o in self.outputs)
+
+    def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
+        prepared = prepare(texts, self._tokenize, self.max_length)
+        embed = self._pool.embed if "doc" in self.requested_outputs else self._pool.embeddings.embed
+        return run_batch(prepared, embed, self._dim, self.requested_outputs, self._pool.name, self._token_names)
