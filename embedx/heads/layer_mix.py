@@ -60,14 +60,13 @@ class LayerMixHead(Head):
         self.mean = self.scale = None
         self.tokens = False
 
-    def _inputs(self, data: HeadData, rows: np.ndarray | None = None):
-        """``(x,)`` or ``(x, mask)`` tensors for the chosen rows, standardised per layer and feature."""
+    def _inputs(self, data: HeadData):
+        """``(x,)`` or ``(x, mask)`` tensors for all rows, standardised per layer and feature."""
         import torch
 
         if data.level == "document":
-            x = data.array() if rows is None else data.subset(rows).array()
-            return (torch.from_numpy(((x - self.mean) / self.scale).astype(np.float32)),)
-        arrays = data.token_arrays(data.rows if rows is None else data.rows[rows])
+            return (torch.from_numpy(((data.array() - self.mean) / self.scale).astype(np.float32)),)
+        arrays = data.token_arrays()
         longest = max((len(a) for a in arrays), default=1) or 1
         x = np.zeros((len(arrays), longest, *self.mean.shape), dtype=np.float32)
         mask = np.zeros((len(arrays), longest), dtype=bool)
@@ -90,14 +89,10 @@ class LayerMixHead(Head):
         self.model = _module(layers, dim, len(train.classes), 0 if self.classifier == "linear" else self.hidden,
                              self.pooling)
         yt = torch.from_numpy(train.y.astype(np.int64))
-        whole = self._inputs(train) if not self.tokens else None
+        whole = self._inputs(train)  # the training rows are held in memory (padded, for token inputs)
 
         def batches(rng):
-            out = []
-            for b in minibatches(len(train), self.batch_size, rng):
-                inputs = tuple(t[b] for t in whole) if whole is not None else self._inputs(train, b)
-                out.append((inputs, yt[b]))
-            return out
+            return [(tuple(t[b] for t in whole), yt[b]) for b in minibatches(len(train), self.batch_size, rng)]
 
         curves = train_classifier(self.model, batches, (self._inputs(validation),
                                                         torch.from_numpy(validation.y.astype(np.int64))),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -22,6 +22,12 @@ class Standardizer:
         self.mean = total / max(n, 1)
         var = np.maximum(squares / max(n, 1) - self.mean ** 2, 0.0)
         self.scale = np.where(var > 1e-12, np.sqrt(var), 1.0)
+        return self
+
+    def identity(self, row_shape: tuple[int, ...]) -> Standardizer:
+        """A no-op scaler (mean 0, scale 1), saved like a fitted one."""
+        size = int(np.prod(row_shape))
+        self.mean, self.scale = np.zeros(size), np.ones(size)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

