@@ -424,6 +424,52 @@ def datasets_path(name: Annotated[str, typer.Argument(help="Dataset name.")]) ->
     typer.echo(str(ds.fetch(name)))
 
 
+bench_app = typer.Typer(help="Benchmarks: heads on cached features against fine-tuning.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("compare")
+@_guarded
+def bench_compare(
+    out: Annotated[Path, typer.Option(help="Directory for the feature cache, results.json, report.md and plots.")] = Path("runs/bench"),
+    full: Annotated[bool, typer.Option("--full", help="The seeds' setting: every dataset, 1,000 per class, 5 seeds (hours on a CPU).")] = False,
+    datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets (see `embedx datasets list`).")] = None,
+    embedders: Annotated[list[str] | None, typer.Option("--embedder", "-e", help="Embedder spec id or id:key=value:... (repeatable; default: every one that runs here).")] = None,
+    heads: Annotated[str | None, typer.Option(help="Comma-separated heads.")] = None,
+    finetuners: Annotated[list[str] | None, typer.Option("--finetuner", help="Fine-tuner spec (repeatable; default: every one installed).")] = None,
+    no_finetune: Annotated[bool, typer.Option("--no-finetune", help="Skip the fine-tuning baselines.")] = False,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds for the heads.")] = None,
+    samples_per_class: Annotated[int | None, typer.Option(help="Texts per class (the seeds' Nsamp).")] = None,
+    layer_sweep: Annotated[str | None, typer.Option(help="Embedder for the layers x pooling table ('none' to skip).")] = None,
+) -> None:
+    """Run datasets x embedders x heads plus fine-tuning; write a Markdown report with plots."""
+    from embedx.bench.config import default_config, full_config
+    from embedx.bench.report import write_report
+    from embedx.bench.runner import Comparison
+
+    config = full_config() if full else default_config()
+    if datasets:
+        config.datasets = [d.strip() for d in datasets.split(",") if d.strip()]
+    if embedders:
+        config.embedders = embedders
+    if heads:
+        config.heads = [h.strip() for h in heads.split(",") if h.strip()]
+    if finetuners:
+        config.finetuners = finetuners
+    if no_finetune:
+        config.finetuners = []
+    if seeds:
+        config.seeds = [int(s) for s in seeds.split(",")]
+    if samples_per_class:
+        config.samples_per_class = samples_per_class
+    if layer_sweep:
+        config.layer_sweep = None if layer_sweep == "none" else layer_sweep
+    results = Comparison(config, out, log=lambda m: typer.echo(m, err=True), progress=False).run()
+    report = write_report(results, out)
+    typer.echo(report.read_text())
+    typer.echo(f"wrote {report} ({results['seconds'] / 60:.1f} min)", err=True)
+
+
 def add_plugin_commands(cli: typer.Typer) -> None:
     """Let plugins add their commands (``register_commands`` hook); a plugin that fails is skipped, not fatal."""
     from embedx.errors import EmbedxError

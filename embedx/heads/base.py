@@ -59,5 +59,5 @@ class Head(abc.ABC):
 
 def as_matrix(data: HeadData | np.ndarray) -> np.ndarray:
     """A 2-D float32 matrix from a HeadData or an array (per-layer rows are flattened)."""
-    X = data.array() if isinstance(data, HeadData) else np.asarray(data, dtype=np.float32)
+    X = data.array() if hasattr(data, "array") else np.asarray(data, dtype=np.float32)
     return X.reshape(len(X), -1)

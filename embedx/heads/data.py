@@ -86,3 +86,44 @@ class HeadData:
     def _need_document(self) -> None:
         if self.level != "document":
             raise ValueError(f"output {self.output!r} is token-level; this head needs a document output")
+
+
+@dataclass
+class MemoryData:
+    """Rows already in memory, with the same interface as :class:`HeadData`.
+
+    The benchmark slices cached per-layer features (one layer, the last four concatenated...)
+    and hands the slices to heads this way, without writing new feature sets.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    output: str = "memory"
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    level = "document"
+
+    @property
+    def per_layer(self) -> bool:
+        return self.X.ndim == 3
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        return tuple(self.X.shape[1:])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.X.nbytes)
+
+    def array(self) -> np.ndarray:
+        return self.X.astype(np.float32, copy=False)
+
+    def chunks(self, size: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(self.X), size):
+            yield self.array()[start:start + size], self.y[start:start + size]
+
+    def subset(self, index: np.ndarray) -> MemoryData:
+        return MemoryData(self.X[index], self.y[index], self.classes, self.output)

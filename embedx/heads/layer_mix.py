@@ -106,7 +106,7 @@ class LayerMixHead(Head):
     def predict_proba(self, data: HeadData | np.ndarray) -> np.ndarray:
         import torch
 
-        if isinstance(data, np.ndarray):
+        if not hasattr(data, "array"):
             inputs = (torch.from_numpy(((data - self.mean) / self.scale).astype(np.float32)),)
         else:
             inputs = self._inputs(data)

@@ -14,11 +14,11 @@ WORDS = ("film story actor scene plot funny dull long short gripping moving musi
 
 
 def batch_texts(rng: random.Random, n: int = 32) -> list[str]:
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60))) for _ in range(n)]
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 24))) for _ in range(n)]
 
 
 def test_rss_stays_flat_over_100_batches(registry, tmp_path):
-    # hidden 128: a leaked batch would pin a [chars, 32, 128] float tensor (~1.5-4 MB) per batch
+    # hidden 128: a leaked batch would pin its [chars, 32, 128] float hidden states (~1-2 MB) per batch
     path = save_char_lm(tmp_path / "lm.pt", True, hidden=128, texts=WORDS)
     embedder, _ = registry.create("flair-char-lm", {"forward": path})
     embedder.requested_outputs = ("doc", "tokens")

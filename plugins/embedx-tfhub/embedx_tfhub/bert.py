@@ -6,7 +6,8 @@ input_mask=, input_type_ids=))``, int32 ``[batch, seq]``, returning ``pooled_out
 Text is tokenized with WordPiece built from the module's own ``vocab_file`` asset and
 ``do_lower_case`` variable (``tokenizers.BertWordPieceTokenizer``, the engine behind
 transformers' ``BertTokenizerFast``), as ``[CLS] pieces [SEP]``, cut to ``max_length``
-positions (cuts are counted). A blank text is ``[CLS] [SEP]``.
+positions (cuts are counted; by default the size of the encoder's position table, 512 when it
+cannot be read from the module). A blank text is ``[CLS] [SEP]``.
 
 Outputs:
 
@@ -67,7 +68,8 @@ class TfHubBert(TfHubEmbedder):
         self._init_handle(handle)
         self.pooling, self.layers_text, self.bucketing = pooling, layers, bucketing
         self.layer_spec = parse_layers(layers)
-        self.max_length = max_length or DEFAULT_MAX_LENGTH
+        self.max_length_option = max_length
+        self.max_length = max_length or DEFAULT_MAX_LENGTH  # capped at the position table's size on load
         self.hidden: int | None = None
         self.num_layers: int | None = None
         self.layer_indices: tuple[int, ...] = ()
@@ -114,6 +116,12 @@ class TfHubBert(TfHubEmbedder):
         probe = module({"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros([1, 2], tf.int32)})
         self.num_layers = len(probe["encoder_outputs"])
         self.hidden = int(probe["sequence_output"].shape[-1])
+        positions = _positions(module)
+        if positions is not None:
+            if self.max_length_option is None:
+                self.max_length = min(self.max_length, positions)
+            elif self.max_length > positions:
+                raise OptionError(f"max_length={self.max_length} exceeds the {positions} positions this encoder reads")
         try:
             self.layer_indices = resolve_layers(self.layer_spec, self.num_layers)
         except ValueError as exc:
@@ -193,13 +201,22 @@ class TfHubBert(TfHubEmbedder):
         return Embeddings(outputs, cuts)
 
 
+def _positions(module: Any) -> int | None:
+    """Rows of the encoder's position embedding table (``position_embedding/embeddings``), if it has one."""
+    for variable in getattr(module, "variables", []):
+        if "position_embedding" in variable.name and len(variable.shape) == 2:
+            return int(variable.shape[0])
+    return None
+
+
 def _wordpiece(module: Any) -> tuple[Any, tuple[int, int, int]]:
     """The WordPiece tokenizer of a TF Hub BERT encoder and its [CLS], [SEP], [PAD] ids."""
     from tokenizers import BertWordPieceTokenizer
+    from tokenizers.models import WordPiece
 
     vocab = module.vocab_file.asset_path.numpy().decode("utf-8")
     lowercase = bool(module.do_lower_case.numpy())
-    tokenizer = BertWordPieceTokenizer(vocab, lowercase=lowercase, strip_accents=None, clean_text=True,
+    tokenizer = BertWordPieceTokenizer(WordPiece.read_file(vocab), lowercase=lowercase, strip_accents=None, clean_text=True,
                                        handle_chinese_chars=True)
     special = []
     for token in ("[CLS]", "[SEP]", "[PAD]"):

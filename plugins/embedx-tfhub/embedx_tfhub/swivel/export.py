@@ -17,7 +17,7 @@ For fine-tuning through ``hub.KerasLayer(handle, trainable=True)`` the exported 
 ``regularization_losses`` (empty) as saved attributes, so they survive loading; a plain ``tf.Module``
 would lose them and train nothing. The object is a ``tf.train.Checkpoint`` (an AutoTrackable), the
 way TF Hub's own text-embedding exporter builds it. A ``default`` signature returning
-``{"default": [batch, dim]}`` serves TF1-style callers.
+``{"default": [batch, dim]}`` for input ``default`` serves TF1-style callers.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def _module_class(tf):
             return tf.nn.safe_embedding_lookup_sparse(self.embeddings, ids, None, combiner="sqrtn")
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def default_signature(self, sentences):
-            return {"default": self.__call__(sentences)}
+        def default_signature(self, default):  # TF1 Hub convention: the single input and output are "default"
+            return {"default": self.__call__(default)}
 
     return TextEmbeddingModule
 
@@ -140,7 +140,9 @@ def export_module(words: list[str], vectors: np.ndarray, out_dir: str | os.PathL
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise SwivelOptionError(f"{out} exists and is not empty; choose another folder or pass --overwrite")
-    import tensorflow as tf
+    from embedx_tfhub import _tf
+
+    tf = _tf.tensorflow()
 
     meta = {"format": "embedx-swivel-module", "format_version": FORMAT_VERSION, "dim": int(vectors.shape[1]),
             "vocabulary": len(words), "num_oov_buckets": int(num_oov_buckets), "combiner": "sqrtn",

@@ -131,7 +131,9 @@ def _step_function(tf, variables: dict, config: SwivelConfig, shard_size: int):
 def train_swivel(shards: Shards, words: list[str], config: SwivelConfig, progress: bool = False) -> SwivelModel:
     """Train on every block once per epoch, in a seeded random order; return the embeddings."""
     config.validate()
-    import tensorflow as tf
+    from embedx_tfhub import _tf
+
+    tf = _tf.tensorflow()
 
     size = shards.vocab_size
     rng = np.random.default_rng(config.seed)

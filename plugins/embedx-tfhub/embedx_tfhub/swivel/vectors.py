@@ -112,10 +112,11 @@ def vectors_from_module(module_dir: str | os.PathLike[str], batch_size: int = 40
     if not vocab.is_file():
         raise CorpusError(f"{module_dir} has no assets/tokens.txt: cannot list the module's words")
     words = [w for w in vocab.read_text(encoding="utf-8").splitlines() if w]
-    import tensorflow as tf
-    import tensorflow_hub as hub
+    from embedx_tfhub import _tf
+
+    tf, hub = _tf.tensorflow(), _tf.hub()
 
     module = hub.load(str(module_dir))
-    embed = module if callable(module) else (lambda x: module.signatures["default"](x)["default"])
+    embed = module if callable(module) else (lambda x: module.signatures["default"](default=x)["default"])
     parts = [embed(tf.constant(words[i:i + batch_size])).numpy() for i in range(0, len(words), batch_size)]
     return words, np.concatenate(parts).astype(np.float32)

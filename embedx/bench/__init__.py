@@ -1,0 +1,1 @@
+"""`embedx bench compare`: frozen features + light heads against fine-tuning, on real labelled data."""

@@ -1,0 +1,45 @@
+"""What a comparison runs: datasets x embedders x heads, fine-tuning baselines, seeds, sizes.
+
+The default fits a 2-core machine in about 20 minutes; ``--full`` is the seeds' setting
+(1,000 samples per class, every dataset, more seeds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+AUTO = "auto"  # every registered embedder / fine-tuner that can run here with its defaults
+
+
+@dataclass
+class BenchConfig:
+    datasets: list[str] = field(default_factory=lambda: ["sms-spam", "tweets"])
+    embedders: list[str] = field(default_factory=lambda: [AUTO])
+    heads: list[str] = field(default_factory=lambda: ["logreg", "linear-svm", "random-forest", "gradient-boosting",
+                                                      "dense"])
+    finetuners: list[str] = field(default_factory=lambda: [AUTO])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    finetune_seeds: list[int] = field(default_factory=lambda: [0])
+    samples_per_class: int | None = 500
+    finetune_samples_per_class: int | None = 300
+    max_tokens: int | None = 100
+    max_token_length: int | None = None
+    #: embedder for the layers x pooling table (BERT paper Table 7); None skips it
+    layer_sweep: str | None = "minilm-l6"
+    layer_sweep_poolings: list[str] = field(default_factory=lambda: ["cls", "mean", "max"])
+    #: embedders too slow for the default, left out of AUTO unless --full
+    slow_embedders: list[str] = field(default_factory=lambda: [])
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_config() -> BenchConfig:
+    return BenchConfig()
+
+
+def full_config() -> BenchConfig:
+    return BenchConfig(datasets=["mr", "tweets", "sms-spam", "email-spam", "trec"], seeds=[0, 1, 2, 3, 4],
+                       finetune_seeds=[0, 1, 2], samples_per_class=1000, finetune_samples_per_class=1000,
+                       max_tokens=200)

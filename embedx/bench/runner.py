@@ -1,0 +1,249 @@
+"""Run a comparison: extract through the cache, train every head per seed, fine-tune, collect results.
+
+Every embedder, head and fine-tuner comes from the registry, so a newly installed plugin
+joins the comparison without new code here. Anything that cannot run (a missing model, an
+offline hub handle) is skipped and listed in the report with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedx.bench.config import AUTO, BenchConfig
+from embedx.bench.specs import EmbedderSpec, parse_spec
+from embedx.errors import EmbedxError
+from embedx.heads.data import MemoryData
+from embedx.heads.metrics import scores
+from embedx.options import option_specs
+from embedx.registry import Registry, get_registry, missing_requirements
+
+
+def auto_specs(kind: dict, skip: list[str]) -> list[EmbedderSpec]:
+    """Every registered id that needs no option and has its dependencies installed."""
+    specs = []
+    for entry_id, entry in sorted(kind.items()):
+        required = [s for s in option_specs(entry.cls).values() if s.required and s.name not in entry.defaults]
+        if required or missing_requirements(entry) or entry_id in skip:
+            continue
+        specs.append(EmbedderSpec(entry_id))
+    return specs
+
+
+def _specs(items: list[str], kind: dict, skip: list[str]) -> list[EmbedderSpec]:
+    specs: list[EmbedderSpec] = []
+    for item in items:
+        specs.extend(auto_specs(kind, skip) if item == AUTO else [parse_spec(item)])
+    return specs
+
+
+class Comparison:
+    def __init__(self, config: BenchConfig, out: Path, registry: Registry | None = None,
+                 log: Callable[[str], None] = print, progress: bool = False):
+        self.config, self.out, self.log, self.progress = config, Path(out), log, progress
+        self.registry = registry or get_registry()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.cache = self.out / "features.h5"
+        self.times_file = self.out / "extract_times.json"
+        self.times = json.loads(self.times_file.read_text()) if self.times_file.exists() else {}
+        self.results: dict[str, Any] = {"config": config.as_dict(), "machine": machine(), "rows": [], "curves": [],
+                                        "layers": [], "skipped": [], "extraction": []}
+
+    # -- driver ------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from embedx import datasets
+
+        started = time.perf_counter()
+        embedders = _specs(self.config.embedders, self.registry.embedders, self.config.slow_embedders)
+        finetuners = _specs(self.config.finetuners, self.registry.finetuners, [])
+        for index, name in enumerate(self.config.datasets):
+            ds = datasets.load(name, fetch=True)
+            splits = {seed: datasets.split(ds, seed=seed, samples_per_class=self.config.samples_per_class,
+                                           max_tokens=self.config.max_tokens,
+                                           max_token_length=self.config.max_token_length)
+                      for seed in sorted(set(self.config.seeds) | set(self.config.finetune_seeds))}
+            knobbed = next(iter(splits.values())).dataset
+            used = np.unique(np.concatenate([np.concatenate([s.train, s.validation, s.test]) for s in splits.values()]))
+            self.log(f"[{name}] {len(used):,} texts used of {len(ds):,}; labels {', '.join(ds.label_names)}")
+            for spec in embedders:
+                X = self._extract(name, knobbed.texts, used, spec)
+                if X is not None:
+                    self._heads(name, spec.label, X, knobbed, splits)
+            if self.config.layer_sweep and index == 0:
+                self._layer_sweep(name, knobbed, used, splits)
+            for spec in finetuners:
+                self._finetune(name, spec, knobbed, splits)
+        self.results["seconds"] = time.perf_counter() - started
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=_json))
+        return self.results
+
+    # -- extraction --------------------------------------------------------------------------------
+    def _extract(self, dataset: str, texts: list[str], used: np.ndarray, spec: EmbedderSpec,
+                 output_kind: str = "document") -> np.ndarray | None:
+        from embedx.extraction import extract
+        from embedx.store.reader import FeatureStore
+
+        chosen = [texts[i] for i in used]
+        try:
+            report = extract(chosen, spec.id, self.cache, options=dict(spec.options), progress=self.progress,
+                             registry=self.registry)
+        except EmbedxError as exc:
+            self.results["skipped"].append({"dataset": dataset, "what": spec.label, "why": str(exc)})
+            self.log(f"  skip {spec.label}: {exc}")
+            return None
+        key = f"{dataset}/{report.set_name}"
+        if report.computed:
+            self.times[key] = {"seconds": report.seconds_total, "computed": report.computed,
+                               "texts_per_second": report.texts_per_second}
+            self.times_file.write_text(json.dumps(self.times, indent=1))
+        first = self.times.get(key, {"seconds": report.seconds_total, "computed": report.computed})
+        self.results["extraction"].append({"dataset": dataset, "features": spec.label, "set": report.set_name,
+                                           "texts": len(chosen), "first_run_seconds": first["seconds"],
+                                           "this_run_seconds": report.seconds_total, "computed_now": report.computed})
+        self.log(f"  {spec.label}: {report.computed:,} computed, {report.cached:,} cached, {report.seconds_total:.1f} s")
+        with FeatureStore(self.cache) as store:
+            fset = store.feature_set(report.set_name)
+            vectors = fset.vectors(chosen)  # the first document output
+        full = np.zeros((len(texts), *vectors.shape[1:]), dtype=np.float32)
+        full[used] = vectors
+        return full
+
+    # -- heads -------------------------------------------------------------------------------------
+    def _heads(self, dataset: str, features: str, X: np.ndarray, ds: Any, splits: dict) -> None:
+        y, classes = ds.label_ids, list(ds.label_names)
+        flat = X.reshape(len(X), -1)
+        for head_id in self.config.heads:
+            for seed in self.config.seeds:
+                self._fit_head(dataset, features, head_id, flat, y, classes, splits[seed], seed)
+
+    def _fit_head(self, dataset: str, features: str, head_id: str, X: np.ndarray, y: np.ndarray, classes: list[str],
+                  split: Any, seed: int, label: str | None = None, options: dict | None = None) -> dict | None:
+        from embedx.training import build_head
+
+        entry = self.registry.heads.get(head_id)
+        if entry is None:
+            raise EmbedxError(f"no head {head_id!r} (heads: {', '.join(sorted(self.registry.heads))})")
+        opts = dict(options or {})
+        if "seed" in option_specs(entry.cls):
+            opts["seed"] = seed
+        head = build_head(head_id, opts, self.registry)
+        data = MemoryData(X, y, classes)
+        train, validation, test = data.subset(split.train), data.subset(split.validation), data.subset(split.test)
+        started = time.perf_counter()
+        fit = head.fit(train, validation)
+        seconds = time.perf_counter() - started
+        n = len(classes)
+        row = {"dataset": dataset, "features": features, "head": label or head_id, "seed": seed,
+               "validation": scores(validation.y, head.predict(validation), n),
+               "test": scores(test.y, head.predict(test), n), "train_seconds": seconds, "chosen": fit.chosen,
+               "extra": fit.extra, "n_train": len(train)}
+        self.results["rows"].append(row)
+        if fit.curves and seed == self.config.seeds[0]:
+            self.results["curves"].append({"dataset": dataset, "what": f"{features} + {label or head_id}",
+                                           "curves": fit.curves})
+        return row
+
+    # -- BERT Table 7 ------------------------------------------------------------------------------
+    def _layer_sweep(self, dataset: str, ds: Any, used: np.ndarray, splits: dict) -> None:
+        y, classes = ds.label_ids, list(ds.label_names)
+        for pooling in self.config.layer_sweep_poolings:
+            spec = EmbedderSpec(self.config.layer_sweep, {"pooling": pooling, "layers": "all"})
+            X = self._extract(dataset, ds.texts, used, spec)
+            if X is None:
+                return
+            if X.ndim != 3:
+                self.log(f"  {spec.label} has no layer axis; layer sweep skipped")
+                return
+            variants = {
+                "embeddings (layer 0)": ("logreg", X[:, 0]),
+                "second-to-last hidden": ("logreg", X[:, -2]),
+                "last hidden": ("logreg", X[:, -1]),
+                "concat last four": ("logreg", X[:, -4:].reshape(len(X), -1)),
+                "weighted sum, last four (layer-mix)": ("layer-mix", X[:, -4:]),
+                "weighted sum, all layers (layer-mix)": ("layer-mix", X),
+            }
+            for name, (head_id, features) in variants.items():
+                for seed in self.config.seeds:
+                    row = self._fit_head(dataset, f"{self.config.layer_sweep}:{pooling}:{name}", head_id,
+                                         features, y, classes, splits[seed], seed)
+                    self.results["rows"].pop()  # these rows go to the layer table, not the main one
+                    self.results["layers"].append({**row, "pooling": pooling, "variant": name})
+
+    # -- fine-tuning -------------------------------------------------------------------------------
+    def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:
+        y = ds.label_ids
+        for seed in self.config.finetune_seeds:
+            split = splits[seed]
+            train = _per_class(split.train, y, self.config.finetune_samples_per_class)
+            job = {"finetuner": spec.id, "options": spec.options, "seed": seed, "n_classes": len(ds.label_names),
+                   "train": [[ds.texts[i] for i in train], y[train].tolist()],
+                   "validation": [[ds.texts[i] for i in split.validation], y[split.validation].tolist()],
+                   "test": [ds.texts[i] for i in split.test]}
+            self.log(f"  fine-tune {spec.label} (seed {seed}, {len(train)} training texts) ...")
+            try:
+                result = run_worker(job)
+            except EmbedxError as exc:
+                self.results["skipped"].append({"dataset": dataset, "what": spec.label, "why": str(exc)})
+                self.log(f"  skip {spec.label}: {exc}")
+                return
+            n = len(ds.label_names)
+            row = {"dataset": dataset, "features": spec.label, "head": "fine-tune", "seed": seed,
+                   "validation": scores(y[split.validation], np.asarray(result["validation_pred"]), n),
+                   "test": scores(y[split.test], np.asarray(result["test_pred"]), n),
+                   "train_seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "n_train": len(train),
+                   "extra": result.get("extra", {}), "chosen": {}}
+            self.results["rows"].append(row)
+            self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
+                                           "curves": result.get("curves", {})})
+            self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
+                     f"peak {result['peak_rss_mb']:.0f} MB")
+
+
+def _per_class(indices: np.ndarray, y: np.ndarray, k: int | None) -> np.ndarray:
+    """The first ``k`` indices of each class, in the split's (already shuffled) order."""
+    if k is None:
+        return indices
+    taken: dict[int, int] = {}
+    keep = []
+    for i in indices:
+        c = int(y[i])
+        if taken.get(c, 0) < k:
+            taken[c] = taken.get(c, 0) + 1
+            keep.append(i)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def run_worker(job: dict[str, Any]) -> dict[str, Any]:
+    """Fine-tune in a child process, so its peak memory is its own and a crash cannot take the run down."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        src.write_text(json.dumps(job))
+        done = subprocess.run([sys.executable, "-m", "embedx.bench.finetune_worker", str(src), str(dst)],
+                              capture_output=True, text=True)
+        if done.returncode != 0 or not dst.exists():
+            tail = "\n".join(done.stderr.strip().splitlines()[-6:])
+            raise EmbedxError(f"fine-tuner {job['finetuner']!r} failed (exit {done.returncode}): {tail}")
+        return json.loads(dst.read_text())
+
+
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+            "processor": platform.processor()}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
