@@ -35,8 +35,8 @@ from pathlib import Path
 os.environ.setdefault("USE_TF", "0")  # flair -> transformers would import TensorFlow otherwise
 
 
-def corpus_texts(seed: int) -> tuple[list[str], list[str], list[str]]:
-    """(news documents, MR training texts, MR test texts) available offline."""
+def corpus_texts(seed: int) -> tuple[list[str], list[str]]:
+    """(news documents, MR training-part texts), both available offline."""
     from gensim.test.utils import datapath
 
     from embedx import datasets
@@ -45,7 +45,14 @@ def corpus_texts(seed: int) -> tuple[list[str], list[str], list[str]]:
     datasets.fetch("mr")
     splits = datasets.split("mr", seed=seed)
     mr = splits.dataset.texts
-    return ([t for t in news if t], [mr[i] for i in splits.train], [mr[i] for i in splits.test])
+    return [t for t in news if t], [mr[i] for i in splits.train]
+
+
+def char_dictionary(lines: list[str]):
+    """The corpus's characters seen at least twice (flair's Dictionary.load("chars") would download)."""
+    from embedx_flair import build_char_dictionary
+
+    return build_char_dictionary(lines, min_count=2)
 
 
 def write_corpus(folder: Path, lines: list[str], splits: int, seed: int) -> dict[str, int]:
@@ -75,22 +82,22 @@ def train_direction(corpus_dir: Path, dictionary, forward: bool, out: Path, args
     model = LanguageModel(dictionary, forward, hidden_size=args.hidden, nlayers=args.layers,
                           embedding_size=args.embedding_size, dropout=args.dropout)
     trainer = LanguageModelTrainer(model, corpus)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     trainer.train(out, sequence_length=args.sequence_length, mini_batch_size=args.batch_size,
                   learning_rate=args.learning_rate, max_epochs=args.epochs, num_workers=0, patience=args.patience)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     for stale in out.glob("epoch_*.pt"):  # per-epoch resume checkpoints with optimizer state; not needed here
         stale.unlink()
     best = LanguageModel.load_language_model(out / "best-lm.pt")
     judge = LanguageModelTrainer(best, corpus)
     valid = judge.evaluate(judge._batchify(corpus.valid, args.batch_size), args.batch_size, args.sequence_length)
     return {"direction": "forward" if forward else "backward", "wall_seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu_seconds, 1), "epochs": args.epochs,
             "valid_perplexity": round(math.exp(valid), 3), "parameters": sum(p.numel() for p in best.parameters()),
             "model": str(out / "best-lm.pt")}
 
 
-def evaluate(args, forward: Path, backward: Path, dictionary, mr_train: list[str], mr_test: list[str],
-             seed: int) -> dict:
+def evaluate(args, forward: Path, backward: Path, dictionary, seed: int) -> dict:
     """Logistic regression on flair-char-lm doc vectors: trained LMs against untrained ones of the same shape."""
     import numpy as np
     from flair.models import LanguageModel
@@ -132,7 +139,7 @@ def evaluate(args, forward: Path, backward: Path, dictionary, mr_train: list[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/flair-lm"))
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--embedding-size", type=int, default=64)
     parser.add_argument("--dropout", type=float, default=0.1)
@@ -151,13 +158,11 @@ def main() -> None:
 
     import torch
 
-    from embedx_flair import build_char_dictionary
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    news, mr_train, mr_test = corpus_texts(args.seed)
+    news, mr_train = corpus_texts(args.seed)
     lines = news + mr_train
-    dictionary = build_char_dictionary(lines, min_count=2)
+    dictionary = char_dictionary(lines)
     report: dict = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                     "corpus": {"documents": len(lines), "characters_in_dictionary": len(dictionary)},
                     "threads": torch.get_num_threads(), "directions": []}
@@ -175,9 +180,10 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["total_training_seconds"] = round(sum(d["wall_seconds"] for d in report["directions"]), 1)
+    report["load_average_1min"] = os.getloadavg()[0]  # other work on the machine slows training down
     if args.evaluate:
         report["evaluation"] = evaluate(args, args.out / "forward" / "best-lm.pt", args.out / "backward" / "best-lm.pt",
-                                        dictionary, mr_train, mr_test, args.seed)
+                                        dictionary, args.seed)
         print(json.dumps(report["evaluation"]), flush=True)
     (args.out / "summary.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"training: {report['total_training_seconds']} s for both directions; summary in {args.out / 'summary.json'}")

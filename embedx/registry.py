@@ -20,6 +20,8 @@ from embedx.options import resolve_options
 ENTRY_POINT_GROUP = "embedx"
 #: Comma-separated plugin names to load from entry points; unset loads all, empty loads none.
 LOAD_PLUGINS_ENV = "EMBEDX_LOAD_PLUGINS"
+#: Comma-separated importable modules to load as plugins without packaging them (like pytest -p).
+PLUGIN_MODULES_ENV = "EMBEDX_PLUGIN_MODULES"
 #: Built-in plugins: name -> module. They register through the same hooks as third parties.
 BUILTIN_PLUGINS = {"hashing": "embedx.builtin.hashing", "heads": "embedx.builtin.heads"}
 
@@ -89,6 +91,12 @@ def build_registry(extra_plugins: list[tuple[str, ModuleType | object]] | None =
         _add(registry, name, importlib.import_module(module_name), __version__, "builtin")
     if entry_points:
         _load_entry_points(registry)
+    for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGIN_MODULES_ENV, "").split(","))):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise RegistryError(f"{PLUGIN_MODULES_ENV}: cannot import {module_name!r}: {exc}") from None
+        _add(registry, module_name, module, "", "module")
     for name, plugin in extra_plugins or []:
         _add(registry, name, plugin, "", "test")
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import embedx
+import embedx.finetune
 from embedx import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
 
 
@@ -70,8 +71,67 @@ class LayeredTokens(Embedder):
         return {"layers": Ragged(arrays, tokens), "pooled": np.array(pooled, dtype=np.float32).reshape(-1, 3, 2)}
 
 
+class PooledLayers(Embedder):
+    """Per-layer document vectors [3, 4] with BERT-like options (pooling, layers), for layer sweeps."""
+
+    id = "pooled-layers"
+    outputs = (Output("doc", DOCUMENT, dim=4, per_layer=True, layers=3),)
+    default_outputs = ("doc",)
+
+    def __init__(self, pooling: str = "mean", layers: str = "all"):
+        self.pooling, self.layers = pooling, layers
+
+    def embed_batch(self, texts):
+        out = np.zeros((len(texts), 3, 4), dtype=np.float32)
+        for i, text in enumerate(texts):
+            digits = sum(c.isdigit() for c in text) / max(len(text), 1)
+            out[i, 0] = [len(text) % 7, 1, 0, 0]  # layer 0: noise
+            out[i, 1] = [digits, len(text) / 100, 0, 1]
+            out[i, 2] = [digits * 2, text.count("!"), 1, 0]
+        return {"doc": out}
+
+
 @embedx.hookimpl
 def register_embedders(register):
+    register(PooledLayers)
     register(WordStats)
     register(WordStats, id="word-stats-x2", defaults={"scale": 2.0})
     register(LayeredTokens)
+
+
+class CharCountTuner(embedx.finetune.FineTuner):
+    """A fake fine-tuner: softmax regression on character statistics, trained by gradient descent with curves."""
+
+    id = "char-count-tuner"
+
+    def __init__(self, epochs: int = 200, lr: float = 0.5):
+        self.epochs, self.lr = epochs, lr
+
+    @staticmethod
+    def stats(texts):
+        return np.array([[sum(c.isdigit() for c in t) / max(len(t), 1), sum(c.isupper() for c in t) / max(len(t), 1),
+                          len(t) / 100, t.count("!"), 1.0] for t in texts])
+
+    def run(self, train, validation, test, n_classes, seed):
+        from embedx.finetune import FineTuneResult
+
+        raw = self.stats(train[0])
+        mean, std = raw.mean(0), raw.std(0) + 1e-9
+        mean[-1], std[-1] = 0.0, 1.0
+        self.features = lambda texts: (self.stats(texts) - mean) / std
+        X, y = self.features(train[0]), train[1]
+        Xv, yv = self.features(validation[0]), validation[1]
+        W = np.zeros((X.shape[1], n_classes))
+        curves = {"val_accuracy": [], "train_accuracy": []}
+        for _ in range(self.epochs):
+            p = np.exp(X @ W)
+            p /= p.sum(1, keepdims=True)
+            W -= self.lr * X.T @ (p - np.eye(n_classes)[y]) / len(X)
+            curves["train_accuracy"].append(float(((X @ W).argmax(1) == y).mean()))
+            curves["val_accuracy"].append(float(((Xv @ W).argmax(1) == yv).mean()))
+        return FineTuneResult((Xv @ W).argmax(1), (self.features(test) @ W).argmax(1), curves)
+
+
+@embedx.hookimpl
+def register_finetuners(register):
+    register(CharCountTuner)

@@ -93,8 +93,8 @@ def test_save_load_and_predict_through_the_cache(sms, tmp_path):
 
 def test_layer_mix_finds_the_informative_layer(tmp_path):
     """Fake per-layer features where only layer 2 carries the label: the learned weights must say so."""
-    from embedx.registry import build_registry, set_registry
     import fakes
+    from embedx.registry import build_registry, set_registry
 
     rng = np.random.default_rng(0)
     n, layers, dim = 600, 4, 8

