@@ -34,11 +34,15 @@ class Evaluation:
 
     @property
     def random_mean(self) -> float:
-        return float(np.mean(self.random_spearman))
+        return float(np.mean(self.random_spearman)) if self.random_spearman else float("nan")
 
     def as_dict(self) -> dict:
+        """Plain JSON: a score that cannot be computed (no pair in the vocabulary) is ``None``."""
         out = asdict(self)
         out["random_mean"] = self.random_mean
+        for key in ("spearman", "pearson", "random_mean"):
+            out[key] = None if np.isnan(out[key]) else out[key]
+        out["random_spearman"] = [None if np.isnan(x) else x for x in out["random_spearman"]]
         return out
 
 
@@ -61,6 +65,8 @@ def _wordsim(kv) -> tuple[float, float, float]:
         with contextlib.redirect_stderr(io.StringIO()):
             (pearson, _), (spearman, _), oov = kv.evaluate_word_pairs(datapath("wordsim353.tsv"),
                                                                       restrict_vocab=len(kv), case_insensitive=True)
+    except ValueError:  # gensim: no pair has both words in the vocabulary
+        return float("nan"), float("nan"), 100.0
     finally:
         logger.setLevel(level)
     return float(pearson), float(spearman), float(oov)

@@ -187,8 +187,11 @@ def evaluate_command(
 def _say_evaluation(ev: dict) -> None:
     from rich.markup import escape
 
-    _say(f"  wordsim353 Spearman {ev['spearman']:.3f} on {ev['pairs_used']}/{ev['pairs_total']} pairs; "
-         f"random vectors {ev['random_mean']:+.3f} (over {len(ev['random_spearman'])} seeds)")
+    if ev["spearman"] is None:
+        _say(f"  wordsim353: too few of its {ev['pairs_total']} pairs have both words in the vocabulary to score")
+    else:
+        _say(f"  wordsim353 Spearman {ev['spearman']:.3f} on {ev['pairs_used']}/{ev['pairs_total']} pairs; "
+             f"random vectors {ev['random_mean']:+.3f} (over {len(ev['random_spearman'])} seeds)")
     for word, near in ev["neighbours"].items():
         _say(f"  {escape(word)}: " + ", ".join(f"{escape(w)} {s:.2f}" for w, s in near))
 
