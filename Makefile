@@ -7,13 +7,16 @@ PY     := $(VENV)/bin/python
 EMBEDX := $(VENV)/bin/embedx
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
-PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example
-TOOLS  := pytest ruff scikit-learn matplotlib pyarrow
+PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test]" \
+           -e plugins/embedx-flair -e plugins/embedx-tfhub
+TOOLS  := pytest ruff scikit-learn matplotlib pyarrow psutil
 
 .PHONY: install demo test lint clean
 
 $(STAMP): constraints.txt pyproject.toml plugins/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	# the machine's local CPU build of torch first, so nothing can pull the CUDA one
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e . $(PLUGINS) $(TOOLS)
 	$(PY) -m pip check
 	touch $(STAMP)
@@ -27,14 +30,14 @@ demo: install
 	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e hashing-ngrams -O dim=4096 --compression gzip -o $(DEMO)/features.h5
 	$(EMBEDX) extract "$$($(EMBEDX) datasets path mr)" --name mr -e text-stats -o $(DEMO)/features.h5
 	$(EMBEDX) info $(DEMO)/features.h5
-	$(PY) examples/compare_features.py $(DEMO)/features.h5 --input mr --label label --out $(DEMO)
+	$(EMBEDX) bench compare --quick --out $(DEMO)/bench
 
 test: install
-	$(VENV)/bin/ruff check embedx plugins tests benchmarks examples
+	$(VENV)/bin/ruff check embedx plugins tests benchmarks
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check embedx plugins tests benchmarks examples
+	$(VENV)/bin/ruff check embedx plugins tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs

@@ -82,6 +82,8 @@ def train_direction(corpus_dir: Path, dictionary, forward: bool, out: Path, args
     model = LanguageModel(dictionary, forward, hidden_size=args.hidden, nlayers=args.layers,
                           embedding_size=args.embedding_size, dropout=args.dropout)
     trainer = LanguageModelTrainer(model, corpus)
+    valid_data = trainer._batchify(corpus.valid, args.batch_size)
+    untrained = trainer.evaluate(valid_data, args.batch_size, args.sequence_length)
     started, cpu_started = time.perf_counter(), time.process_time()
     trainer.train(out, sequence_length=args.sequence_length, mini_batch_size=args.batch_size,
                   learning_rate=args.learning_rate, max_epochs=args.epochs, num_workers=0, patience=args.patience)
@@ -90,10 +92,11 @@ def train_direction(corpus_dir: Path, dictionary, forward: bool, out: Path, args
         stale.unlink()
     best = LanguageModel.load_language_model(out / "best-lm.pt")
     judge = LanguageModelTrainer(best, corpus)
-    valid = judge.evaluate(judge._batchify(corpus.valid, args.batch_size), args.batch_size, args.sequence_length)
+    valid = judge.evaluate(valid_data, args.batch_size, args.sequence_length)
     return {"direction": "forward" if forward else "backward", "wall_seconds": round(seconds, 1),
             "cpu_seconds": round(cpu_seconds, 1), "epochs": args.epochs,
-            "valid_perplexity": round(math.exp(valid), 3), "parameters": sum(p.numel() for p in best.parameters()),
+            "valid_perplexity": round(math.exp(valid), 3), "untrained_valid_perplexity": round(math.exp(untrained), 1),
+            "parameters": sum(p.numel() for p in best.parameters()),
             "model": str(out / "best-lm.pt")}
 
 
@@ -143,7 +146,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--embedding-size", type=int, default=64)
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--splits", type=int, default=4, help="train files; each ends with a validation and save")
     parser.add_argument("--sequence-length", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)

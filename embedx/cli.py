@@ -433,6 +433,7 @@ app.add_typer(bench_app, name="bench")
 def bench_compare(
     out: Annotated[Path, typer.Option(help="Directory for the feature cache, results.json, report.md and plots.")] = Path("runs/bench"),
     full: Annotated[bool, typer.Option("--full", help="The seeds' setting: every dataset, 1,000 per class, 5 seeds (hours on a CPU).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="A few minutes: SMS spam, logistic regression and dense heads, small fine-tuning.")] = False,
     datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets (see `embedx datasets list`).")] = None,
     embedders: Annotated[list[str] | None, typer.Option("--embedder", "-e", help="Embedder spec id or id:key=value:... (repeatable; default: every one that runs here).")] = None,
     heads: Annotated[str | None, typer.Option(help="Comma-separated heads.")] = None,
@@ -443,11 +444,11 @@ def bench_compare(
     layer_sweep: Annotated[str | None, typer.Option(help="Embedder for the layers x pooling table ('none' to skip).")] = None,
 ) -> None:
     """Run datasets x embedders x heads plus fine-tuning; write a Markdown report with plots."""
-    from embedx.bench.config import default_config, full_config
+    from embedx.bench.config import default_config, full_config, quick_config
     from embedx.bench.report import write_report
     from embedx.bench.runner import Comparison
 
-    config = full_config() if full else default_config()
+    config = full_config() if full else quick_config() if quick else default_config()
     if datasets:
         config.datasets = [d.strip() for d in datasets.split(",") if d.strip()]
     if embedders:

@@ -39,6 +39,12 @@ def default_config() -> BenchConfig:
     return BenchConfig()
 
 
+def quick_config() -> BenchConfig:
+    """A few minutes: one dataset, two heads, small fine-tuning subsample; what `make demo` runs."""
+    return BenchConfig(datasets=["sms-spam"], heads=["logreg", "dense"], samples_per_class=300,
+                       finetune_samples_per_class=150, layer_sweep=None)
+
+
 def full_config() -> BenchConfig:
     return BenchConfig(datasets=["mr", "tweets", "sms-spam", "email-spam", "trec"], seeds=[0, 1, 2, 3, 4],
                        finetune_seeds=[0, 1, 2], samples_per_class=1000, finetune_samples_per_class=1000,

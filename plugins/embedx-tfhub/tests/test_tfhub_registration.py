@@ -38,11 +38,11 @@ def test_registry_cli_and_catalog_import_no_tensorflow():
             result = runner.invoke(app, args)
             assert result.exit_code == 0, (args, result.output)
         assert "convert-bert" in runner.invoke(app, ["tfhub", "--help"]).output
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in %r)
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
         assert not heavy, heavy
         assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
         print("ok")
-    """ % (HEAVY,))
+    """).replace("HEAVY", repr(HEAVY))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env(), timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")

@@ -69,7 +69,7 @@ def test_one_line_corpus_spanning_many_chunks_streams_exactly():
 def test_files_and_compressed_files_are_read(tmp_path):
     plain, packed = tmp_path / "a.txt", tmp_path / "b.txt.bz2"
     plain.write_text("alpha beta\ngamma alpha\n", encoding="utf-8")
-    packed.write_bytes(bz2.compress("beta gamma\n".encode()))
+    packed.write_bytes(bz2.compress(b"beta gamma\n"))
     corpus = Corpus.of([plain, packed])
     assert list(corpus.lines()) == ["alpha beta\n", "gamma alpha\n", "beta gamma\n"]
     assert list(corpus.lines()) == list(corpus.lines())  # a second pass reads it all again

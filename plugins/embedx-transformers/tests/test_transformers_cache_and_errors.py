@@ -137,16 +137,23 @@ def test_bad_options_are_refused_before_loading(extract, options, message):
         extract(SAMPLE, **options)
 
 
-def test_cli_extract_with_options(minilm_folder, tmp_path):
+def test_cli_extract_with_options(registry, tmp_path):
+    from typer.testing import CliRunner
+
+    import embedx
+    from embedx.cli import app
+    from embedx.registry import set_registry
+
     source = tmp_path / "mr.txt"
     source.write_text("a gripping, funny film\ndull and far too long\n")
     out = tmp_path / "f.h5"
-    cli = os.path.join(os.path.dirname(sys.executable), "embedx")
-    env = dict(os.environ, EMBEDX_LOAD_PLUGINS="transformers")
-    subprocess.run([cli, "extract", str(source), "-e", "minilm-l6", "-O", "pooling=cls", "-O", "layers=-2",
-                    "-o", str(out)], check=True, capture_output=True, env=env)
-    import embedx
-
+    set_registry(registry)
+    try:
+        result = CliRunner().invoke(app, ["extract", str(source), "-e", "minilm-l6", "-O", "pooling=cls",
+                                          "-O", "layers=-2", "-o", str(out)])
+    finally:
+        set_registry(None)
+    assert result.exit_code == 0, result.output
     with embedx.open_store(out) as store:
         fs = store.feature_set("minilm-l6")
         assert fs.vectors(["dull and far too long"]).shape == (1, 384)

@@ -17,7 +17,7 @@ def expected(states: np.ndarray, pooling: str) -> np.ndarray:
 @pytest.mark.parametrize("pooling", ["max", "mean_max", "last"])
 def test_pooling_over_real_positions_only(extract, texts, reference, pooling):
     # Very different lengths in one batch: most rows carry lots of padding.
-    sample = [texts[0], "Short.", "A few more words here.", texts[12], "x"]
+    sample = [texts[0], "Short.", "A few more words here.", texts[12], "x"]  # texts[0] is cut at 256
     _, stored = extract(sample, pooling=pooling, batch_size=len(sample))
     want = np.stack([expected(reference.states(t)[-1], pooling) for t in sample])
     assert stored.doc(sample).shape == want.shape
@@ -34,7 +34,7 @@ def test_last_is_the_closing_sep(extract, reference):
 @pytest.mark.parametrize("pooling", ["mean", "max", "cls", "last"])
 def test_batch_composition_does_not_change_a_vector(extract, texts, tmp_path, pooling):
     target = "Bushfires forced hundreds of people from their homes."
-    crowd = [texts[0], texts[1], texts[15], "ok", target, texts[20]]
+    crowd = [texts[2], texts[15], "ok", target, texts[20]]
     _, alone = extract([target], pooling=pooling, store=tmp_path / "alone.h5")
     _, crowded = extract(crowd, pooling=pooling, store=tmp_path / "crowd.h5", batch_size=len(crowd),
                          token_budget=100_000)

@@ -13,8 +13,8 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def long_text(texts):
-    """About 1,100 word pieces of real news text."""
-    return " ".join(texts[:4])
+    """About 700 word pieces of real news text."""
+    return " ".join(texts[:3])
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,17 +65,18 @@ def test_windows_cover_a_long_text(extract, reference, long_text):
 
 
 def test_windowed_vector_is_close_to_one_long_pass(extract, reference, texts, tmp_path):
-    text = texts[0] + " " + texts[2]  # about 480 pieces: fits in one 512-piece pass
-    n = len(reference.tokenizer(text, add_special_tokens=False)["input_ids"])
-    assert 256 < n <= 510
-    _, whole = extract([text], max_length=512, store=tmp_path / "whole.h5")
-    _, windowed = extract([text], max_length=128, window_stride=63, store=tmp_path / "windows.h5")
-    _, cut = extract([text], max_length=128, store=tmp_path / "cut.h5")
-    near = cosine(whole.doc([text])[0], windowed.doc([text])[0])
-    far = cosine(whole.doc([text])[0], cut.doc([text])[0])
-    assert near > 0.97 and near > far  # measured: 0.99 windowed vs 0.91 cut (README)
-    _, cls_windowed = extract([text], pooling="cls", max_length=128, window_stride=63, store=tmp_path / "c.h5")
-    assert cls_windowed.doc([text]).shape == (1, 384)
+    lengths = [len(reference.tokenizer.tokenize(t)) for t in texts]
+    text = next(t for t, n in zip(texts, lengths, strict=True) if 200 < n <= 254)  # fits one 256 pass
+    vectors = {}
+    for name, options in {"whole": {}, "windows": {"max_length": 128, "window_stride": 63},
+                          "cut": {"max_length": 128}}.items():
+        for pooling in ("mean", "cls"):
+            _, stored = extract([text], pooling=pooling, store=tmp_path / f"{name}-{pooling}.h5", **options)
+            vectors[name, pooling] = stored.doc([text])[0]
+    for pooling, floor in (("mean", 0.95), ("cls", 0.98)):  # measured: 0.96-0.97 and 0.99 (README)
+        near = cosine(vectors["whole", pooling], vectors["windows", pooling])
+        far = cosine(vectors["whole", pooling], vectors["cut", pooling])
+        assert near > floor and near > far, (pooling, near, far)
 
 
 def test_a_text_that_fits_gives_the_same_numbers_with_windows_on(extract, texts, tmp_path):

@@ -33,7 +33,7 @@ class CountSettings:
 
     window: int = 10
     min_count: int = 5
-    max_vocab: int | None = 50_000
+    max_vocab: int | None = 20_000  # gnews-swivel's size; training time grows with its square
     lowercase: bool = True
     chunk_tokens: int = 250_000
 
@@ -51,6 +51,8 @@ def train_corpus(corpus: Corpus, out_dir: str | os.PathLike[str] | None, countin
     config.validate()
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
+        if out.exists() and not out.is_dir():
+            raise SwivelOptionError(f"{out} is a file; --out needs a folder")
         clash = [name for name in OUTPUT_FILES if (out / name).exists()]
         if clash and not overwrite:
             raise SwivelOptionError(f"{out} already holds {', '.join(clash)}; choose another folder or pass --overwrite")

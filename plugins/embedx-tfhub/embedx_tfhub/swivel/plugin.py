@@ -68,7 +68,7 @@ def train(
     dim: Annotated[int, typer.Option(min=1, help="Embedding dimension (gnews-swivel-20dim uses 20).")] = 100,
     window: Annotated[int, typer.Option(min=1, help="Co-occurrence window; a pair at distance d counts 1/d.")] = 10,
     min_count: Annotated[int, typer.Option(min=1, help="Keep words occurring at least this often.")] = 5,
-    max_vocab: Annotated[int, typer.Option(min=0, help="Keep at most this many of the most frequent words (0: no limit). Training time grows with its square.")] = 50_000,
+    max_vocab: Annotated[int, typer.Option(min=0, help="Keep at most this many of the most frequent words (0: no limit). Training time grows with its square.")] = 20_000,
     lowercase: Annotated[bool, typer.Option(help="Lowercase before counting; the exported module then lowercases its input too.")] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over every block of the co-occurrence matrix.")] = 20,
     shard_size: Annotated[int, typer.Option(min=1, help="Words per shard: each training step is a shard_size x shard_size block.")] = 4096,

@@ -66,14 +66,15 @@ def make_shards(matrix, shard_size: int) -> Shards:
     """Split a square scipy sparse matrix (vocabulary in frequency order) into equal round-robin shards."""
     num, size = plan(matrix.shape[0], shard_size)
     kept = num * size
-    coo = matrix.tocsr()[:kept, :kept].tocoo()
+    square = matrix.tocsr()[:kept, :kept]
+    coo = square.tocoo()
     rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
     block = (rows % num) * num + (cols % num)
     order = np.argsort(block, kind="stable")
     local = ((rows // num) * size + (cols // num))[order].astype(np.int32)
     offsets = np.zeros(num * num + 1, dtype=np.int64)
     np.cumsum(np.bincount(block, minlength=num * num), out=offsets[1:])
-    row_sums = np.asarray(matrix[:kept, :kept].sum(axis=1)).ravel()
-    col_sums = np.asarray(matrix[:kept, :kept].sum(axis=0)).ravel()
+    row_sums = np.asarray(square.sum(axis=1)).ravel()
+    col_sums = np.asarray(square.sum(axis=0)).ravel()
     return Shards(num, size, local, coo.data[order].astype(np.float32), offsets, row_sums, col_sums,
                   float(row_sums.sum()))

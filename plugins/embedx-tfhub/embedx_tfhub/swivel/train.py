@@ -49,14 +49,15 @@ class SwivelConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        checks = {"dim": self.dim >= 1, "shard_size": self.shard_size >= 1, "epochs": self.epochs >= 1,
-                  "learning_rate": self.learning_rate > 0, "confidence_base": self.confidence_base >= 0,
-                  "confidence_scale": self.confidence_scale >= 0,
-                  "initial_accumulator": self.initial_accumulator > 0}
-        for name, ok in checks.items():
+        """Refuse values that cannot train, naming the option."""
+        rules = [("dim", self.dim >= 1, "at least 1"), ("shard_size", self.shard_size >= 1, "at least 1"),
+                 ("epochs", self.epochs >= 1, "at least 1"), ("learning_rate", self.learning_rate > 0, "positive"),
+                 ("confidence_base", self.confidence_base >= 0, "at least 0"),
+                 ("confidence_scale", self.confidence_scale >= 0, "at least 0"),
+                 ("initial_accumulator", self.initial_accumulator > 0, "positive")]
+        for name, ok, expected in rules:
             if not ok:
-                raise SwivelOptionError(f"{name} = {getattr(self, name)!r} is out of range "
-                                        f"({'positive' if name in ('learning_rate', 'initial_accumulator') else 'at least 0' if name.startswith('confidence') else 'at least 1'})")
+                raise SwivelOptionError(f"{name} must be {expected}, not {getattr(self, name)!r}")
         if self.confidence_base == 0 and self.confidence_scale == 0:
             raise SwivelOptionError("confidence_base and confidence_scale are both 0: observed cells would not count")
 
