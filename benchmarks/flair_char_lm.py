@@ -142,7 +142,7 @@ def evaluate(args, forward: Path, backward: Path, dictionary, seed: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/flair-lm"))
-    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--embedding-size", type=int, default=64)
     parser.add_argument("--dropout", type=float, default=0.1)
@@ -152,7 +152,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=20.0, help="SGD, flair's default")
     parser.add_argument("--patience", type=int, default=2, help="splits without improvement before the LR anneals")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; one is fastest for a small LSTM's per-character steps on a shared machine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate", action="store_true", help="then compare trained vs untrained LM features on MR")
     parser.add_argument("--eval-train", type=int, default=2000)

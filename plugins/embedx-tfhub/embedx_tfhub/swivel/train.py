@@ -5,21 +5,28 @@ Each step takes one ``s x s`` block (see :mod:`.shards`), predicts every cell as
 
 - observed cells (``x_ij > 0``): ``1/2 f(x_ij) (u_i . v_j - PMI_ij)^2`` with
   ``PMI_ij = log x_ij + log N - log r_i - log c_j`` (``r``, ``c``: row and column sums, ``N``: their total),
-  and confidence ``f(x) = base + scale * x^exponent``. The defaults ``0.1 + 0.25 x^0.5`` are those of
-  the reference implementation (``confidence_base``, ``confidence_scale``, ``confidence_exponent`` flags
-  of tensorflow/models ``swivel.py``); the paper describes ``f`` as growing with ``sqrt(x)``, so frequent
-  pairs are trusted more, and the small base keeps rare-but-observed pairs in play;
+  and confidence ``f(x) = base + scale * x^exponent``, so frequent pairs are trusted more and the base
+  keeps rare-but-observed pairs in play. Default ``0.1 + 0.25 x^0.5``, the reference implementation's
+  flags (``confidence_base``, ``confidence_scale``, ``confidence_exponent``). On 3M tokens, 8,192 words,
+  10 epochs, it gave WordSim-353 Spearman 0.514, against 0.461 for ``0 + 1 x^0.5`` and 0.429 for
+  ``0.1 + 1 x^0.5``;
 - unobserved cells (``x_ij = 0``): the soft hinge ``softplus(u_i . v_j - PMI*_ij)``, where ``PMI*`` is the
   PMI the cell would have with a count of 1. It only pushes a pair down while the model predicts
   more association than one co-occurrence could support, "noticing what's missing".
 
 The hinge over all cells is computed densely, and the observed cells are corrected by gathering
 their predictions: ``sum_unobserved g = sum_all g - sum_observed g``. That needs no dense count
-matrix, one matmul, and TensorFlow's fused elementwise kernels (measured faster than a fully dense
-XLA-compiled step on this machine). The optimizer is Adagrad, as in the paper, written out as
-sparse row updates: a block's rows are distinct, so each step updates only its ``2 s`` embedding rows
-and their accumulators. Row and column embeddings are kept apart; the final vectors are their
-average (``(row + col) / 2``, the reference ``text2bin`` merges them by summing: same directions).
+matrix, one matmul and TensorFlow's elementwise kernels; measured on this machine it is as fast
+as an XLA-compiled dense step (0.37 s vs 0.40 s for a 4096 x 4096 x 100 block), without XLA's
+recompiling for every distinct number of observed cells. TensorFlow rather than numpy: its
+matmul ran 5x faster than numpy's here, and it differentiates the step. The optimizer is Adagrad,
+as in the paper, written out as sparse row updates: a block's rows are distinct, so each step
+updates only its ``2 s`` embedding rows and their accumulators (initial value 0.1, TF1 Adagrad's
+default). Learning rate 0.1: 0.2 scored the same but its loss jumped in the second epoch, and
+0.5 and 1.0 blew up early and scored 0.29 and 0.13.
+Row and column embeddings are kept apart; the final vectors are their average ``(row + col) / 2``
+(the reference tools add them; halving changes only the scale), which scored like rows alone
+(0.514 vs 0.517) while using what both sides learned.
 """
 
 from __future__ import annotations
@@ -138,7 +145,7 @@ def train_swivel(shards: Shards, words: list[str], config: SwivelConfig, progres
 
     size = shards.vocab_size
     rng = np.random.default_rng(config.seed)
-    scale = 1.0 / np.sqrt(config.dim)  # the reference initialiser: N(0, 1/sqrt(dim))
+    scale = 1.0 / np.sqrt(config.dim)  # N(0, 1/sqrt(dim)): vectors of about unit length
     row0 = rng.normal(0.0, scale, (size, config.dim)).astype(np.float32)
     col0 = rng.normal(0.0, scale, (size, config.dim)).astype(np.float32)
     # A word that never co-occurs has a zero sum: a tiny floor keeps log finite; its cells are all
