@@ -10,7 +10,8 @@ first batch, the first batch's time (graph building and tracing land there) and 
 the number of ``tf.function`` traces (``tfhub-bert`` only: restored signatures and the text
 module's ``__call__`` have fixed input signatures and never retrace), and peak resident memory
 (``ru_maxrss`` of that process). The converted BERT is also run with bucketing off, and
-against the transformers plugin's ``minilm-l6`` (same texts, same pooling, same batch size).
+against the transformers plugin's ``minilm-l6`` (same texts, same pooling, same batch size), with
+torch's default threads and with one thread (on a busy 2-core machine torch's threads spin-wait).
 
     python benchmarks/tfhub_throughput.py [--texts 1000] [--batch-sizes 8,32,128] [--workdir DIR]
 """
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--batch-sizes", default="8,32,128")
     parser.add_argument("--workdir", type=Path, default=None, help="keep built modules here between runs")
+    parser.add_argument("--only", help="run only the rows whose label contains this text")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -115,6 +117,7 @@ def main() -> None:
     runs.append(("tfhub-bert, bucketing off", "tfhub-bert", {"handle": handles["bert"], "bucketing": False},
                  ["doc"], peer_size))
     runs.append(("minilm-l6 (transformers plugin, mean -1)", "minilm-l6", {"pooling": "mean"}, ["doc"], peer_size))
+    runs.append(("minilm-l6, threads=1", "minilm-l6", {"pooling": "mean", "threads": 1}, ["doc"], peer_size))
 
     print(f"{args.texts} MR texts, one fresh process per row; cpu count {os.cpu_count()}")
     header = (f"{'embedder':44} {'batch':>5} {'texts/s':>8} {'w/o 1st':>8} {'1st batch s':>11} {'median s':>9} "
@@ -123,6 +126,8 @@ def main() -> None:
     print("-" * len(header))
     results = []
     for label, embedder, options, outputs, size in runs:
+        if args.only and args.only not in label:
+            continue
         spec = {"label": label, "embedder": embedder, "options": options, "outputs": outputs, "batch_size": size,
                 "texts": str(texts)}
         r = run_child(spec)

@@ -27,7 +27,7 @@ def describe_embedders(registry: Registry | None = None) -> list[dict[str, Any]]
             "outputs": [{"name": o.name, "level": o.level, "dim": o.dim, "per_layer": o.per_layer,
                          "default": o.name in (entry.cls.default_outputs or [o.name])} for o in outputs],
             "available": not missing, "install": "; ".join(cmd for _, cmd in missing),
-            "options": [{"name": s.name, "type": s.type_label, "required": s.required,
+            "options": [{"name": s.name, "type": s.type_label, "required": s.required and s.name not in entry.defaults,
                          "default": entry.defaults.get(s.name, None if s.required else s.default)}
                         for s in option_specs(entry.cls).values()],
         })

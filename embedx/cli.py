@@ -44,7 +44,7 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _guarded(fn):
+def guarded(fn):
     """Print embedx errors as one line and exit 2; an interrupt says how to resume."""
     import functools
 
@@ -69,7 +69,7 @@ def _escape(text: str) -> str:
 
 
 @app.command()
-@_guarded
+@guarded
 def extract(
     input: Annotated[str, typer.Argument(help="Texts: .txt (one per line), .csv/.tsv, .jsonl, or - for stdin.")],
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id (see `embedx embedders`).")],
@@ -120,7 +120,7 @@ def extract(
 
 
 @app.command()
-@_guarded
+@guarded
 def info(
     file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -183,7 +183,7 @@ def _size(n: int) -> str:
 
 
 @app.command()
-@_guarded
+@guarded
 def export(
     file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id or set name.")],
@@ -200,7 +200,7 @@ def export(
 
 
 @app.command()
-@_guarded
+@guarded
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """List loaded plugins with versions and the hooks they implement."""
     from dataclasses import asdict
@@ -223,7 +223,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
 
 
 @app.command()
-@_guarded
+@guarded
 def embedders(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list every option with type and default.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -257,7 +257,7 @@ def embedders(
 
 
 @app.command()
-@_guarded
+@guarded
 def heads(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """List the heads `embedx train` can fit on cached features, with their options."""
     from embedx.options import option_specs
@@ -292,7 +292,7 @@ def _grid(pairs: list[str]) -> dict[str, list[str]]:
 
 
 @app.command("train")
-@_guarded
+@guarded
 def train_command(
     head: Annotated[str, typer.Argument(help="Head id (see `embedx heads`).")],
     features: Annotated[Path, typer.Option("--features", "-f", help="HDF5 feature file.")],
@@ -353,7 +353,7 @@ def _head_options(head: str) -> set[str]:
 
 
 @app.command()
-@_guarded
+@guarded
 def predict(
     head_dir: Annotated[Path, typer.Argument(help="A head saved by `embedx train --save`.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
@@ -383,7 +383,7 @@ app.add_typer(datasets_app, name="datasets")
 
 
 @datasets_app.command("list")
-@_guarded
+@guarded
 def datasets_list() -> None:
     """List the datasets, their labels and sizes, and whether each is fetched."""
     from rich.console import Console
@@ -401,7 +401,7 @@ def datasets_list() -> None:
 
 
 @datasets_app.command("fetch")
-@_guarded
+@guarded
 def datasets_fetch(
     names: Annotated[list[str] | None, typer.Argument(help="Datasets to fetch (default: all).")] = None,
     force: Annotated[bool, typer.Option(help="Download again even if cached.")] = False,
@@ -414,7 +414,7 @@ def datasets_fetch(
 
 
 @datasets_app.command("path")
-@_guarded
+@guarded
 def datasets_path(name: Annotated[str, typer.Argument(help="Dataset name.")]) -> None:
     """Print the fetched dataset's JSONL file (fields text, label, id), e.g. for `embedx extract`."""
     from embedx import datasets as ds
@@ -429,7 +429,7 @@ app.add_typer(bench_app, name="bench")
 
 
 @bench_app.command("compare")
-@_guarded
+@guarded
 def bench_compare(
     out: Annotated[Path, typer.Option(help="Directory for the feature cache, results.json, report.md and plots.")] = Path("runs/bench"),
     full: Annotated[bool, typer.Option("--full", help="The seeds' setting: every dataset, 1,000 per class, 5 seeds (hours on a CPU).")] = False,

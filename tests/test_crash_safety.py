@@ -59,13 +59,39 @@ def reference(tmp_path_factory):
     return corpus, ref, time.perf_counter() - started
 
 
-def run_with_kills(corpus: Path, out: Path, duration: float, rng: random.Random, attempts: int) -> int:
-    """Start the extraction ``attempts`` times, each killed at a random moment; return how many were killed."""
+def wait_for(predicate, proc, timeout: float = 60.0) -> bool:
+    """Poll until ``predicate()`` holds (True) or the process ends first (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return False
+
+
+def shards(out: Path) -> int:
+    return len(list(Path(str(out) + ".staging").rglob("shard-*.npz")))
+
+
+def run_with_kills(corpus: Path, out: Path, rng: random.Random, attempts: int, during_commit: bool = False) -> int:
+    """Start the extraction ``attempts`` times and SIGKILL it mid-run; return how many kills landed.
+
+    Each kill waits until the run has made progress (a new durable shard, or with
+    ``during_commit`` the new file being built beside the old one), then a random moment more,
+    so kills land inside the work whatever the machine's speed.
+    """
     kills = 0
     for _ in range(attempts):
+        before = shards(out)
         proc = subprocess.Popen(command(corpus, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, duration * 0.7))
-        if proc.poll() is None:
+        if during_commit:
+            ready = wait_for(lambda: any(out.parent.glob(f".{out.name}.tmp-*")), proc)
+        else:
+            ready = wait_for(lambda b=before: shards(out) > b, proc)
+            time.sleep(rng.uniform(0.0, 0.4))
+        if ready and proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait()
@@ -83,10 +109,14 @@ def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
     corpus, ref, duration = reference
     out = tmp_path / "killed.h5"
     rng = random.Random(1234)
-    # Stage 1 creates the file under kills; stage 2 extends the existing file under kills.
-    kills = run_with_kills(corpus.parent / f"half-{corpus.name}", out, duration / 2, rng, attempts=4)
-    kills += run_with_kills(corpus, out, duration, rng, attempts=5)
-    assert kills >= 4, "the runs finished before most kills; the corpus is too small for this machine"
+    # Stage 1 creates the file under kills; stage 2 extends the existing file, killed while
+    # computing and while the new file is being built beside the old one.
+    half = corpus.parent / f"half-{corpus.name}"
+    kills = run_with_kills(half, out, rng, attempts=3)
+    kills += run_with_kills(half, out, rng, attempts=1, during_commit=True)
+    kills += run_with_kills(corpus, out, rng, attempts=3)
+    kills += run_with_kills(corpus, out, rng, attempts=1, during_commit=True)
+    assert kills >= 5, f"only {kills} of 8 kills landed inside a run"
     final = subprocess.run(command(corpus, out), capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     check_consistent(out)

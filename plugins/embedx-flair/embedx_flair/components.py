@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from embedx.errors import EmbedderUnavailable, OptionError
 from embedx_flair import word_files
-from embedx_flair.model_files import cached_digest, folder_identity, local_char_lm, local_transformer
+from embedx_flair.model_files import cached_digest, folder_identity, local_char_lm, local_transformer, transformer_dim
 from embedx_flair.shape_buckets import pad_to_steps
 
 SubtokenPooling = Literal["first", "last", "first_last", "mean"]
@@ -45,6 +45,9 @@ class CharLM:
         self.path = local_char_lm(self.path, self.option)
         if self.chars_per_chunk < 1:
             raise ValueError(f"chars_per_chunk must be at least 1 (got {self.chars_per_chunk})")
+
+    def dim_hint(self) -> int | None:
+        return None  # in the pickled checkpoint: known after load
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "char-lm", "sha256": cached_digest(self.path), "chars_per_chunk": self.chars_per_chunk,
@@ -85,6 +88,9 @@ class WordVectors:
             self.format = word_files.detect_format(self.path)
         word_files.check_readable(self.path, self.format, self.trust_pickle)
 
+    def dim_hint(self) -> int | None:
+        return None  # in the file: known after load
+
     def identity(self) -> dict[str, Any]:
         side = sorted(glob.glob(glob.escape(self.path) + ".*.npy"))  # arrays gensim's save() put beside a .kv
         return {"kind": "word", "format": self.format, "sha256": cached_digest(self.path),
@@ -110,6 +116,9 @@ class Transformer:
     def __post_init__(self) -> None:
         self.folder = local_transformer(self.model)
         self.layers = check_layers(self.layers)
+
+    def dim_hint(self) -> int | None:
+        return transformer_dim(self.folder, self.layers, self.layer_mean)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "transformer", "files": folder_identity(self.folder), "layers": self.layers,

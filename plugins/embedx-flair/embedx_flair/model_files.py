@@ -42,6 +42,23 @@ def folder_identity(folder: str) -> dict[str, str]:
     return {name: cached_digest(os.path.join(folder, name)) for name in names}
 
 
+def transformer_dim(folder: str, layers: str, layer_mean: bool) -> int | None:
+    """The vector size flair will produce, read from ``config.json`` (None if it does not say)."""
+    import json
+
+    try:
+        config = json.loads(open(os.path.join(folder, "config.json"), encoding="utf-8").read())
+    except (OSError, ValueError):
+        return None
+    hidden = config.get("hidden_size") or config.get("d_model") or config.get("dim")
+    if not isinstance(hidden, int):
+        return None
+    if layer_mean:
+        return hidden
+    count = config.get("num_hidden_layers", -2) + 1 if layers == "all" else len(layers.split(","))
+    return hidden * count if count > 0 else None
+
+
 def local_char_lm(path: str, option: str) -> str:
     """The absolute path of a character LM ``.pt`` file; a flair model name or a missing file is refused."""
     if os.path.isfile(path):

@@ -66,7 +66,11 @@ class FlairTokenEmbedder(embedx.Embedder):
         self._tokenize = make_tokenizer(self.tokenizer)
 
     def output_specs(self) -> tuple[embedx.Output, ...]:
-        return tuple(embedx.Output(o.name, o.level, self._dim, description=o.description) for o in self.outputs)
+        dim = self._dim
+        if dim is None:  # before load: known when every component can tell (transformers, from config.json)
+            hints = [component.dim_hint() for component in self.components]
+            dim = None if None in hints else sum(hints)
+        return tuple(embedx.Output(o.name, o.level, dim, description=o.description) for o in self.outputs)
 
     def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
         prepared = prepare(texts, self._tokenize, self.max_length)

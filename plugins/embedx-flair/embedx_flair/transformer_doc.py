@@ -8,7 +8,7 @@ import embedx
 from embedx_flair.batch import run_batch
 from embedx_flair.components import check_layers
 from embedx_flair.flair_import import import_flair
-from embedx_flair.model_files import folder_identity, local_transformer
+from embedx_flair.model_files import folder_identity, local_transformer, transformer_dim
 from embedx_flair.sentences import Tokenizer, check_max_length, make_tokenizer, prepare
 from embedx_flair.token_embedder import REQUIRES
 
@@ -54,7 +54,8 @@ class TransformerDocEmbedder(embedx.Embedder):
         self._tokenize = make_tokenizer(self.tokenizer)
 
     def output_specs(self) -> tuple[embedx.Output, ...]:
-        return (embedx.Output("doc", embedx.DOCUMENT, self._dim, description=self.outputs[0].description),)
+        dim = self._dim or transformer_dim(self.folder, self.layers, self.layer_mean)
+        return (embedx.Output("doc", embedx.DOCUMENT, dim, description=self.outputs[0].description),)
 
     def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
         prepared = prepare(texts, self._tokenize, self.max_length)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("USE_TF", "0")  # the tests import flair directly too; keep TensorFlow out of this process
-
 import numpy as np
 import pytest
 
@@ -25,6 +23,26 @@ CORPUS = [
 ]
 FLAIR_IDS = {"flair-char-lm", "flair-word", "flair-transformer-word", "flair-transformer-doc", "flair-stacked",
              "flair-minilm-word", "flair-minilm-doc"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flair_without_tensorflow():
+    """Import flair the plugin's way (USE_TF=0) before any test here imports it directly."""
+    from embedx_flair.flair_import import import_flair
+
+    return import_flair()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread per test: the tiny LSTMs here step per character, and on a busy two-core machine a
+    second thread makes every step wait on an OpenMP barrier (measured: 40x slower under load)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import psutil
-import pytest
 from conftest import save_char_lm
 
 WORDS = ("film story actor scene plot funny dull long short gripping moving music camera night city "
@@ -18,18 +17,7 @@ def batch_texts(rng: random.Random, n: int = 32) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 24))) for _ in range(n)]
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: an LSTM's tiny per-character steps on two busy cores otherwise wait on OpenMP barriers."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_rss_stays_flat_over_100_batches(registry, tmp_path, one_thread):
+def test_rss_stays_flat_over_100_batches(registry, tmp_path):
     # hidden 128: a leaked batch would pin its [chars, 32, 128] float hidden states (~1-2 MB) per batch
     path = save_char_lm(tmp_path / "lm.pt", True, hidden=128, texts=WORDS)
     embedder, _ = registry.create("flair-char-lm", {"forward": path})

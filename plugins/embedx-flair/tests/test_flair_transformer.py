@@ -48,7 +48,7 @@ def test_vectors_are_static_across_runs_and_settings_matter(extract, minilm, tmp
     np.testing.assert_allclose(layers.doc(TEXTS[:1])[0, :384], a.doc(TEXTS[:1])[0], rtol=1e-5, atol=1e-6)
 
 
-def test_cls_pooling_options_and_identity(extract, minilm, tmp_path):
+def test_cls_pooling_options_and_identity(extract, registry, minilm, tmp_path):
     store = tmp_path / "f.h5"
     cls, cls_stored = extract(TEXTS[:2], "flair-transformer-doc", model=minilm, store=store)
     mx, max_stored = extract(TEXTS[:2], "flair-transformer-doc", model=minilm, cls_pooling="max", store=store)
@@ -59,6 +59,11 @@ def test_cls_pooling_options_and_identity(extract, minilm, tmp_path):
     assert config(cls_stored)["unkeyed_options"] == {"model": minilm}
     np.testing.assert_array_equal(preset.doc(TEXTS[:2]), cls_stored.doc(TEXTS[:2]))
     assert not np.allclose(cls_stored.doc(TEXTS[:2]), max_stored.doc(TEXTS[:2]))
+    # dims are known before loading (from config.json) and must match what flair produces
+    embedder, _ = registry.create("flair-transformer-doc", {"model": minilm, "layers": "all"})
+    assert embedder.output_specs()[0].dim == 384 * 7  # embeddings + 6 layers, concatenated
+    _, every = extract(TEXTS[:1], "flair-transformer-doc", model=minilm, layers="all", store=store)
+    assert every.doc(TEXTS[:1]).shape == (1, 384 * 7)
     with pytest.raises(RegistryError, match="allow_long_sentences needs cls_pooling"):
         extract(TEXTS, "flair-transformer-doc", model=minilm, allow_long_sentences=True)
     with pytest.raises(RegistryError, match="layers="):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,8 +54,9 @@ def features(registry, minilm_hub, texts, tmp_path_factory):
     path = tmp_path_factory.mktemp("parity") / "features.h5"
     runs = {"first": ("tfhub-bert", {"handle": minilm_hub, "pooling": "first", "layers": "all"}, ["doc", "pooled_output"]),
             "mean": ("tfhub-bert", {"handle": minilm_hub, "pooling": "mean", "layers": "all"}, ["doc"]),
-            "mean/plugin": ("minilm-l6", {"pooling": "mean", "layers": "all"}, ["doc"]),
-            "first/plugin": ("minilm-l6", {"pooling": "cls", "layers": "-1"}, ["doc"])}
+            # threads=1 (not in its cache key): torch's 2 threads spin-wait badly on a busy 2-core machine
+            "mean/plugin": ("minilm-l6", {"pooling": "mean", "layers": "all", "threads": 1}, ["doc"]),
+            "first/plugin": ("minilm-l6", {"pooling": "cls", "layers": "-1", "threads": 1}, ["doc"])}
     out = {}
     for key, (embedder, options, outputs) in runs.items():
         report = embedx.extract(texts, embedder, path, options=options, outputs=outputs, registry=registry)
@@ -78,8 +79,8 @@ def test_converted_minilm_matches_the_transformers_plugin_on_1000_texts(features
 
 
 @pytest.mark.slow
-def test_converted_minilm_matches_automodel_hidden_states_and_pooler(features, texts, minilm_folder):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def test_converted_minilm_matches_automodel_hidden_states_and_pooler(features, texts, minilm_folder, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -87,15 +88,17 @@ def test_converted_minilm_matches_automodel_hidden_states_and_pooler(features, t
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder)
     model = AutoModel.from_pretrained(minilm_folder).eval()
     firsts, means, pooled = [], [], []
-    with torch.inference_mode():
-        for start in range(0, len(sample), 50):
-            enc = tokenizer(sample[start:start + 50], padding=True, return_tensors="pt")
-            out = model(**enc, output_hidden_states=True)
-            states = torch.stack(out.hidden_states[1:], dim=1)  # [B, 6, T, H]
-            m = enc["attention_mask"][:, None, :, None].float()
-            firsts.append(states[:, :, 0].numpy())
-            means.append(((states * m).sum(2) / (m.sum(2) + 1e-10)).numpy())
-            pooled.append(out.pooler_output.numpy())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see the plugin's threads=1 above
+    try:
+        hidden = _hidden_states(model, tokenizer, sample, torch)
+    finally:
+        torch.set_num_threads(threads)
+    for states, mask, pooler in hidden:
+        m = mask[:, None, :, None]
+        firsts.append(states[:, :, 0])
+        means.append((states * m).sum(2) / (m.sum(2) + 1e-10))
+        pooled.append(pooler)
     diffs = {"first": np.abs(features["first"][:300] - np.concatenate(firsts)).max(),
              "mean": np.abs(features["mean"][:300] - np.concatenate(means)).max(),
              "pooled_output": np.abs(features["first/pooled_output"][:300] - np.concatenate(pooled)).max()}
@@ -103,8 +106,20 @@ def test_converted_minilm_matches_automodel_hidden_states_and_pooler(features, t
     assert max(diffs.values()) < TOLERANCE
 
 
+def _hidden_states(model, tokenizer, texts, torch):
+    """Per batch of 50: hidden states of blocks 1..6 ``[B, 6, T, H]``, the attention mask, the pooler output."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), 50):
+            enc = tokenizer(texts[start:start + 50], padding=True, return_tensors="pt")
+            result = model(**enc, output_hidden_states=True)
+            states = torch.stack(result.hidden_states[1:], dim=1).numpy()
+            out.append((states, enc["attention_mask"].numpy().astype(np.float32), result.pooler_output.numpy()))
+    return out
+
+
 def test_conversion_records_its_source(minilm_hub, minilm_folder, hub):
-    summary = json.loads((__import__("pathlib").Path(minilm_hub) / "conversion.json").read_text())
+    summary = json.loads((Path(minilm_hub) / "conversion.json").read_text())
     assert summary["weights_file"] == "model.safetensors" and summary["notes"] == []
     module = hub.load(minilm_hub)
     assert module.vocab_file.asset_path.numpy().decode().endswith("vocab.txt")

@@ -15,7 +15,6 @@ import numpy as np
 
 from embedx.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
 from embedx.errors import OptionError
-from embedx_transformers.batching import plan_batches
 from embedx_transformers.layers import output_width, parse_layers
 from embedx_transformers.segments import TextPlan, owners, plan_text
 from embedx_transformers.source import ModelSource
@@ -144,83 +143,68 @@ class TransformerEncoder(Embedder):
             self.load()
         import torch
 
-        from embedx_transformers.pooling import pool, pool_windows
-        from embedx_transformers.runtime import combine, hidden_states
-
-        rt = self._rt
         want_doc = "doc" in (self.requested_outputs or self.default_outputs)
         want_tokens = "tokens" in (self.requested_outputs or ())
-        words = want_tokens and self.token_level == "word"
         if self._lower_in_python:
             texts = [t.lower() for t in texts]
-        enc = rt.tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
-                           return_token_type_ids=False, return_offsets_mapping=words, verbose=False)
-        ids = enc["input_ids"]
-        plans = [plan_text(len(row), self._capacity, self.truncation_side, self.window_stride) for row in ids]
-        segments = [(i, s, e) for i, plan in enumerate(plans) for s, e in plan.spans]
-        n_special = len(rt.prefix) + len(rt.suffix)
-        lengths = np.array([e - s + n_special for _, s, e in segments], dtype=np.int64)
-
-        doc: np.ndarray | None = None
-        content: list[Any] = [None] * len(texts)  # per text: [pieces, ...] float32 (token output)
-        windows: dict[int, list[Any]] = {}  # windowed text -> per-window [T, ...] tensors (on CPU)
-        p = len(rt.prefix)
+        enc = self._rt.tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
+                                 return_token_type_ids=False, verbose=False,
+                                 return_offsets_mapping=want_tokens and self.token_level == "word")
+        plans = [plan_text(len(row), self._capacity, self.truncation_side, self.window_stride)
+                 for row in enc["input_ids"]]
         with torch.inference_mode():
-            for group in plan_batches(lengths, self.token_budget):
-                width = int(lengths[group].max())
-                batch = np.full((len(group), width), rt.pad_id, dtype=np.int64)
-                mask = np.zeros((len(group), width), dtype=bool)
-                for row, g in enumerate(group.tolist()):
-                    i, s, e = segments[g]
-                    seq = rt.prefix + ids[i][s:e] + rt.suffix
-                    batch[row, :len(seq)] = seq
-                    mask[row, :len(seq)] = True
-                input_ids = torch.from_numpy(batch).to(rt.device)
-                mask_t = torch.from_numpy(mask).to(rt.device)
-                x = combine(hidden_states(self._view, input_ids, mask_t.long()), self._indices,
-                            self.layer_combine, self.per_layer)
-                texts_of = [segments[g][0] for g in group.tolist()]
-                single = [r for r, i in enumerate(texts_of) if not plans[i].windowed]
-                if want_doc and single:
-                    if len(single) == len(group):
-                        pooled = pool(x, mask_t, self.pooling).cpu().numpy()
-                    else:
-                        pooled = pool(x[single], mask_t[single], self.pooling).cpu().numpy()
-                    if doc is None:
-                        doc = np.zeros((len(texts),) + pooled.shape[1:], dtype=np.float32)
-                    doc[[texts_of[r] for r in single]] = pooled
-                if want_tokens or len(single) < len(group):
-                    x_cpu = x.cpu()
-                    for r, g in enumerate(group.tolist()):
-                        i, s, e = segments[g]
-                        if plans[i].windowed:
-                            windows.setdefault(i, []).append((s, e, x_cpu[r, :e - s + n_special]))
-                        else:
-                            content[i] = x_cpu[r, p:p + e - s].numpy()
-            for i, parts in windows.items():
-                stitched_content, vector = self._stitch(parts, plans[i], p, pool_windows)
-                content[i] = stitched_content
-                if want_doc:
-                    if doc is None:
-                        doc = np.zeros((len(texts),) + vector.shape, dtype=np.float32)
-                    doc[i] = vector
-
+            doc, content = self._run(enc["input_ids"], plans, want_doc, want_tokens)
         outputs: dict[str, Any] = {}
         if want_doc:
-            if doc is None:  # no texts at all
-                doc = np.zeros((0, self.output_specs()[0].dim or 0), dtype=np.float32)
             outputs["doc"] = _l2(doc) if self.normalize else doc
         if want_tokens:
             outputs["tokens"] = self._tokens(texts, enc, plans, content)
         return Embeddings(outputs, [plan.truncated for plan in plans])
 
-    def _stitch(self, parts: list[Any], plan: TextPlan, p: int, pool_windows: Any) -> tuple[np.ndarray, np.ndarray]:
-        """A windowed text as one sequence: each piece from its most central window; and its pooled vector."""
+    def _run(self, ids: list[list[int]], plans: list[TextPlan], want_doc: bool,
+             want_tokens: bool) -> tuple[np.ndarray, list[Any]]:
+        """Every planned sequence through the model in budgeted passes; pooled rows and per-piece rows per text."""
+        from embedx_transformers.pooling import pool
+
+        rt, p = self._rt, len(self._rt.prefix)
+        segments = [(i, s, e) for i, plan in enumerate(plans) for s, e in plan.spans]
+        sequences = [rt.prefix + ids[i][s:e] + rt.suffix for i, s, e in segments]
+        doc = np.zeros((len(plans),) + self._doc_shape(), dtype=np.float32)
+        content: list[Any] = [None] * len(plans)  # per text: [pieces, ...] rows for the token output
+        windows: dict[int, list[Any]] = {}  # windowed text -> (start, end, [T, ...] states on the CPU)
+        for group, x, mask in rt.passes(self._view, sequences, self.token_budget, self._indices,
+                                        self.layer_combine, self.per_layer):
+            owners_of = [segments[g][0] for g in group]
+            single = [r for r, i in enumerate(owners_of) if not plans[i].windowed]
+            if want_doc and single:
+                rows = slice(None) if len(single) == len(group) else single
+                doc[[owners_of[r] for r in single]] = pool(x[rows], mask[rows], self.pooling).cpu().numpy()
+            if want_tokens or len(single) < len(group):
+                x_cpu = x.cpu()
+                for r, g in enumerate(group):
+                    i, s, e = segments[g]
+                    if plans[i].windowed:
+                        windows.setdefault(i, []).append((s, e, x_cpu[r, :len(sequences[g])]))
+                    else:
+                        content[i] = x_cpu[r, p:p + e - s].numpy()
+        for i, parts in windows.items():
+            content[i], vector = self._stitch(parts, plans[i])
+            doc[i] = vector
+        return doc, content
+
+    def _doc_shape(self) -> tuple[int, ...]:
+        spec = self.output_specs()[0]
+        return ((spec.layers,) if spec.per_layer else ()) + (spec.dim,)
+
+    def _stitch(self, parts: list[Any], plan: TextPlan) -> tuple[np.ndarray, np.ndarray]:
+        """A windowed text as one sequence, each piece from its most central window; and its pooled vector."""
         import torch
 
+        from embedx_transformers.pooling import pool_windows
+
+        p, q = len(self._rt.prefix), len(self._rt.suffix)
         parts.sort(key=lambda part: part[0])
-        n = plan.kept[1]
-        owner = owners(plan.spans, n)
+        owner = owners(plan.spans, plan.kept[1])
         chunks, weights = [], []
         for w, (s, _e, x) in enumerate(parts):
             mine = np.flatnonzero(owner == w)
@@ -228,9 +212,7 @@ class TransformerEncoder(Embedder):
             if len(mine):
                 chunks.append(x[p + mine[0] - s: p + mine[-1] + 1 - s])  # owned pieces are contiguous
         body = torch.cat(chunks)
-        first, last = parts[0][2], parts[-1][2]
-        suffix_len = last.shape[0] - p - (parts[-1][1] - parts[-1][0])
-        stitched = torch.cat([first[:p], body, last[last.shape[0] - suffix_len:]])
+        stitched = torch.cat([parts[0][2][:p], body, parts[-1][2][len(parts[-1][2]) - q:]])
         firsts = torch.stack([x[0] for _, _, x in parts])
         lasts = torch.stack([x[-1] for _, _, x in parts])
         vector = pool_windows(stitched, firsts, lasts, torch.tensor(weights, dtype=torch.float32), self.pooling)

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from embedx.errors import EmbedderUnavailable, OptionError
+from embedx_transformers.batching import plan_batches
 
 #: Architectures whose encoder is a plain loop over ``<parent>.layer`` (safe to cut short).
 TRUNCATABLE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "deberta", "deberta-v2",
@@ -46,6 +49,24 @@ class Runtime:
     pad_id: int
     lowercases: bool  # what the tokenizer itself does
     _views: dict[int, Any] = field(default_factory=dict)
+
+    def passes(self, view: Any, sequences: list[list[int]], budget: int, indices: tuple[int, ...], how: str,
+               per_layer: bool) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """Per forward pass: which sequences ran, their combined states ``[b, T, ...]`` and real positions ``[b, T]``.
+
+        Sequences are grouped by ``plan_batches`` under ``budget`` padded positions and padded on the
+        right. Call under ``torch.inference_mode``.
+        """
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+        for group in plan_batches(lengths, budget):
+            rows = group.tolist()
+            ids = np.full((len(rows), int(lengths[group].max())), self.pad_id, dtype=np.int64)
+            for r, g in enumerate(rows):
+                ids[r, :lengths[g]] = sequences[g]
+            mask = torch.from_numpy(np.arange(ids.shape[1]) < lengths[group][:, None]).to(self.device)
+            states = view(input_ids=torch.from_numpy(ids).to(self.device), attention_mask=mask.long(),
+                          output_hidden_states=True, return_dict=True).hidden_states
+            yield rows, combine(states, indices, how, per_layer), mask
 
     def view(self, depth: int) -> Any:
         """The model cut after encoder layer ``depth`` (the full model when that is the top)."""
@@ -150,11 +171,6 @@ def _cut(model: Any, model_type: str, num_layers: int, depth: int) -> Any:
             view._modules[parent_name] = short_parent
             return view
     return model
-
-
-def hidden_states(view: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """All hidden states (embedding output first) of one padded batch; call under ``torch.inference_mode``."""
-    return view(input_ids=input_ids, attention_mask=mask, output_hidden_states=True, return_dict=True).hidden_states
 
 
 def combine(states: tuple[torch.Tensor, ...], indices: tuple[int, ...], how: str, per_layer: bool) -> torch.Tensor:

@@ -5,7 +5,7 @@
 - :func:`build_bert_module`: a tiny random BERT with the TF Hub BERT encoder interface;
 - :func:`build_test_modules`: all three into one folder (``embedx tfhub build-test-modules DIR``).
 
-Importing this package imports TensorFlow.
+Importing this package is cheap; each builder imports TensorFlow.
 """
 
 from __future__ import annotations
