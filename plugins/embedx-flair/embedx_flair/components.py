@@ -10,6 +10,7 @@ list of its components' identities.
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,8 +80,6 @@ class WordVectors:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        import os
-
         if not os.path.isfile(self.path):
             raise EmbedderUnavailable(f"path={self.path!r}: no such vector file")
         self.path = os.path.abspath(self.path)

@@ -46,6 +46,7 @@ class StackedEmbedder(FlairTokenEmbedder):
     id = "flair-stacked"
     description = "Several flair token embeddings (char LMs, word vectors, transformers) concatenated, pooled"
     unkeyed_options = ("stack", "trust_pickle", "cache_dir")
+    versioned = ("flair", "torch", "transformers")  # tokenizer and model code live in transformers
 
     def __init__(self, stack: str, pooling: Pooling = "mean", tokenizer: Tokenizer = "segtok",
                  max_length: int | None = None, chars_per_chunk: int = 512, layers: str = "-1",

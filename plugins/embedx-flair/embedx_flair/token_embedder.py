@@ -35,9 +35,9 @@ class FlairTokenEmbedder(embedx.Embedder):
     batch_size = 32
 
     components: list[Any]
-    pooling: Pooling = "mean"
-    tokenizer: Tokenizer = "segtok"
-    max_length: int | None = None
+    pooling: Pooling
+    tokenizer: Tokenizer
+    max_length: int | None
 
     def _setup(self, components: list[Any], pooling: Pooling, tokenizer: Tokenizer, max_length: int | None) -> None:
         if not components:

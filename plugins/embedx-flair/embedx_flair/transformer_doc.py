@@ -23,7 +23,7 @@ class TransformerDocEmbedder(embedx.Embedder):
     outputs = (embedx.Output("doc", embedx.DOCUMENT, description="cls, mean or max over the subtokens"),)
     default_outputs = ("doc",)
     requires = REQUIRES
-    versioned = ("flair", "torch")
+    versioned = ("flair", "torch", "transformers")  # tokenizer and model code live in transformers
     unkeyed_options = ("model",)
     batch_size = 32
 

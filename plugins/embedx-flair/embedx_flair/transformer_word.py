@@ -13,6 +13,7 @@ class TransformerWordEmbedder(FlairTokenEmbedder):
     id = "flair-transformer-word"
     description = "Transformer token vectors via flair TransformerWordEmbeddings (frozen), pooled"
     unkeyed_options = ("model",)
+    versioned = ("flair", "torch", "transformers")  # tokenizer and model code live in transformers
 
     def __init__(self, model: str, layers: str = "-1", layer_mean: bool = True,
                  subtoken_pooling: SubtokenPooling = "first", allow_long_sentences: bool = True,

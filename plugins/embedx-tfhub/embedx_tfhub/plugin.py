@@ -27,3 +27,10 @@ def register_commands(cli):
     from embedx_tfhub.commands import app
 
     cli.add_typer(app, name="tfhub")
+
+
+@hookimpl
+def register_finetuners(register):
+    from embedx_tfhub.finetune import KerasHubFineTuner
+
+    register(KerasHubFineTuner)
