@@ -66,8 +66,11 @@ def _write_disk() -> None:
             merged = dict(list(merged.items())[-_MAX_ENTRIES:])
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".digests-", dir=target.parent)
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(merged, handle)
         os.replace(tmp, target)
     except OSError:
-        pass
+        Path(tmp).unlink(missing_ok=True)

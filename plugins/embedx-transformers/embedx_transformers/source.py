@@ -10,7 +10,6 @@ hub id that is not cached fails at once when the hub cannot be reached, instead 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import json
 import os

@@ -75,6 +75,32 @@ def test_moving_the_model_folder_keeps_the_cache(extract, minilm_folder, tmp_pat
     assert changed.computed == 3 and changed.set_name != report.set_name
 
 
+def test_a_cached_hub_id_is_pinned_by_its_commit(extract, minilm_folder, tmp_path, monkeypatch):
+    """A hub id loads from the local Hugging Face cache; the commit, not the spelling, keys the set."""
+    import huggingface_hub.constants
+
+    repo = tmp_path / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
+    commits = ["a" * 40, "b" * 40]
+    for commit in commits:
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        for item in minilm_folder.iterdir():
+            if item.is_file():
+                (snapshot / item.name).symlink_to(item)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commits[0])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub_id = "sentence-transformers/all-MiniLM-L6-v2"
+
+    report, stored = extract(SAMPLE, "transformer", model=hub_id)
+    assert stored.info().config["identity"]["model"] == {"hub": hub_id, "commit": commits[0]}
+    _, packaged = extract(SAMPLE, store=tmp_path / "packaged.h5")
+    assert (stored.doc(SAMPLE) == packaged.doc(SAMPLE)).all()
+    assert extract(SAMPLE, "transformer", model=hub_id, revision=commits[0])[0].computed == 0
+    newer, _ = extract(SAMPLE, "transformer", model=hub_id, revision=commits[1])
+    assert newer.computed == 3 and newer.set_name != report.set_name
+
+
 @pytest.mark.parametrize("offline", [True, False])
 def test_an_uncached_hub_id_fails_at_once(extract, monkeypatch, offline):
     if offline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from embedx_transformers.batching import plan_batches
 from embedx_transformers.segments import owners, plan_text, window_starts
 
