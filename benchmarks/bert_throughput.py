@@ -68,7 +68,9 @@ def worker(args: argparse.Namespace) -> None:
     if args.method == "embedx":
         import embedx
 
-        options = {"pooling": "mean", "layers": layer, "max_length": args.max_length, "threads": THREADS}
+        # all-MiniLM-L6-v2 ends in a Normalize module, so SentenceTransformer.encode returns unit vectors
+        options = {"pooling": "mean", "layers": layer, "max_length": args.max_length, "threads": THREADS,
+                   "normalize": True}
         with tempfile.TemporaryDirectory() as tmp:
             embedx.extract(warm, "minilm-l6", Path(tmp) / "warm.h5", options=options, batch_size=args.batch)
             started = time.perf_counter()
@@ -101,7 +103,8 @@ def worker(args: argparse.Namespace) -> None:
                 with torch.no_grad():
                     hidden = model(**enc, output_hidden_states=True).hidden_states[int(layer)]
                 mask = enc["attention_mask"].unsqueeze(-1).float()
-                out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).numpy())
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
             return np.concatenate(out)
 
         run(warm)
