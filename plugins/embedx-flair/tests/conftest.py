@@ -7,13 +7,11 @@ user would build one offline (a local character dictionary, ``flair.models.Langu
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import pytest
 
 import embedx
 from embedx.registry import LOAD_PLUGINS_ENV, build_registry
+from embedx.testing import Stored
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -65,25 +63,6 @@ def extract(registry, tmp_path):
         return report, Stored(target, report.set_name)
 
     return run
-
-
-class Stored:
-    """Read back one feature set of a feature file."""
-
-    def __init__(self, path: os.PathLike, set_name: str):
-        self.path, self.set_name = path, set_name
-
-    def doc(self, texts) -> np.ndarray:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).vectors(texts, output="doc")
-
-    def tokens(self, texts) -> list[tuple[list[str], np.ndarray]]:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).tokens(texts, output="tokens")
-
-    def truncated(self, texts) -> np.ndarray:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).truncated(texts)
 
 
 def save_char_lm(path, forward: bool, hidden: int = 32, seed: int = 0, texts=CORPUS) -> str:

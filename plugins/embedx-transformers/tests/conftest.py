@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 
 import embedx  # noqa: E402
 from embedx.registry import LOAD_PLUGINS_ENV, build_registry  # noqa: E402
+from embedx.testing import Stored  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -106,26 +107,3 @@ def extract(registry, tmp_path):
         return report, Stored(target, report.set_name)
 
     return run
-
-
-class Stored:
-    """Read back one feature set of a feature file."""
-
-    def __init__(self, path: os.PathLike, set_name: str):
-        self.path, self.set_name = path, set_name
-
-    def doc(self, texts) -> np.ndarray:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).vectors(texts, output="doc")
-
-    def tokens(self, texts) -> list[tuple[list[str], np.ndarray]]:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).tokens(texts, output="tokens")
-
-    def truncated(self, texts) -> np.ndarray:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).truncated(texts)
-
-    def info(self):
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).info

@@ -1,0 +1,32 @@
+"""Helpers for testing embedder plugins through embedx's public API (used by the plugins in this repo)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+import embedx
+
+
+class Stored:
+    """Read back one feature set of a feature file, by text: document vectors, tokens, truncation."""
+
+    def __init__(self, path: os.PathLike, set_name: str):
+        self.path, self.set_name = path, set_name
+
+    def doc(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).vectors(texts, output="doc")
+
+    def tokens(self, texts) -> list[tuple[list[str], np.ndarray]]:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).tokens(texts, output="tokens")
+
+    def truncated(self, texts) -> np.ndarray:
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).truncated(texts)
+
+    def info(self):
+        with embedx.open_store(self.path) as store:
+            return store.feature_set(self.set_name).info
