@@ -44,22 +44,29 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def guarded(fn):
-    """Print embedx errors as one line and exit 2; an interrupt says how to resume."""
+def guarded_with(interrupted: str):
+    """A decorator for commands (plugins' too): embedx errors print as one line and exit 2;
+    Ctrl-C prints ``interrupted`` and exits 130."""
     import functools
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from embedx.errors import EmbedxError
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from embedx.errors import EmbedxError
 
-        try:
-            return fn(*args, **kwargs)
-        except EmbedxError as exc:
-            _fail(_escape(str(exc)))
-        except KeyboardInterrupt:
-            _fail("interrupted; finished batches were saved, re-run the same command to resume", 130)
+            try:
+                return fn(*args, **kwargs)
+            except EmbedxError as exc:
+                _fail(_escape(str(exc)))
+            except KeyboardInterrupt:
+                _fail(interrupted, 130)
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+guarded = guarded_with("interrupted; finished batches were saved, re-run the same command to resume")
 
 
 def _escape(text: str) -> str:

@@ -6,7 +6,6 @@ and embedx; numpy, scipy, gensim and TensorFlow load inside the commands that ne
 
 from __future__ import annotations
 
-import functools
 import json
 from enum import Enum
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Annotated
 import typer
 
 import embedx
+from embedx.cli import guarded_with
 
 
 class EncodingErrors(str, Enum):
@@ -34,26 +34,7 @@ class VectorFormat(str, Enum):
     gensim_model = "gensim-model"
 
 
-def _guarded(fn):
-    """Print embedx errors as one line on stderr and exit 2, like the core commands."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from embedx.errors import EmbedxError
-
-        try:
-            return fn(*args, **kwargs)
-        except EmbedxError as exc:
-            from rich.console import Console
-            from rich.markup import escape
-
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted; nothing was written for the unfinished step", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
+_guarded = guarded_with("interrupted; nothing was written for the unfinished step")
 
 
 def _say(text: str) -> None:
