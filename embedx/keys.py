@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 KEY_BYTES = 16  # BLAKE2b-128, written as 32 hex characters
@@ -36,3 +37,16 @@ def file_digest(path: str, chunk: int = 1 << 22) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def cached_file_digest(path: str) -> str:
+    """:func:`file_digest`, computed once per process while the file's size and mtime stay the same."""
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    key = (real, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_digest(real)
+    return _DIGESTS[key]

@@ -14,24 +14,16 @@ import importlib.util
 import os
 
 from embedx.errors import EmbedderUnavailable
-from embedx.keys import file_digest
+from embedx.keys import cached_file_digest
 
 #: Prefix naming a Python package that ships a model folder and exposes ``get_model_path()``.
 PACKAGE_PREFIX = "pkg:"
 #: Files of a transformers checkpoint folder that decide its output (weights, config, tokenizer).
 _MODEL_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".tiktoken")
 _NOT_MODEL = ("readme", ".gitattributes")
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def cached_digest(path: str) -> str:
-    """SHA-256 of ``path``'s content, computed once per process while size and mtime stay the same."""
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    key = (real, stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = file_digest(real)
-    return _DIGESTS[key]
+cached_digest = cached_file_digest  # one per-process digest cache, in the core
 
 
 def folder_identity(folder: str) -> dict[str, str]:

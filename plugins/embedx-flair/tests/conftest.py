@@ -8,17 +8,12 @@ user would build one offline (a local character dictionary, ``flair.models.Langu
 from __future__ import annotations
 
 import pytest
+from flair_helpers import save_char_lm
 
 import embedx
 from embedx.registry import LOAD_PLUGINS_ENV, build_registry
 from embedx.testing import Stored
 
-CORPUS = [
-    "The quick brown fox jumps over the lazy dog.",
-    "A gripping, funny film; it's 3.14 times better than the book!",
-    "Dull and far too long: nobody in the audience laughed.",
-    "Sydney's bushfires forced hundreds of people from their homes.",
-]
 FLAIR_IDS = {"flair-char-lm", "flair-word", "flair-transformer-word", "flair-transformer-doc", "flair-stacked",
              "flair-minilm-word", "flair-minilm-doc"}
 
@@ -63,20 +58,6 @@ def extract(registry, tmp_path):
         return report, Stored(target, report.set_name)
 
     return run
-
-
-def save_char_lm(path, forward: bool, hidden: int = 32, seed: int = 0, texts=CORPUS) -> str:
-    """A small untrained flair character LM with a locally built dictionary, saved as flair saves LMs."""
-    import torch
-    from flair.models import LanguageModel
-
-    from embedx_flair import build_char_dictionary
-
-    torch.manual_seed(seed)
-    lm = LanguageModel(build_char_dictionary(texts), is_forward_lm=forward, hidden_size=hidden, nlayers=1,
-                       embedding_size=16)
-    lm.save(str(path))
-    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CORPUS, save_char_lm
+from flair_helpers import CORPUS, save_char_lm
 
 from embedx.errors import EmbedderUnavailable, OptionError, RegistryError
 

@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-from conftest import CORPUS
+from flair_helpers import CORPUS
 
 SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "flair_char_lm.py"
 

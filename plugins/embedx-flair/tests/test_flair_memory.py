@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import psutil
-from conftest import save_char_lm
+from flair_helpers import save_char_lm
 
 WORDS = ("film story actor scene plot funny dull long short gripping moving music camera night city "
          "love war family house road river morning winter").split()

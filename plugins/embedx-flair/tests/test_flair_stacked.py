@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CORPUS
+from flair_helpers import CORPUS
 from gensim.test.utils import datapath
 
 from embedx.errors import OptionError

@@ -8,21 +8,10 @@ file is hashed again and an untouched one is not.
 from __future__ import annotations
 
 import glob
-import os
 
-from embedx.keys import file_digest
+from embedx.keys import cached_file_digest
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def cached_digest(path: str) -> str:
-    """SHA-256 of ``path``'s content, cached while its size and mtime stay the same."""
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    key = (real, stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = file_digest(real)
-    return _DIGESTS[key]
+cached_digest = cached_file_digest  # one per-process digest cache, in the core
 
 
 def side_files(path: str) -> list[str]:
