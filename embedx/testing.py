@@ -30,3 +30,18 @@ class Stored:
     def info(self):
         with embedx.open_store(self.path) as store:
             return store.feature_set(self.set_name).info
+
+
+def installed_registry(required: set[str], install_hint: str):
+    """The registry with every installed plugin, whatever EMBEDX_LOAD_PLUGINS says; checks ``required`` ids exist."""
+    from embedx.registry import LOAD_PLUGINS_ENV, build_registry
+
+    saved = os.environ.pop(LOAD_PLUGINS_ENV, None)
+    try:
+        registry = build_registry()
+    finally:
+        if saved is not None:
+            os.environ[LOAD_PLUGINS_ENV] = saved
+    missing = required - set(registry.embedders)
+    assert not missing, f"embedders {sorted(missing)} are not registered: {install_hint}"
+    return registry

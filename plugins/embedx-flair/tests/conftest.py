@@ -11,8 +11,7 @@ import pytest
 from flair_helpers import save_char_lm
 
 import embedx
-from embedx.registry import LOAD_PLUGINS_ENV, build_registry
-from embedx.testing import Stored
+from embedx.testing import Stored, installed_registry
 
 FLAIR_IDS = {"flair-char-lm", "flair-word", "flair-transformer-word", "flair-transformer-doc", "flair-stacked",
              "flair-minilm-word", "flair-minilm-doc"}
@@ -41,11 +40,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def registry():
     """embedx's registry with installed plugins loaded, whatever EMBEDX_LOAD_PLUGINS says in this process."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(LOAD_PLUGINS_ENV, raising=False)
-        reg = build_registry()
-    assert FLAIR_IDS <= set(reg.embedders), "pip install -e plugins/embedx-flair first"
-    return reg
+    return installed_registry(FLAIR_IDS, "pip install -e plugins/embedx-flair first")
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import embedx  # noqa: E402
-from embedx.registry import LOAD_PLUGINS_ENV, build_registry  # noqa: E402
-from embedx.testing import Stored  # noqa: E402
+from embedx.testing import Stored, installed_registry  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -39,11 +38,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def registry():
     """embedx's registry with the installed plugins, whatever EMBEDX_LOAD_PLUGINS says in this process."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(LOAD_PLUGINS_ENV, raising=False)
-        reg = build_registry()
-    assert {"transformer", "minilm-l6"} <= set(reg.embedders), "pip install -e plugins/embedx-transformers first"
-    return reg
+    return installed_registry({"transformer", "minilm-l6"}, "pip install -e plugins/embedx-transformers first")
 
 
 @pytest.fixture(scope="session")

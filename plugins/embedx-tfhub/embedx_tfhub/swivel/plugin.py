@@ -14,13 +14,7 @@ from typing import Annotated
 import typer
 
 import embedx
-from embedx.cli import guarded_with
-
-
-class EncodingErrors(str, Enum):
-    strict = "strict"
-    replace = "replace"
-    ignore = "ignore"
+from embedx.cli import EncodingErrors, guarded_with
 
 
 class VectorFormat(str, Enum):
