@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Any
 
 KEY_BYTES = 16  # BLAKE2b-128, written as 32 hex characters
@@ -30,23 +29,5 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(keyed).encode("utf-8")).hexdigest()
 
 
-def file_digest(path: str, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's content, so a model file's identity survives renames and copies."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def cached_file_digest(path: str) -> str:
-    """:func:`file_digest`, computed once per process while the file's size and mtime stay the same."""
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    key = (real, stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = file_digest(real)
-    return _DIGESTS[key]
+# Kept here for older plugins; the plugin API (embedx.plugin_api) is the documented home.
+from embedx.digests import cached_file_digest, file_digest  # noqa: E402,F401

@@ -11,19 +11,16 @@ the SHA-256 of the source file: the same source is converted once, an edited one
 from __future__ import annotations
 
 import os
-import re
-import secrets
-import struct
 from pathlib import Path
 from typing import Literal
 
+from embedx import vector_files
+from embedx.atomic import atomic_write
 from embedx.errors import EmbedderUnavailable, OptionError
 from embedx_flair.model_files import cached_digest
 
 Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "keyedvectors"]
 CACHE_ENV = "EMBEDX_FLAIR_CACHE"
-_COMPRESSED = (".gz", ".bz2")
-_FASTTEXT_MAGIC = 793712314
 
 
 def default_cache_dir() -> Path:
@@ -32,44 +29,16 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "embedx" / "flair"
 
 
-def _suffixes(path: str) -> tuple[str, str]:
-    """(suffix before any .gz/.bz2, compression suffix or "")."""
-    stem, compression = path, ""
-    for ending in _COMPRESSED:
-        if stem.endswith(ending):
-            stem, compression = stem[: -len(ending)], ending
-    return os.path.splitext(stem)[1].lower(), compression
-
-
-def _open(path: str):
-    import bz2
-    import gzip
-
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if path.endswith(".bz2"):
-        return bz2.open(path, "rb")
-    return open(path, "rb")
-
-
 def detect_format(path: str) -> str:
     """The format of ``path`` by suffix, sniffing the first bytes where the suffix is ambiguous."""
-    suffix, _ = _suffixes(path)
-    if suffix == ".bin":
-        with _open(path) as handle:
-            head = handle.read(64)
-        if (len(head) >= 4 and struct.unpack("<i", head[:4])[0] == _FASTTEXT_MAGIC) or not re.match(rb"\s*\d+ \d+\s", head):
-            raise OptionError(f"{path} is a fastText .bin model; flair's WordEmbeddings reads only its word vectors "
-                              "from a .vec file (or use embedx-gensim's word-vectors with oov=subword)")
-        return "word2vec-bin"
-    if suffix in (".txt", ".vec"):
-        with _open(path) as handle:
-            first = handle.readline(1 << 16).split()
-        return "word2vec-text" if len(first) == 2 and all(p.isdigit() for p in first) else "glove"
-    if suffix == ".kv":
-        return "keyedvectors"
-    raise OptionError(f"cannot tell the format of {path} from its suffix {suffix or '(none)'!r}; pass "
-                      "--option format=word2vec-bin|word2vec-text|glove|keyedvectors")
+    fmt = vector_files.detect_format(path)
+    if fmt == "fasttext-bin":
+        raise OptionError(f"{path} is a fastText .bin model; flair's WordEmbeddings reads only its word vectors "
+                          "from a .vec file (or use embedx-gensim's word-vectors with oov=subword)")
+    if fmt == "gensim-model":
+        raise OptionError(f"cannot read {path} (a full gensim model) with flair; pass "
+                          "--option format=word2vec-bin|word2vec-text|glove|keyedvectors")
+    return "word2vec-text" if fmt == "fasttext-vec" else fmt
 
 
 def check_readable(path: str, fmt: str, trust_pickle: bool) -> None:
@@ -82,7 +51,7 @@ def check_readable(path: str, fmt: str, trust_pickle: bool) -> None:
 
 def flair_input(path: str, fmt: str, cache_dir: str | None) -> tuple[str, bool]:
     """The path to give ``WordEmbeddings`` and its ``no_header`` flag, converting ``path`` if flair cannot read it."""
-    suffix, compression = _suffixes(path)
+    suffix, compression = vector_files.split_suffix(path)
     if not compression:
         if fmt == "word2vec-bin" and suffix == ".bin":
             return path, False
@@ -110,10 +79,5 @@ def convert(path: str, fmt: str, cache_dir: Path) -> str:
     except (ValueError, OSError, EOFError) as exc:
         raise EmbedderUnavailable(f"could not read {path} as {fmt}: {type(exc).__name__}: {exc}") from exc
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        vectors.save_word2vec_format(str(tmp), binary=True)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(target, lambda tmp: vectors.save_word2vec_format(str(tmp), binary=True))
     return str(target)

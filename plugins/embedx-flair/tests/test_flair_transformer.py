@@ -40,7 +40,7 @@ def test_vectors_are_static_across_runs_and_settings_matter(extract, minilm, tmp
     _, mean = extract(TEXTS[1:2], "flair-transformer-word", outputs=("tokens",), model=minilm,
                       subtoken_pooling="mean", store=tmp_path / "a.h5")
     (_, mean_vectors), = mean.tokens(TEXTS[1:2])
-    np.testing.assert_allclose(mean_vectors[0], vectors2[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mean_vectors[0], vectors2[0], rtol=1e-5, atol=1e-5)  # batch of 1 vs 3: padding
     assert not np.allclose(mean_vectors[3], vectors2[3])
     concat, layers = extract(TEXTS[:1], "flair-transformer-word", model=minilm, layers="-1,-2", layer_mean=False,
                              store=tmp_path / "a.h5")

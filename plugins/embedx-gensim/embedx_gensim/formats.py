@@ -7,70 +7,23 @@ the embedder is built; reading is the expensive part and runs in ``load()``. Com
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import os
-import re
-import struct
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
+from embedx import vector_files
 from embedx.errors import EmbedderUnavailable, OptionError
 
 Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "fasttext-bin", "fasttext-vec", "keyedvectors",
                  "gensim-model"]
 #: Formats that carry character n-gram vectors when they hold a fastText model.
 SUBWORD_CAPABLE = ("fasttext-bin", "keyedvectors", "gensim-model")
-_FASTTEXT_MAGIC = 793712314  # first int32 of a Facebook fastText .bin (gensim's _FASTTEXT_FILEFORMAT_MAGIC)
-_COMPRESSED = (".gz", ".bz2")
-
-
-def open_maybe_compressed(path: str) -> BinaryIO:
-    """Open for binary reading, decompressing ``.gz`` and ``.bz2`` as gensim's loaders do."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if path.endswith(".bz2"):
-        return bz2.open(path, "rb")
-    return open(path, "rb")
-
-
-def _suffix(path: str) -> str:
-    stem = path
-    for ending in _COMPRESSED:
-        if stem.endswith(ending):
-            stem = stem[: -len(ending)]
-    return os.path.splitext(stem)[1].lower()
-
-
-def _has_count_dim_header(path: str) -> bool:
-    """word2vec text files start with a ``<count> <dim>`` line; GloVe files start with a vector."""
-    with open_maybe_compressed(path) as handle:
-        first = handle.readline(1 << 16).split()
-    return len(first) == 2 and all(part.isdigit() for part in first)
-
-
-def _is_fasttext_bin(path: str) -> bool:
-    """Facebook's format starts with a magic int32 (old files: raw int32 settings); word2vec's with ASCII digits."""
-    with open_maybe_compressed(path) as handle:
-        head = handle.read(64)
-    if len(head) >= 4 and struct.unpack("<i", head[:4])[0] == _FASTTEXT_MAGIC:
-        return True
-    return re.match(rb"\s*\d+ \d+\s", head) is None
 
 
 def detect_format(path: str) -> str:
     """The concrete format of ``path``: by suffix, then by sniffing where the suffix is ambiguous."""
-    suffix = _suffix(path)
-    if suffix == ".bin":
-        return "fasttext-bin" if _is_fasttext_bin(path) else "word2vec-bin"
-    if suffix in (".vec", ".txt"):
-        return "word2vec-text" if _has_count_dim_header(path) else "glove"
-    if suffix == ".kv":
-        return "keyedvectors"
-    if suffix == ".model":
-        return "gensim-model"
-    raise OptionError(f"cannot tell the format of {path} from its suffix {suffix or '(none)'!r}; "
-                      "pass --option format=word2vec-bin|word2vec-text|glove|fasttext-bin|fasttext-vec|"
-                      "keyedvectors|gensim-model")
+    return vector_files.detect_format(path)
+
+
+open_maybe_compressed = vector_files.open_maybe_compressed
 
 
 def read_vectors(path: str, fmt: str, trust_pickle: bool) -> Any:
