@@ -8,6 +8,7 @@ import h5py
 
 from embedx.errors import StoreError
 from embedx.store import layout as L
+from embedx.store.verify import verify_structure
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -47,6 +48,9 @@ def open_checked(path: Path | str) -> h5py.File:
         for group in (handle[L.SETS], handle[L.INPUTS]):
             for name in group:
                 dict(group[name].attrs)
+        # The file is untrusted: no links out of it, virtual data only from its own segment folder
+        # (FILE.h5.segments/), sane dtypes and shapes.
+        verify_structure(handle, path, allowed_dir=path.with_name(path.name + ".segments"))
     except StoreError:
         handle.close()
         raise

@@ -1,0 +1,386 @@
+"""Verify an HDF5 feature file's structure before embedx reads from it or writes through it.
+
+A feature file comes from someone else, so it is untrusted. HDF5 can make an ordinary read
+leave the file: an external link, a virtual dataset that maps another file, or a dataset whose
+raw bytes live in some other file (``external=``) all read foreign bytes, and a write through
+them lands outside the file. A header can also declare a shape that makes a reader allocate
+terabytes. ``verify_structure`` walks every link, group, dataset and attribute (metadata and at
+most a few elements, never bulk data) and refuses anything an embedx-written file does not
+hold, naming the file and the object.
+
+Virtual datasets are followed only into ``allowed_dir`` (the store's own segment folder), and
+only onto plain datasets there; without ``allowed_dir`` every virtual dataset is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePath
+from typing import Any
+
+import h5py
+import numpy as np
+
+from embedx.errors import StoreError
+from embedx.store import layout as L
+
+MAX_OBJECTS = 1_000_000  # groups + datasets + links; a real file with this many is far beyond any corpus
+MAX_ROWS = 2**36  # about 69 billion texts or tokens
+MAX_INNER = 2**24  # a vector dimension or a layer count
+MAX_RANK = 4
+MAX_VIRTUAL_SOURCES = 1_000_000
+# deflate, shuffle, fletcher32, szip, nbit, scale-offset, lzf: HDF5 built-ins plus h5py's lzf.
+# Any other filter id would make HDF5 look for a plugin library to load.
+SAFE_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
+# Compressed chunks of constant data shrink at most ~1000x with deflate; a larger ratio of declared
+# to stored bytes means unallocated (sparse) chunks: a header promising data the file does not hold.
+MAX_COMPRESSION_RATIO = 2048
+_SLACK_BYTES = 1 << 20
+
+JSON_ATTRS = {"config": dict, "outputs": list, "columns": list}
+INT_ROLES = {L.OFFSETS: 8, L.LINE: 8, L.TRUNCATED: 0}  # 0: any integer width
+
+
+def verify_structure(handle: h5py.File, path: Path | str, allowed_dir: Path | str | None = None) -> None:
+    """Raise :class:`StoreError` unless every object in ``handle`` stays inside the file (or
+    ``allowed_dir``) and every dataset has a sane dtype and a shape consistent with ``rows``."""
+    _Verifier(handle, Path(path), None if allowed_dir is None else Path(allowed_dir)).run()
+
+
+class _Verifier:
+    def __init__(self, handle: h5py.File, path: Path, allowed_dir: Path | None):
+        self.handle = handle
+        self.path = path
+        self.allowed = allowed_dir.resolve() if allowed_dir is not None else None
+        self.seen: set[tuple[int, int]] = set()
+        self.count = 0
+        self.sources: dict[Path, dict[str, tuple[np.dtype, tuple[int, ...]]]] = {}
+
+    def fail(self, obj: str, why: str) -> StoreError:
+        return StoreError(f"{self.path}: {obj} {why}; refusing to use this file (embedx never follows "
+                          "references out of a feature file, and checks its shapes before reading)")
+
+    def run(self) -> None:
+        try:
+            self._group(self.handle, "/")
+            self._layout()
+        except StoreError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"{self.path} is damaged ({text[:200]}); move it aside and re-run the extraction") from None
+
+    # every link and object --------------------------------------------------------------------
+    def _group(self, group: h5py.Group, name: str) -> None:
+        if not self._first_visit(group):
+            return
+        self._attrs(group, name)
+        for child in group:
+            self.count += 1
+            if self.count > MAX_OBJECTS:
+                raise self.fail(name, f"holds more than {MAX_OBJECTS:,} objects")
+            where = f"{name.rstrip('/')}/{child}"
+            kind = group.id.links.get_info(child.encode("utf-8")).type
+            if kind == h5py.h5l.TYPE_EXTERNAL:
+                link = group.get(child, getlink=True)
+                raise self.fail(f"object {where}", f"is an external link to {link.path!r} in file {link.filename!r}")
+            if kind == h5py.h5l.TYPE_SOFT:
+                self._soft(group.get(child, getlink=True).path, where)
+                continue  # its target is checked where it is hard-linked
+            if kind != h5py.h5l.TYPE_HARD:
+                raise self.fail(f"object {where}", f"is a user-defined link (type {kind})")
+            obj = group[child]
+            if isinstance(obj, h5py.Group):
+                self._group(obj, where)
+            elif isinstance(obj, h5py.Dataset):
+                self._dataset(obj, where)
+            else:
+                raise self.fail(f"object {where}", f"is a {type(obj).__name__}, not a group or dataset")
+
+    def _first_visit(self, obj: h5py.HLObject) -> bool:
+        info = h5py.h5o.get_info(obj.id)
+        ident = (info.fileno, info.addr)
+        if ident in self.seen:
+            return False
+        self.seen.add(ident)
+        return True
+
+    def _soft(self, target: str, where: str) -> None:
+        """A soft link must resolve, through hard links of this file only, to an existing object."""
+        current: h5py.Group = self.handle if target.startswith("/") else self.handle[where.rsplit("/", 1)[0] or "/"]
+        parts = [p for p in target.split("/") if p and p != "."]
+        for depth, part in enumerate(parts):
+            if part == ".." or not isinstance(current, h5py.Group) or part not in current.id.links:
+                raise self.fail(f"soft link {where}", f"points at {target!r}, which does not exist in the file")
+            kind = current.id.links.get_info(part.encode("utf-8")).type
+            if kind != h5py.h5l.TYPE_HARD:
+                raise self.fail(f"soft link {where}", f"points at {target!r} through another link "
+                                                     "(it may leave the file)")
+            current = current[part]
+            if depth > 64:
+                raise self.fail(f"soft link {where}", "is nested too deeply")
+
+    def _attrs(self, obj: h5py.HLObject, name: str) -> None:
+        for key in obj.attrs:
+            value = obj.attrs[key]
+            if key in JSON_ATTRS:
+                parse_json_attr(value, JSON_ATTRS[key], lambda why, k=key: self.fail(f"attribute {k!r} of {name}", why))
+            elif key == "rows":
+                rows_attr(value, lambda why: self.fail(f"attribute 'rows' of {name}", why))
+
+    def _dataset(self, ds: h5py.Dataset, name: str) -> None:
+        if not self._first_visit(ds):
+            return
+        self._attrs(ds, name)
+        what = f"dataset {name}"
+        if ds.external:
+            files = ", ".join(repr(e[0]) for e in ds.external)
+            raise self.fail(what, f"keeps its raw data in another file ({files})")
+        plist = ds.id.get_create_plist()
+        for i in range(plist.get_nfilters()):
+            code = plist.get_filter(i)[0]
+            if code not in SAFE_FILTERS:
+                raise self.fail(what, f"uses HDF5 filter {code}, which embedx does not write (it would load a plugin)")
+        check_dtype(ds.dtype, what, self.fail)
+        shape = ds.shape
+        if shape is None:
+            raise self.fail(what, "has no dataspace")
+        if len(shape) > MAX_RANK:
+            raise self.fail(what, f"has {len(shape)} dimensions")
+        if shape and shape[0] > MAX_ROWS:
+            raise self.fail(what, f"declares {shape[0]:,} rows (more than {MAX_ROWS:,})")
+        if any(n > MAX_INNER for n in shape[1:]):
+            raise self.fail(what, f"declares a dimension of {max(shape[1:]):,} (more than {MAX_INNER:,})")
+        if ds.is_virtual:
+            self._virtual(ds, what)
+        else:
+            self._allocated(ds, what)
+
+    def _allocated(self, ds: h5py.Dataset, what: str) -> None:
+        """The file must hold the bytes the header declares (no sparse, never-written chunks)."""
+        if ds.dtype.kind == "O":
+            return  # variable-length strings: their heap size is not the declared size
+        declared = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize) if ds.shape else ds.dtype.itemsize
+        stored = ds.id.get_storage_size()
+        limit = (MAX_COMPRESSION_RATIO * stored if ds.id.get_create_plist().get_nfilters() else stored) + _SLACK_BYTES
+        if declared > limit:
+            raise self.fail(what, f"declares {declared:,} bytes but the file stores {stored:,} for it "
+                                  "(a sparse or truncated dataset)")
+
+    def _virtual(self, ds: h5py.Dataset, what: str) -> None:
+        if self.allowed is None:
+            first = ds.virtual_sources()[0] if ds.virtual_sources() else None
+            target = f" (it maps {first.file_name!r}:{first.dset_name!r})" if first else ""
+            raise self.fail(what, f"is a virtual dataset{target}; embedx follows virtual datasets only into "
+                                  "its own segment folder")
+        if os.environ.get("HDF5_VDS_PREFIX"):
+            raise self.fail(what, "is a virtual dataset and HDF5_VDS_PREFIX is set, which changes where HDF5 "
+                                  "looks for its sources; unset it")
+        sources = ds.virtual_sources()
+        if len(sources) > MAX_VIRTUAL_SOURCES:
+            raise self.fail(what, f"maps {len(sources):,} sources")
+        mapped = 0
+        for source in sources:
+            resolved = self._source_file(source.file_name, what)
+            dtype, shape = self._source_dataset(resolved, source.dset_name, what)
+            if dtype != ds.dtype:
+                raise self.fail(what, f"maps {source.dset_name!r} in {source.file_name!r}, which holds {dtype}, "
+                                      f"not {ds.dtype}")
+            points = source.vspace.get_select_npoints()
+            if points > int(np.prod(shape, dtype=np.float64)):
+                raise self.fail(what, f"maps more elements from {source.file_name!r} than its dataset holds")
+            mapped += points
+        total = int(np.prod(ds.shape, dtype=np.float64)) if ds.shape else 1
+        if mapped != total:
+            raise self.fail(what, f"is a virtual dataset of {total:,} elements whose sources map {mapped:,}")
+
+    def _source_file(self, name: str, what: str) -> Path:
+        pure = PurePath(name)
+        if name in ("", ".") or "%" in name or ".." in pure.parts:
+            raise self.fail(what, f"maps source file {name!r}; only plain names inside the segment folder are followed")
+        candidate = pure if pure.is_absolute() else self.path.absolute().parent / pure
+        try:
+            resolved = Path(candidate).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise self.fail(what, f"maps source file {name!r}, which does not exist") from None
+        assert self.allowed is not None
+        if not resolved.is_relative_to(self.allowed) or not resolved.is_file():
+            raise self.fail(what, f"maps source file {name!r}, which resolves to {resolved}, outside "
+                                  f"the segment folder {self.allowed}")
+        return resolved
+
+    def _source_dataset(self, file: Path, name: str, what: str) -> tuple[np.dtype, tuple[int, ...]]:
+        if file not in self.sources:
+            self.sources[file] = {}
+        known = self.sources[file]
+        if name not in known:
+            try:
+                with h5py.File(file, "r") as source:
+                    known[name] = self._plain_source(source, file, name, what)
+            except OSError as exc:
+                raise self.fail(what, f"maps {file}, which is not a readable HDF5 file ({exc})") from None
+        return known[name]
+
+    def _plain_source(self, source: h5py.File, file: Path, name: str, what: str) -> tuple[np.dtype, tuple[int, ...]]:
+        current: Any = source
+        for part in [p for p in name.split("/") if p]:
+            if not isinstance(current, h5py.Group) or part not in current.id.links:
+                raise self.fail(what, f"maps {name!r} in {file}, which does not exist")
+            if current.id.links.get_info(part.encode("utf-8")).type != h5py.h5l.TYPE_HARD:
+                raise self.fail(what, f"maps {name!r} in {file} through a link")
+            current = current[part]
+        if not isinstance(current, h5py.Dataset):
+            raise self.fail(what, f"maps {name!r} in {file}, which is not a dataset")
+        if current.is_virtual or current.external:
+            raise self.fail(what, f"maps {name!r} in {file}, which itself refers to other files")
+        check_dtype(current.dtype, f"dataset {name} of {file}", self.fail)
+        self._allocated(current, f"dataset {name} of {file}")
+        return current.dtype, current.shape
+
+    # the embedx layout ---------------------------------------------------------------------------
+    def _layout(self) -> None:
+        for section in (L.SETS, L.INPUTS):
+            if section in self.handle and not isinstance(self.handle[section], h5py.Group):
+                raise self.fail(f"/{section}", "is not a group")
+        if L.SETS in self.handle:
+            for name, group in self.handle[L.SETS].items():
+                self._feature_set(group, f"/{L.SETS}/{name}")
+        if L.INPUTS in self.handle:
+            for name, group in self.handle[L.INPUTS].items():
+                self._input_table(group, f"/{L.INPUTS}/{name}")
+
+    def _need(self, group: Any, child: str, where: str, kind: type = h5py.Dataset, typed: bool = True) -> Any:
+        """``group[child]``, which must be a ``kind``; a dataset's dtype must suit its role (its name)."""
+        if not isinstance(group, h5py.Group) or child not in group:
+            raise self.fail(where, f"lacks its {child!r} {'dataset' if kind is h5py.Dataset else 'group'}")
+        obj = group[child]
+        if not isinstance(obj, kind):
+            raise self.fail(f"{where}/{child}", f"is not a {'dataset' if kind is h5py.Dataset else 'group'}")
+        if kind is h5py.Dataset and typed:
+            check_dtype(obj.dtype, f"dataset {where}/{child}", self.fail, role=child)
+        return obj
+
+    def _rows(self, group: h5py.Group, where: str) -> int:
+        if "rows" not in group.attrs:
+            raise self.fail(where, "lacks its 'rows' attribute")
+        return rows_attr(group.attrs["rows"], lambda why: self.fail(f"attribute 'rows' of {where}", why))
+
+    def _length(self, ds: h5py.Dataset, expected: int, where: str, ndim: int = 1) -> None:
+        if len(ds.shape) != ndim or ds.shape[0] != expected:
+            raise self.fail(f"dataset {where}", f"has shape {ds.shape}, expected {expected:,} rows "
+                                                f"({ndim}-dimensional) to match the 'rows' attribute")
+
+    def _feature_set(self, group: Any, where: str) -> None:
+        if not isinstance(group, h5py.Group):
+            raise self.fail(where, "is not a group")
+        for attr in ("embedder", "config_hash", "config", "outputs", "dtype"):
+            if attr not in group.attrs:
+                raise self.fail(where, f"lacks its {attr!r} attribute")
+        rows = self._rows(group, where)
+        keys = self._need(group, L.KEYS, where)
+        self._length(keys, rows, f"{where}/{L.KEYS}")
+        if L.TRUNCATED in group:
+            self._length(self._need(group, L.TRUNCATED, where), rows, f"{where}/{L.TRUNCATED}")
+        outputs = parse_json_attr(group.attrs["outputs"], list, lambda why: self.fail(f"attribute 'outputs' of {where}", why))
+        if not outputs:
+            raise self.fail(where, "lists no outputs")
+        for spec in outputs:
+            self._output(group, spec, rows, where)
+
+    def _output(self, group: h5py.Group, spec: Any, rows: int, where: str) -> None:
+        bad = self.fail(f"attribute 'outputs' of {where}", f"has a malformed entry {str(spec)[:80]!r}")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or spec.get("level") not in ("document", "token"):
+            raise bad
+        dim, layers = spec.get("dim"), spec.get("layers")
+        if not _count(dim) or not 0 < dim <= MAX_INNER:
+            raise bad
+        per_layer = bool(spec.get("per_layer"))
+        if per_layer and (not _count(layers) or not 0 < layers <= MAX_INNER):
+            raise bad
+        out = f"{where}/{spec['name']}"
+        sub = self._need(group, spec["name"], where, h5py.Group)
+        values = self._need(sub, L.VALUES, out)
+        inner = (layers, dim) if per_layer else (dim,)
+        if tuple(values.shape[1:]) != inner:
+            raise self.fail(f"dataset {out}/{L.VALUES}", f"has shape {values.shape}, but the set declares rows of {inner}")
+        if spec["level"] == "document":
+            if values.shape[0] != rows:
+                raise self.fail(f"dataset {out}/{L.VALUES}", f"has {values.shape[0]:,} rows but the set has {rows:,} keys")
+            return
+        offsets = self._need(sub, L.OFFSETS, out)
+        self._length(offsets, rows + 1, f"{out}/{L.OFFSETS}")
+        first, last = int(offsets[0]), int(offsets[-1])
+        if first != 0 or last != values.shape[0]:
+            raise self.fail(f"dataset {out}/{L.OFFSETS}", f"runs from {first} to {last}, but {L.VALUES} has "
+                                                         f"{values.shape[0]:,} token rows")
+        if L.TOKENS in sub:
+            self._length(self._need(sub, L.TOKENS, out), values.shape[0], f"{out}/{L.TOKENS}")
+
+    def _input_table(self, group: Any, where: str) -> None:
+        if not isinstance(group, h5py.Group):
+            raise self.fail(where, "is not a group")
+        keys = self._need(group, L.KEYS, where)
+        rows = self._rows(group, where) if "rows" in group.attrs else keys.shape[0] if keys.shape else 0
+        self._length(keys, rows, f"{where}/{L.KEYS}")
+        for child in (L.TEXT, L.EMPTY, L.LINE):
+            if child in group:
+                self._length(self._need(group, child, where), rows, f"{where}/{child}")
+        if L.COLUMNS in group:
+            columns = self._need(group, L.COLUMNS, where, h5py.Group)
+            for name in columns:
+                self._length(self._need(columns, name, f"{where}/{L.COLUMNS}", typed=False), rows, f"{where}/{L.COLUMNS}/{name}")
+
+
+def check_dtype(dtype: np.dtype, what: str, fail, role: str | None = None) -> None:
+    """Numbers, fixed-size bytes and UTF-8/ASCII strings only; and the dtype ``role`` (the
+    dataset's place in the layout, such as ``values``) demands."""
+    string = h5py.check_string_dtype(dtype)
+    if dtype.kind == "O" and string is None:
+        raise fail(what, f"has dtype {h5py.check_vlen_dtype(dtype) or dtype} (references or variable-length "
+                         "arrays), which embedx never writes")
+    if dtype.kind not in "biufSO" or dtype.fields is not None or dtype.subdtype is not None:
+        raise fail(what, f"has dtype {dtype}, which embedx never writes")
+    if role == L.VALUES and not (dtype.kind == "f" and dtype.itemsize in (2, 4, 8)):
+        raise fail(what, f"has dtype {dtype}; feature values must be float16 or float32")
+    if role == L.KEYS and dtype != np.dtype(L.KEY_DTYPE):
+        raise fail(what, f"has dtype {dtype}; content keys are {L.KEY_DTYPE}")
+    if role in INT_ROLES and not (dtype.kind in "iu" and (INT_ROLES[role] == 0 or dtype.itemsize == INT_ROLES[role])):
+        raise fail(what, f"has dtype {dtype}; expected {'int64' if INT_ROLES[role] else 'integers'}")
+    if role == L.EMPTY and dtype.kind != "b":
+        raise fail(what, f"has dtype {dtype}; expected bool")
+    if role in (L.TEXT, L.TOKENS) and string is None:
+        raise fail(what, f"has dtype {dtype}; expected strings")
+
+
+def parse_json_attr(value: Any, kind: type, fail) -> Any:
+    """A JSON attribute (``config``, ``outputs``, ``columns``) as ``kind``, or the error ``fail`` builds."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise fail("is not UTF-8") from None
+    if not isinstance(value, str):
+        raise fail(f"is a {type(value).__name__}, expected JSON text")
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        raise fail("is not valid JSON") from None
+    if not isinstance(parsed, kind):
+        raise fail(f"holds a JSON {type(parsed).__name__}, expected a {'list' if kind is list else 'object'}")
+    return parsed
+
+
+def rows_attr(value: Any, fail) -> int:
+    """The ``rows`` attribute as a sane non-negative integer."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise fail(f"is {value!r}, expected an integer")
+    if not 0 <= int(value) <= MAX_ROWS:
+        raise fail(f"is {int(value):,}, outside 0..{MAX_ROWS:,}")
+    return int(value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
