@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from embedx.commands import EncodingErrors, escape, fail, guarded_with  # noqa: F401 (re-exported)
+
 app = typer.Typer(help="Extract text features once, cache them in HDF5, reuse them everywhere.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -31,48 +33,13 @@ class EmptyPolicy(str, Enum):
     error = "error"
 
 
-class EncodingErrors(str, Enum):
-    strict = "strict"
-    replace = "replace"
-    ignore = "ignore"
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def guarded_with(interrupted: str):
-    """A decorator for commands (plugins' too): embedx errors print as one line and exit 2;
-    Ctrl-C prints ``interrupted`` and exits 130."""
-    import functools
-
-    def decorate(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            from embedx.errors import EmbedxError
-
-            try:
-                return fn(*args, **kwargs)
-            except EmbedxError as exc:
-                _fail(_escape(str(exc)))
-            except KeyboardInterrupt:
-                _fail(interrupted, 130)
-
-        return wrapper
-
-    return decorate
+_fail = fail  # short names used throughout this module
 
 
 guarded = guarded_with("interrupted; finished batches were saved, re-run the same command to resume")
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+_escape = escape
 
 
 @app.command()
@@ -245,22 +212,40 @@ def embedders(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="embedx embedders")
-    for col in ("embedder", "plugin", "level", "outputs", "runs here"):
-        table.add_column(col)
-    for row in rows:
-        outs = ", ".join(f"{o['name']}[{o['dim'] or '?'}]{'*' if o['default'] else ''}" for o in row["outputs"])
-        status = "yes" if row["available"] else f"[yellow]no: {_escape(row['install'])}[/]"
-        table.add_row(row["id"], row["plugin"], row["level"], outs, status)
     console = Console()
+    id_width = max((len(row["id"]) for row in rows), default=8)
+    table = Table(title="embedx embedders")
+    table.add_column("embedder", no_wrap=True, min_width=id_width)  # the thing a user types: never cut
+    table.add_column("plugin", overflow="fold")
+    table.add_column("outputs", overflow="fold")
+    table.add_column("runs here", overflow="fold")
+    for row in rows:
+        outs = " ".join(f"{o['name']}{'*' if o['default'] else ''}" for o in row["outputs"])
+        if not row["available"]:
+            short = row["reason"].split(":")[0] if verbose is False else row["reason"]
+            status = f"[yellow]no: {_escape(short)}[/]"
+        elif row["needs"]:
+            status = "once given its options (-v)" if " " in row["needs"] else f"needs -O {_escape(row['needs'])}"
+        else:
+            status = "yes"
+        table.add_row(row["id"], row["plugin"], outs, status)
     console.print(table)
-    console.print("[dim]* computed by default; others with --outputs[/]")
+    console.print("[dim]* computed by default; others with --outputs. Dimensions and options: -v[/]")
     if verbose:
         for row in rows:
-            console.print(f"\n[bold]{row['id']}[/]: {_escape(row['description'])}", highlight=False)
+            console.print(f"\n[bold]{row['id']}[/] ({_escape(row['plugin'])}): {_escape(row['description'])}",
+                          highlight=False)
+            if row["reason"] or (row["needs"] and " " in row["needs"]):
+                console.print(f"  [yellow]{_escape(row['reason'] or row['needs'])}[/]", highlight=False)
+            for out in row["outputs"]:
+                shape = f"{out['level']}, dim {out['dim'] or '?'}" + (", per layer" if out["per_layer"] else "")
+                console.print(f"  output {out['name']}: {shape}", highlight=False)
             for opt in row["options"]:
                 default = "required" if opt["required"] else f"default {opt['default']!r}"
-                console.print(f"  --option {opt['name']}=<{_escape(opt['type'])}>  ({_escape(default)})", highlight=False)
+                line = f"  --option {opt['name']}=<{_escape(opt['type'])}>  ({_escape(default)})"
+                if opt.get("help"):
+                    line += f"  {_escape(opt['help'])}"
+                console.print(line, highlight=False)
 
 
 @app.command()
@@ -493,6 +478,20 @@ def add_plugin_commands(cli: typer.Typer) -> None:
             impl.function(cli=cli)
         except Exception as exc:  # one plugin's broken command must not take the CLI down
             typer.echo(f"warning: plugin {impl.plugin_name!r} failed to add its commands: {exc}", err=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        typer.echo(f"embedx {importlib.metadata.version('embedx')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                 help="Print the version and exit.")] = False) -> None:
+    """Extract text features once, cache them in HDF5, reuse them everywhere."""
 
 
 def main() -> None:

@@ -108,6 +108,16 @@ class Embedder(abc.ABC):
         """The outputs with dimensions as known now; subclasses refine this after ``load``."""
         return self.outputs
 
+    def unavailable_reason(self) -> str | None:
+        """Why this embedder cannot run here as configured, in a few words, or ``None`` if it can.
+
+        ``embedx embedders`` shows it and ``embedx extract`` refuses at once with it, instead of
+        failing in ``load()`` after the imports. Keep it cheap: look for files (a model folder, a
+        cached hub module, a device), never load a model. Missing Python packages are already
+        covered by ``requires``.
+        """
+        return None
+
     # Set by embedx before load(); plugins read it, they do not set it.
     requested_outputs: tuple[str, ...] = ()
 

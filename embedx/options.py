@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class OptionSpec:
     name: str
     annotation: Any
     default: Any
+    help: str = ""
 
     @property
     def required(self) -> bool:
@@ -43,11 +45,47 @@ def option_specs(cls: type) -> dict[str, OptionSpec]:
     except Exception:  # unresolvable annotations: fall back to raw strings, parse as text
         hints = {}
     specs = {}
+    helps = option_help(cls)
     for name, param in inspect.signature(init).parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        specs[name] = OptionSpec(name, hints.get(name, str), param.default)
+        specs[name] = OptionSpec(name, hints.get(name, str), param.default, helps.get(name, ""))
     return specs
+
+
+_OPTIONS_HEADER = re.compile(r"^\s*Options:\s*$")
+_OPTION_LINE = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.+)$")
+
+
+def option_help(cls: type) -> dict[str, str]:
+    """One line per option, from the ``Options:`` section of the class docstring (or ``__init__``'s).
+
+    The section lists ``name: what it does`` one per line; a more indented line continues the
+    one above. This keeps the description beside the code, like a docstring's ``Args:``.
+    """
+    helps: dict[str, str] = {}
+    for doc in (inspect.getdoc(cls.__init__) if cls.__init__ is not object.__init__ else None, inspect.getdoc(cls)):
+        if not doc:
+            continue
+        inside, indent, last = False, None, None
+        for line in doc.splitlines():
+            if _OPTIONS_HEADER.match(line):
+                inside, indent, last = True, None, None
+                continue
+            if not inside:
+                continue
+            if not line.strip():
+                continue
+            match = _OPTION_LINE.match(line)
+            depth = len(line) - len(line.lstrip())
+            if match and (indent is None or depth == indent):
+                indent, last = depth, match.group(2)
+                helps.setdefault(last, match.group(3).strip())
+            elif last is not None and indent is not None and depth > indent:
+                helps[last] = f"{helps[last]} {line.strip()}"
+            else:
+                inside = False
+    return helps
 
 
 def resolve_options(embedder_id: str, cls: type, presets: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

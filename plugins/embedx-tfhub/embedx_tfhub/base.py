@@ -39,6 +39,12 @@ class TfHubEmbedder(Embedder):
             self._identity = handles.identity(self.handle)
         return dict(self._identity)
 
+    def unavailable_reason(self) -> str | None:
+        """A URL runs only once its module is in the TF Hub cache (nothing can be downloaded offline)."""
+        if handles.local_folder(self.handle) is None:
+            return f"module not in the TF Hub cache: {handles.cached_folder(self.handle)}"
+        return None
+
     def _load_module(self) -> Any:
         self.module = handles.load(self.handle)
         return self.module
