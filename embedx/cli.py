@@ -165,12 +165,36 @@ def export(
     config: Annotated[str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
     input: Annotated[str | None, typer.Option(help="Input table giving the row order (needed if the file has several).")] = None,
     output_name: Annotated[str | None, typer.Option(help="Document output to export (default: the first).")] = None,
+    allow_nonfinite: Annotated[bool, typer.Option("--allow-nonfinite", help="Export stored NaN/inf as they are instead of refusing.")] = False,
 ) -> None:
     """Write one set's document vectors in input order (duplicates repeated)."""
     from embedx.export import export as run_export
 
-    rows = run_export(file, embedder, output, config_hash=config, input=input, output=output_name)
+    rows = run_export(file, embedder, output, config_hash=config, input=input, output=output_name,
+                      allow_nonfinite=allow_nonfinite)
     typer.echo(f"wrote {rows:,} rows to {output}")
+
+
+@app.command()
+@guarded
+def check(
+    file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Verify a feature file's structure, read every dataset and scan values for NaN/inf; exit 1 on problems."""
+    from embedx.check import check_file
+
+    report = check_file(file)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(f"{file}: {report.sets} set(s), {report.inputs} input(s), {report.datasets} datasets read "
+                   f"({_size(report.bytes_read)}), {report.values_scanned:,} feature values scanned")
+        for problem in report.problems:
+            typer.echo(f"problem: {problem}")
+        typer.echo("ok: no problems found" if report.ok else f"{len(report.problems)} problem(s) found")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -3,23 +3,60 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
-from embedx.errors import EmbedxError, OptionError
+from embedx.errors import EmbedxError, OptionError, StoreError
 from embedx.store.reader import FeatureStore
 
 FORMATS = (".npy", ".parquet", ".csv")
 
 
 def export(store_path: str | Path, embedder: str, out: str | Path, *, config_hash: str | None = None,
-           input: str | None = None, output: str | None = None, chunk_size: int = 8192) -> int:
-    """Export and return the number of rows written; reads in chunks, so memory stays flat."""
+           input: str | None = None, output: str | None = None, chunk_size: int = 8192,
+           allow_nonfinite: bool = False) -> int:
+    """Export and return the number of rows written; reads in chunks, so memory stays flat.
+
+    Stored NaN or infinity stops the export (and removes the partial output) unless
+    ``allow_nonfinite``: a feature file is untrusted, and such values poison any model silently.
+    """
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise OptionError(f"--output {out}: choose a .npy, .parquet or .csv file name")
+    if not out.parent.is_dir():
+        raise OptionError(f"--output {out}: the folder {out.parent} does not exist; create it first")
+    if out.is_dir():
+        raise OptionError(f"--output {out} is a folder; give a file name")
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}{suffix}")  # renamed over ``out`` when complete
+    try:
+        rows = _export(store_path, embedder, partial, suffix, config_hash, input, output, chunk_size, allow_nonfinite)
+        os.replace(partial, out)
+    except OSError as exc:
+        raise EmbedxError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
+
+
+def _finite(chunks, name: str, lines: np.ndarray):
+    """Pass chunks through, stopping at the first that holds NaN or infinity."""
+    start = 0
+    for chunk in chunks:
+        finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+        if not finite.all():
+            first = start + int(np.argmin(finite))
+            raise StoreError(f"set {name} holds NaN or infinite values (first at input line {lines[first]}); "
+                             "refusing to export them. `embedx check` lists them; re-extract the set, or pass "
+                             "--allow-nonfinite to export them as they are")
+        yield chunk
+        start += len(chunk)
+
+
+def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, output, chunk_size,
+            allow_nonfinite: bool) -> int:
     with FeatureStore(store_path) as store:
         fset = store.feature_set(embedder, config_hash)
         table = store.input(input)
@@ -28,6 +65,8 @@ def export(store_path: str | Path, embedder: str, out: str | Path, *, config_has
         dim = spec["dim"] * (spec["layers"] if spec.get("per_layer") else 1)
         chunks = fset.iter_vectors(keys=keys, output=spec["name"], chunk_size=chunk_size)
         columns = {"line": table.lines} | {name: table.column(name) for name in table.columns}
+        if not allow_nonfinite:
+            chunks = _finite(chunks, fset.info.name, table.lines)
         if suffix == ".npy":
             target = np.lib.format.open_memmap(out, mode="w+", dtype=np.dtype(fset.info.dtype),
                                                shape=(len(keys), *_inner(spec)))
