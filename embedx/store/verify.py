@@ -112,7 +112,7 @@ class _Verifier:
         current: h5py.Group = self.handle if target.startswith("/") else self.handle[where.rsplit("/", 1)[0] or "/"]
         parts = [p for p in target.split("/") if p and p != "."]
         for depth, part in enumerate(parts):
-            if part == ".." or not isinstance(current, h5py.Group) or part not in current.id.links:
+            if part == ".." or not isinstance(current, h5py.Group) or not current.id.links.exists(part.encode("utf-8")):
                 raise self.fail(f"soft link {where}", f"points at {target!r}, which does not exist in the file")
             kind = current.id.links.get_info(part.encode("utf-8")).type
             if kind != h5py.h5l.TYPE_HARD:
@@ -177,6 +177,7 @@ class _Verifier:
             target = f" (it maps {first.file_name!r}:{first.dset_name!r})" if first else ""
             raise self.fail(what, f"is a virtual dataset{target}; embedx follows virtual datasets only into "
                                   "its own segment folder")
+        what = "virtual " + what
         if os.environ.get("HDF5_VDS_PREFIX"):
             raise self.fail(what, "is a virtual dataset and HDF5_VDS_PREFIX is set, which changes where HDF5 "
                                   "looks for its sources; unset it")
@@ -228,7 +229,7 @@ class _Verifier:
     def _plain_source(self, source: h5py.File, file: Path, name: str, what: str) -> tuple[np.dtype, tuple[int, ...]]:
         current: Any = source
         for part in [p for p in name.split("/") if p]:
-            if not isinstance(current, h5py.Group) or part not in current.id.links:
+            if not isinstance(current, h5py.Group) or not current.id.links.exists(part.encode("utf-8")):
                 raise self.fail(what, f"maps {name!r} in {file}, which does not exist")
             if current.id.links.get_info(part.encode("utf-8")).type != h5py.h5l.TYPE_HARD:
                 raise self.fail(what, f"maps {name!r} in {file} through a link")
