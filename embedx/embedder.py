@@ -85,6 +85,12 @@ class Embedder(abc.ABC):
     unkeyed_options: ClassVar[tuple[str, ...]] = ()
     #: Batch size used when the user gives none.
     batch_size: ClassVar[int] = 64
+    #: The shared pooling names (:data:`embedx.vocabulary.POOLING`) its ``pooling`` option accepts.
+    pooling_choices: ClassVar[tuple[str, ...]] = ()
+    #: True when it takes the shared ``layers`` option (and ``layer_combine``), so layer sweeps include it.
+    layer_options: ClassVar[bool] = False
+    #: Old option names still accepted, ``{old: shared name}`` (e.g. ``{"handle": "model"}``); a warning says so.
+    option_aliases: ClassVar[Mapping[str, str]] = {}
 
     def load(self) -> None:
         """Import heavy libraries and load the model. Called once, before the first batch."""

@@ -11,6 +11,7 @@ import json
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -91,6 +92,7 @@ def option_help(cls: type) -> dict[str, str]:
 def resolve_options(embedder_id: str, cls: type, presets: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """Merge defaults < presets < user values, parse strings, and check nothing is unknown or missing."""
     specs = option_specs(cls)
+    presets, given = _renamed(embedder_id, cls, presets), _renamed(embedder_id, cls, given)
     for source in (presets, given):
         unknown = sorted(set(source) - set(specs))
         if unknown:
@@ -109,6 +111,27 @@ def resolve_options(embedder_id: str, cls: type, presets: dict[str, Any], given:
         else:
             resolved[name] = spec.default
     return resolved
+
+
+def _renamed(embedder_id: str, cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    """Options under their shared names: deprecated spellings renamed (with a warning), pooling aliases mapped."""
+    aliases = getattr(cls, "option_aliases", {}) or {}
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in aliases:
+            new = aliases[name]
+            if new in options:
+                raise OptionError(f"embedder {embedder_id!r}: options {name!r} and {new!r} are the same option; "
+                                  f"give only {new!r}")
+            warnings.warn(f"embedder {embedder_id!r}: option {name!r} is now called {new!r}; the old name will go "
+                          "away in a later version", FutureWarning, stacklevel=3)
+            name = new
+        out[name] = value
+    if getattr(cls, "pooling_choices", ()) and isinstance(out.get("pooling"), str):
+        from embedx.vocabulary import canonical_pooling
+
+        out["pooling"] = canonical_pooling(out["pooling"])
+    return out
 
 
 def parse_option_pairs(pairs: list[str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 import embedx
-from embedx.registry import build_registry
+from embedx.plugin_api.testing import build_registry
 
 
 def test_found_through_its_entry_point():

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from embedx import vector_files
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.plugin_api import EmbedderUnavailable, OptionError, detect_vector_format
 
 Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "fasttext-bin", "fasttext-vec", "keyedvectors",
                  "gensim-model"]
@@ -18,12 +17,9 @@ Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "fasttext-bin
 SUBWORD_CAPABLE = ("fasttext-bin", "keyedvectors", "gensim-model")
 
 
-def detect_format(path: str) -> str:
-    """The concrete format of ``path``: by suffix, then by sniffing where the suffix is ambiguous."""
-    return vector_files.detect_format(path)
-
-
-open_maybe_compressed = vector_files.open_maybe_compressed
+#: The concrete format of a path: by suffix, then by sniffing where the suffix is ambiguous (one
+#: implementation for every plugin, in the core).
+detect_format = detect_vector_format
 
 
 def read_vectors(path: str, fmt: str, trust_pickle: bool) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 
-from embedx.keys import cached_file_digest
+from embedx.plugin_api import cached_file_digest
 
 cached_digest = cached_file_digest  # one per-process digest cache, in the core
 

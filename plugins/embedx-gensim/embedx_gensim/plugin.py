@@ -5,7 +5,7 @@ Importing this module must stay cheap: gensim itself is imported only when an em
 
 from __future__ import annotations
 
-from embedx import hookimpl
+from embedx.plugin_api import hookimpl
 from embedx_gensim.word_vectors import WordVectors
 
 

@@ -15,7 +15,7 @@ import pickle
 import re
 from typing import Any
 
-from embedx_gensim.formats import open_maybe_compressed
+from embedx.plugin_api import open_maybe_compressed
 
 # (module, name) as written in the pickle -> (module, name) to import. Old numpy spelled its
 # internals numpy.core; numpy 2 keeps them in numpy._core (the old path only warns).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import embedx
-from embedx.registry import LOAD_PLUGINS_ENV, build_registry
-from embedx.testing import Stored
+from embedx.plugin_api.testing import LOAD_PLUGINS_ENV, build_registry
+from embedx.plugin_api.testing import Stored
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 
 
 def test_preset_gives_the_published_glove_vectors(extract, registry):

@@ -11,7 +11,7 @@ from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.fasttext import load_facebook_vectors
 from gensim.test.utils import common_texts, datapath
 
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.plugin_api import EmbedderUnavailable, OptionError
 
 
 class Evil:

@@ -11,7 +11,7 @@ from gensim.models import KeyedVectors
 from gensim.models.fasttext import load_facebook_vectors
 from gensim.test.utils import datapath
 
-from embedx.errors import OptionError, RegistryError
+from embedx.plugin_api import OptionError, RegistryError
 
 GLOVE = datapath("test_glove.txt")
 W2V_BIN = datapath("euclidean_vectors.bin")

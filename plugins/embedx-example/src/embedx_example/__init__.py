@@ -11,19 +11,19 @@ import re
 
 import numpy as np
 
-import embedx
+from embedx import plugin_api as api  # everything a plugin may use from embedx
 
 _TOKEN = re.compile(r"\S+")
 _URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 FEATURES = ("chars", "words", "mean_word_length", "upper_ratio", "digit_ratio", "punct_ratio", "urls", "exclamations")
 
 
-class TextStats(embedx.Embedder):
+class TextStats(api.Embedder):
     id = "text-stats"
     description = "Surface statistics: length, case, digits, punctuation, URLs (example plugin)"
     outputs = (
-        embedx.Output("doc", embedx.DOCUMENT, dim=len(FEATURES), description=", ".join(FEATURES)),
-        embedx.Output("tokens", embedx.TOKEN, dim=3, description="length, is_upper, has_digit per token"),
+        api.Output("doc", api.DOCUMENT, dim=len(FEATURES), description=", ".join(FEATURES)),
+        api.Output("tokens", api.TOKEN, dim=3, description="length, is_upper, has_digit per token"),
     )
     default_outputs = ("doc",)
     batch_size = 512
@@ -32,7 +32,7 @@ class TextStats(embedx.Embedder):
         self.log_counts = log_counts  # log1p of counts keeps long texts from dominating
         self.max_length = max_length
 
-    def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
+    def embed_batch(self, texts: list[str]) -> api.Embeddings:
         docs, arrays, tokens, truncated = [], [], [], []
         for text in texts:
             words = _TOKEN.findall(text)
@@ -43,8 +43,8 @@ class TextStats(embedx.Embedder):
             arrays.append(np.array([[len(w), w.isupper(), any(c.isdigit() for c in w)] for w in words],
                                    dtype=np.float32).reshape(len(words), 3))
             tokens.append(words)
-        outputs = {"doc": np.array(docs, dtype=np.float32), "tokens": embedx.Ragged(arrays, tokens)}
-        return embedx.Embeddings({k: v for k, v in outputs.items() if k in self.requested_outputs}, truncated)
+        outputs = {"doc": np.array(docs, dtype=np.float32), "tokens": api.Ragged(arrays, tokens)}
+        return api.Embeddings({k: v for k, v in outputs.items() if k in self.requested_outputs}, truncated)
 
     def _doc(self, text: str, words: list[str]) -> list[float]:
         n = max(len(text), 1)
@@ -58,6 +58,6 @@ class TextStats(embedx.Embedder):
                 sum(not c.isalnum() and not c.isspace() for c in text) / n, urls, bangs]
 
 
-@embedx.hookimpl
+@api.hookimpl
 def register_embedders(register):
     register(TextStats)

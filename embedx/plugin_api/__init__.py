@@ -1,0 +1,76 @@
+"""The plugin API: everything a plugin package may import from embedx, in one versioned module.
+
+Plugins (the built-in families under ``plugins/`` too) import from here and from
+:mod:`embedx.plugin_api.testing` in their tests, nothing else of embedx, so the core can move
+its internals without breaking them. A test in the core suite enforces this. ``API_VERSION``
+changes its major number only when a name here is removed or changes meaning.
+
+Names that pull in a larger part of embedx (the command helpers, heads, datasets) load on
+first use, so importing this module stays as cheap as importing :mod:`embedx`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from embedx.atomic import atomic_write, fsync_path
+from embedx.digests import cached_file_digest, file_digest
+from embedx.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
+from embedx.errors import (
+    EmbedderOutputError,
+    EmbedderUnavailable,
+    EmbedxError,
+    InputError,
+    OptionError,
+    RegistryError,
+    StoreError,
+)
+from embedx.hookspecs import hookimpl
+from embedx.options import option_specs
+from embedx.vector_files import FORMATS as VECTOR_FORMATS
+from embedx.vector_files import detect_format as detect_vector_format
+from embedx.vector_files import open_maybe_compressed, split_suffix
+from embedx.vocabulary import (
+    LAYER_COMBINE,
+    LAYERS_HELP,
+    MODEL_OPTION,
+    POOLING,
+    LayerSpec,
+    canonical_pooling,
+    check_pooling,
+    parse_layers,
+)
+
+API_VERSION = "1.0"
+
+_LAZY = {
+    # command line: one-line errors for plugin commands, shared choices
+    "guarded_with": ("embedx.commands", "guarded_with"),
+    "fail": ("embedx.commands", "fail"),
+    "EncodingErrors": ("embedx.commands", "EncodingErrors"),
+    # fine-tuning baselines and heads registered by plugins
+    "FineTuner": ("embedx.finetune", "FineTuner"),
+    "FineTuneResult": ("embedx.finetune", "FineTuneResult"),
+    "Head": ("embedx.heads.base", "Head"),
+    # labelled datasets fetched from package registries (for fine-tuners and trainers)
+    "load_dataset": ("embedx.datasets", "load"),
+    "DATASETS": ("embedx.datasets", "DATASETS"),
+    "DatasetError": ("embedx.datasets", "DatasetError"),
+}
+
+__all__ = [
+    "API_VERSION", "DOCUMENT", "TOKEN", "Embedder", "Embeddings", "Output", "Ragged", "hookimpl",
+    "EmbedxError", "EmbedderUnavailable", "EmbedderOutputError", "InputError", "OptionError", "RegistryError",
+    "StoreError", "option_specs", "file_digest", "cached_file_digest", "atomic_write", "fsync_path",
+    "VECTOR_FORMATS", "detect_vector_format", "open_maybe_compressed", "split_suffix",
+    "POOLING", "LAYER_COMBINE", "LAYERS_HELP", "MODEL_OPTION", "LayerSpec", "canonical_pooling", "check_pooling",
+    "parse_layers", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'embedx.plugin_api' has no attribute {name!r}")
