@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from embedx.errors import InputError
 from embedx.inputs.decoding import EncodingErrors, decoded_lines, strip_newline
+from embedx.inputs.text_checks import check_column_names, clean_string, is_blank
 
 Format = Literal["txt", "csv", "tsv", "jsonl"]
 FORMATS: tuple[str, ...] = ("txt", "csv", "tsv", "jsonl")
@@ -25,6 +28,11 @@ class Record:
     text: str
     line: int
     columns: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to embed: whitespace, separators or zero-width/format characters only."""
+        return is_blank(self.text)
 
 
 @dataclass
@@ -59,6 +67,76 @@ class InputSpec:
         return "stdin" if self.path == "-" else Path(self.path).stem
 
 
+class RecordStream:
+    """The records of one input, read lazily in one pass; ``columns`` is known before the first.
+
+    Use it as a context manager (or exhaust it) so the file is closed. Every check that could
+    otherwise fail when the input table is written happens here, naming the line: strings
+    must be storable as UTF-8, column names must stay distinct once made safe for HDF5.
+    """
+
+    def __init__(self, spec: InputSpec):
+        self.spec = spec
+        self.format = spec.resolved_format
+        self._stack = ExitStack()
+        try:
+            handle = self._stack.enter_context(_open(spec))
+            if self.format == "jsonl":
+                handle = self._rewindable(handle)
+                self.columns = _jsonl_columns(handle, spec)
+                handle.seek(0)
+            lines = decoded_lines(handle, spec.source, spec.encoding_errors)
+            if self.format == "txt":
+                self.columns, self._records = [], (Record(strip_newline(t), n) for n, t in lines)
+            elif self.format == "jsonl":
+                self._records = _jsonl_records(lines, spec)
+            else:
+                self.columns, self._records = _delimited(lines, spec, "," if self.format == "csv" else "\t")
+            check_column_names(self.columns, spec.source)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _rewindable(self, handle: BinaryIO) -> BinaryIO:
+        """JSON Lines need two passes (the columns are every field seen); stdin is spooled to disk."""
+        if handle.seekable():
+            return handle
+        spool = self._stack.enter_context(tempfile.TemporaryFile())
+        shutil.copyfileobj(handle, spool)
+        spool.seek(0)
+        return spool
+
+    def __iter__(self) -> Iterator[Record]:
+        return self
+
+    def __next__(self) -> Record:
+        try:
+            return next(self._records)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> RecordStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def iter_records(spec: InputSpec) -> RecordStream:
+    """Stream the records of ``spec`` in bounded memory; ``stream.columns`` lists the other columns."""
+    return RecordStream(spec)
+
+
+def read_records(spec: InputSpec) -> tuple[list[Record], list[str]]:
+    """All records of the input, and the names of the columns kept beside the text."""
+    with iter_records(spec) as stream:
+        return list(stream), stream.columns
+
+
 @contextmanager
 def _open(spec: InputSpec) -> Iterator[BinaryIO]:
     if spec.path == "-":
@@ -73,19 +151,7 @@ def _open(spec: InputSpec) -> Iterator[BinaryIO]:
         yield handle
 
 
-def read_records(spec: InputSpec) -> tuple[list[Record], list[str]]:
-    """All records of the input, and the names of the columns kept beside the text."""
-    fmt = spec.resolved_format
-    with _open(spec) as handle:
-        lines = decoded_lines(handle, spec.source, spec.encoding_errors)
-        if fmt == "txt":
-            return [Record(strip_newline(text), number) for number, text in lines], []
-        if fmt == "jsonl":
-            return _read_jsonl(lines, spec)
-        return _read_delimited(lines, spec, "," if fmt == "csv" else "\t")
-
-
-def _read_delimited(lines: Iterator[tuple[int, str]], spec: InputSpec, delimiter: str) -> tuple[list[Record], list[str]]:
+def _delimited(lines: Iterator[tuple[int, str]], spec: InputSpec, delimiter: str) -> tuple[list[str], Iterator[Record]]:
     csv.field_size_limit(sys.maxsize)
     current = [0]
 
@@ -106,34 +172,56 @@ def _read_delimited(lines: Iterator[tuple[int, str]], spec: InputSpec, delimiter
                          "choose one with --text-column")
     text_at = header.index(spec.text_field)
     others = [(i, name) for i, name in enumerate(header) if i != text_at]
-    records = []
-    while True:
-        start = current[0] + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise InputError(f"{spec.source}, line {current[0]}: {exc}") from None
-        if not row:
-            continue  # a blank physical line is not a record in CSV
-        if len(row) != len(header):
-            raise InputError(f"{spec.source}, line {start}: {len(row)} fields, but the header has {len(header)}")
-        records.append(Record(row[text_at], start, {name: row[i] for i, name in others}))
-    return records, [name for _, name in others]
+
+    def records() -> Iterator[Record]:
+        while True:
+            start = current[0] + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise InputError(f"{spec.source}, line {current[0]}: {exc}") from None
+            if not row:
+                continue  # a blank physical line is not a record in CSV
+            if len(row) != len(header):
+                raise InputError(f"{spec.source}, line {start}: {len(row)} fields, but the header has {len(header)}")
+            yield Record(row[text_at], start, {name: row[i] for i, name in others})
+
+    return [name for _, name in others], records()
 
 
-def _read_jsonl(lines: Iterator[tuple[int, str]], spec: InputSpec) -> tuple[list[Record], list[str]]:
-    records, columns = [], {}
+def _jsonl_objects(lines: Iterator[tuple[int, str]], spec: InputSpec) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, text in lines:
         if not text.strip():
             continue  # blank lines separate nothing in JSON Lines; they are not records
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{spec.source}, line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise InputError(f"{spec.source}, line {number}: invalid JSON ({why})") from None
         if not isinstance(obj, dict):
             raise InputError(f"{spec.source}, line {number}: expected a JSON object, got {type(obj).__name__}")
+        yield number, obj
+
+
+def _field_name(name: str, number: int, spec: InputSpec) -> str:
+    return clean_string(name, f"{spec.source}, line {number}, the name of field {name!r}", spec.encoding_errors)
+
+
+def _jsonl_columns(handle: BinaryIO, spec: InputSpec) -> list[str]:
+    """Every field other than the text, in order of first appearance (a first, cheap pass)."""
+    columns: dict[str, None] = {}
+    for number, obj in _jsonl_objects(decoded_lines(handle, spec.source, spec.encoding_errors), spec):
+        for key in obj:
+            if key != spec.text_field:
+                columns.setdefault(_field_name(key, number, spec), None)
+    return list(columns)
+
+
+def _jsonl_records(lines: Iterator[tuple[int, str]], spec: InputSpec) -> Iterator[Record]:
+    errors = spec.encoding_errors
+    for number, obj in _jsonl_objects(lines, spec):
         if spec.text_field not in obj:
             raise InputError(f"{spec.source}, line {number}: no field {spec.text_field!r} "
                              f"(fields: {', '.join(obj) or 'none'}); choose one with --text-field")
@@ -141,12 +229,12 @@ def _read_jsonl(lines: Iterator[tuple[int, str]], spec: InputSpec) -> tuple[list
         if not isinstance(value, str):
             raise InputError(f"{spec.source}, line {number}: field {spec.text_field!r} is "
                              f"{type(value).__name__}, expected a string")
-        if "\x00" in value and spec.encoding_errors == "strict":
-            raise InputError(f"{spec.source}, line {number}: NUL character in field {spec.text_field!r}; "
-                             "pass --encoding-errors replace or ignore")
-        value = value.replace("\x00", "\ufffd" if spec.encoding_errors == "replace" else "")
-        row = {k: v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v) for k, v in obj.items()}
-        for key in row:
-            columns.setdefault(key, None)
-        records.append(Record(value, number, row))
-    return records, list(columns)
+        value = clean_string(value, f"{spec.source}, line {number}, field {spec.text_field!r}", errors)
+        row = {}
+        for key, v in obj.items():
+            if not (isinstance(v, (str, int, float, bool)) or v is None):
+                v = json.dumps(v)  # lists and objects are kept as their JSON text
+            if isinstance(v, str):
+                v = clean_string(v, f"{spec.source}, line {number}, field {key!r}", errors)
+            row[_field_name(key, number, spec)] = v
+        yield Record(value, number, row)
