@@ -1,8 +1,9 @@
 """Feature hashing of word n-grams: the dependency-free bag-of-words baseline.
 
-Each word n-gram is hashed (CRC-32, stable across runs and machines) into one of ``dim``
-buckets with a sign from a second hash, so collisions cancel on average (Weinberger et al.
-2009). Counts are optionally log-scaled and each vector is L2-normalised.
+Each word n-gram is hashed (CRC-32, stable across runs and machines) into bucket
+``crc % dim``, with a sign from bit 31 of the same CRC, so collisions cancel on average
+(Weinberger et al. 2009). For any ``dim`` that divides 2^31 (every power of two) the sign bit
+is independent of the bucket; for other sizes it is nearly so. Counts are optionally log-scaled and each vector is L2-normalised.
 """
 
 from __future__ import annotations
