@@ -102,14 +102,14 @@ def info(
     """List the feature sets and inputs of a file: configuration, shapes, rows, size on disk."""
     from dataclasses import asdict
 
+    from embedx.store.catalog import pending_rows
     from embedx.store.reader import FeatureStore
-    from embedx.store.staging import Staging
 
     with FeatureStore(file) as store:
         sets = store.sets()
         inputs = [(n, store.input(n)) for n in store.input_names()]
         input_rows = {n: (len(t), t.columns) for n, t in inputs}
-    pending = Staging(file).pending_rows()
+    pending = pending_rows(file.resolve())
     if as_json:
         typer.echo(json.dumps({"sets": [asdict(s) for s in sets],
                                "inputs": {n: {"rows": r, "columns": c} for n, (r, c) in input_rows.items()},
@@ -141,6 +141,19 @@ def info(
     for name, rows in pending.items():
         console.print(f"[yellow]{rows:,} rows of {name} are staged but not committed (an interrupted run): "
                       "re-run the same extract command to finish[/]")
+
+
+@app.command()
+@guarded
+def compact(
+    file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
+) -> None:
+    """Merge a file's segments into few large ones (crash-safe; readers see the old or the new file)."""
+    from embedx.store.compact import compact as run_compact
+
+    report = run_compact(file)
+    typer.echo(f"{report.path}: {report.segments_before} segment(s) -> {report.segments_after}, "
+               f"{report.bytes_rewritten / 1e6:,.1f} MB rewritten")
 
 
 def _shape_label(out: dict) -> str:

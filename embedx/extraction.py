@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
-import json
+import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from embedx.embedder import Embedder
-from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, InputError, OptionError
+from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, InputError, OptionError, StoreError
 from embedx.inputs import InputSpec, Record, read_records
-from embedx.keys import config_hash, content_key
+from embedx.keys import KEY_BYTES, config_hash
 from embedx.options import option_specs
 from embedx.progress import progress_bar
 from embedx.registry import Registry, get_registry
 from embedx.store import layout as L
+from embedx.store.catalog import Catalog, SetState
 from embedx.store.commit import commit
-from embedx.store.input_table import input_table_arrays
-from embedx.store.lock import WriterLock
-from embedx.store.open import open_checked
-from embedx.store.staging import Staging
-from embedx.store.writer import ShardWriter
+from embedx.store.input_table import InputTableWriter
+from embedx.store.keyindex import KEY, KeyIndex, KeySet
+from embedx.store.lock import WriterLock, resolve_output
+from embedx.store.segment import SegmentInfo, now, open_segment
+from embedx.store.upgrade import prepare
+from embedx.store.writer import SegmentWriter
 from embedx.validate import BatchChecker, OutputShape
 
 EmptyPolicy = Literal["keep", "skip", "error"]
@@ -54,6 +57,7 @@ class ExtractReport:
     seconds_compute: float
     seconds_staging: float
     seconds_commit: float
+    notes: list[str] = field(default_factory=list)  # what recovery set aside or upgraded
 
     @property
     def texts_per_second(self) -> float:
@@ -83,9 +87,11 @@ class ExtractSettings:
 
 def extract_file(spec: InputSpec, settings: ExtractSettings, name: str | None = None,
                  registry: Registry | None = None) -> ExtractReport:
-    """Extract features for every text of an input file into ``settings.path``."""
-    records, columns = read_records(spec)
-    return run(records, columns, settings, name or spec.default_name, spec.source, registry)
+    """Extract features for every text of an input file into ``settings.path``.
+
+    The input is read only once the writer lock is held, and then a chunk at a time.
+    """
+    return run(lambda: read_records(spec), settings, name or spec.default_name, spec.source, registry)
 
 
 def extract(texts: Sequence[str], embedder: str, path: str | Path, *, name: str | None = None,
@@ -107,107 +113,217 @@ def extract(texts: Sequence[str], embedder: str, path: str | Path, *, name: str 
         if not isinstance(text, str):
             raise InputError(f"text {i} is {type(text).__name__}, expected a string")
         records.append(Record(text, i + 1, {c: v[i] for c, v in columns.items()}))
-    return run(records, list(columns), ExtractSettings(embedder, path, **settings), name, "<python>", registry)
+    return run(lambda: (records, list(columns)), ExtractSettings(embedder, path, **settings), name, "<python>",
+               registry)
 
 
-def run(records: list[Record], columns: list[str], settings: ExtractSettings, input_name: str | None,
-        source: str, registry: Registry | None = None) -> ExtractReport:
+CHUNK_ROWS = 8192  # input rows read, deduplicated, embedded and written per step
+CHUNK_BYTES = 16 << 20  # ... or fewer, when their text is this long
+
+
+def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings: ExtractSettings,
+        input_name: str | None, source: str, registry: Registry | None = None) -> ExtractReport:
+    """The pipeline: lock, recover, then per chunk of input: dedupe, skip what is cached, embed, stage; commit."""
     started = time.perf_counter()
-    path = Path(settings.path)
-    records, empty, skipped = _apply_empty_policy(records, settings.empty, source)
     if settings.dtype not in DTYPES:
         raise OptionError(f"--dtype {settings.dtype!r}: choose {' or '.join(DTYPES)}")
     if settings.compression not in COMPRESSIONS:
         raise OptionError(f"--compression {settings.compression!r}: choose gzip or lzf")
+    if settings.empty not in ("keep", "skip", "error"):
+        raise OptionError(f"--empty {settings.empty!r}: choose keep, skip or error")
     registry = registry or get_registry()
     embedder, config, requested, plugin = _build(registry, settings)
     chash = config_hash(config)
     set_name = L.set_name(settings.embedder, chash)
-    if not path.parent.exists():
-        raise InputError(f"{path.parent}: no such directory for the output file")
+    try:
+        path = resolve_output(settings.path)
+    except StoreError as exc:
+        raise InputError(str(exc)) from None
 
-    with WriterLock(path):
-        staging = Staging(path)
-        staging.remove_tmp_files()
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):
-            stale.unlink(missing_ok=True)
-        stored_keys, stored_shapes = _stored(path, set_name)
-        staged_meta = staging.set_meta(set_name)
-        shapes = _shapes(embedder, requested, stored_shapes or (staged_meta or {}).get("outputs"))
-        done = stored_keys | staging.staged_keys(set_name)
-
-        keys = [content_key(r.text).encode("ascii") for r in records]
-        todo: dict[bytes, tuple[str, int]] = {}
-        for key, record in zip(keys, records, strict=False):
-            if key not in done and key not in todo:
-                todo[key] = (record.text, record.line)
-        unique = len(set(keys))
-        order = sorted(todo, key=lambda k: -len(todo[k][0]))
+    with WriterLock(path):  # before reading any input: a second writer is refused at once
+        catalog = prepare(path)
+        catalog.directory.mkdir(exist_ok=True)
+        state = catalog.sets.get(set_name)
+        shapes = _shapes(embedder, requested, state.meta["outputs"] if state else None)
+        index = _key_index(catalog, set_name)
         meta = {"embedder": settings.embedder, "plugin": plugin, "config_hash": chash, "config": config,
                 "dtype": settings.dtype, "compression": settings.compression}
-        compute_seconds, truncated_computed, writer, failure = 0.0, 0, None, None
+        stats = _Stats()
+        writer: SegmentWriter | None = None
+        table: InputTableWriter | None = None
+        failure: BaseException | None = None
         try:
-            if order:
-                _load(embedder, settings.embedder, plugin)
-                _refresh_shapes(embedder, shapes)
-                checker = BatchChecker(settings.embedder, plugin, shapes, np.dtype(settings.dtype))
-                writer = ShardWriter(staging, set_name, lambda: meta | {"outputs": [s.as_dict() for s in shapes]},
-                                     checkpoint_rows=settings.checkpoint_rows)
-                batch_size = settings.batch_size or type(embedder).batch_size
-                with progress_bar(f"{settings.embedder}", len(order), settings.progress) as advance:
-                    for number, start in enumerate(range(0, len(order), batch_size), start=1):
-                        batch_keys = order[start:start + batch_size]
-                        texts = [todo[k][0] for k in batch_keys]
-                        lines = sorted(todo[k][1] for k in batch_keys)
-                        where = f"batch {number} ({len(texts)} texts, input lines {_span(lines)} of {source})"
-                        t0 = time.perf_counter()
-                        result = _call(embedder, texts, where, settings.embedder, plugin)
-                        arrays, truncated = checker.check(result, len(texts), where)
-                        compute_seconds += time.perf_counter() - t0
-                        truncated_computed += int((truncated > 0).sum())
-                        arrays["keys"] = np.array(batch_keys, dtype=L.KEY_DTYPE)
-                        arrays["truncated"] = truncated
-                        writer.put(arrays)
-                        advance(len(texts))
+            records, columns = open_records()
+            if input_name is not None:
+                table = InputTableWriter(catalog.directory, L.safe_name(input_name), catalog.take_seq(), source,
+                                         settings.store_text, columns)
+            seen = KeySet()
+            checker: BatchChecker | None = None
+            batch_size = settings.batch_size or type(embedder).batch_size
+            total = len(records) if isinstance(records, list) else None
+            with progress_bar(f"{settings.embedder}", total, settings.progress) as advance:
+                for chunk in _chunks(records):
+                    chunk = _apply_empty_policy(chunk, settings.empty, source, stats)
+                    binary, hexkeys = _keys([r.text for r in chunk])
+                    if table is not None:
+                        table.append(chunk, hexkeys)
+                    stats.rows += len(chunk)
+                    todo = _new_rows(binary, seen, index, stats)
+                    if not len(todo):
+                        advance(len(chunk))
+                        continue
+                    if checker is None:
+                        _load(embedder, settings.embedder, plugin)
+                        _refresh_shapes(embedder, shapes)
+                        checker = BatchChecker(settings.embedder, plugin, shapes, np.dtype(settings.dtype))
+                        bases = {s.name: state.tokens(s.name) if state else 0 for s in shapes}
+                        writer = SegmentWriter(catalog.directory, set_name,
+                                               lambda: meta | {"outputs": [s.as_dict() for s in shapes]},
+                                               catalog.take_seq, bases, checkpoint_rows=settings.checkpoint_rows)
+                    todo = sorted(todo.tolist(), key=lambda i: -len(chunk[i].text))
+                    for start in range(0, len(todo), batch_size):
+                        rows = todo[start:start + batch_size]
+                        stats.batches += 1
+                        texts = [chunk[i].text for i in rows]
+                        lines = sorted(chunk[i].line for i in rows)
+                        where = f"batch {stats.batches} ({len(texts)} texts, input lines {_span(lines)} of {source})"
+                        embed_batch(embedder, texts, where, settings.embedder, plugin, checker, stats,
+                                    writer, hexkeys[rows])
+                    advance(len(chunk))
+            if table is not None:
+                finished = table.finish()
+                committed = catalog.inputs.get(finished.name)
+                if committed is not None and committed.meta.get("digest") == finished.meta["digest"]:
+                    for piece in [*finished.pieces, finished.final]:  # the same table: keep the old one
+                        (catalog.directory / piece.file).unlink(missing_ok=True)
+                else:
+                    catalog.pending_inputs[finished.name] = finished
         except BaseException as exc:
             failure = exc
-        staging_seconds = 0.0
         if writer is not None:
             try:
                 writer.close()
             except BaseException as exc:
                 failure = failure or exc
-            staging_seconds = writer.seconds_writing
-        if failure is None and input_name is not None:
-            meta_in, arrays_in = input_table_arrays(records, keys, columns, source, settings.store_text)
-            if meta_in["digest"] != _stored_input_digest(path, L.safe_name(input_name)):
-                staging.write_input(L.safe_name(input_name), meta_in, arrays_in)
+            stats.seconds_staging = writer.seconds_writing
+            _add_pending(catalog, set_name, meta, shapes, writer.written)
         t_commit = time.perf_counter()
-        commit(path, staging)  # also after a failure: finished batches are kept, not recomputed
-        commit_seconds = time.perf_counter() - t_commit
+        try:
+            commit(catalog)  # also after a failure: finished batches are kept, not recomputed
+        except BaseException as exc:
+            if failure is None:
+                raise
+            print(f"embedx: could not commit the finished batches ({exc}); the next run commits them",
+                  file=sys.stderr)
+        stats.seconds_commit = time.perf_counter() - t_commit
         if failure is not None:
             raise failure
+        truncated_input = _truncated_in_input(path, set_name, input_name, records)
 
     return ExtractReport(
         path=str(path), set_name=set_name, embedder=settings.embedder, config_hash=chash, input_name=input_name,
-        rows=len(records), unique=unique, cached=unique - len(order), computed=len(order), empty=empty,
-        skipped_empty=skipped, truncated_computed=truncated_computed,
-        truncated_input=_truncated_in_input(path, set_name, keys), seconds_total=time.perf_counter() - started,
-        seconds_compute=compute_seconds, seconds_staging=staging_seconds, seconds_commit=commit_seconds)
+        rows=stats.rows, unique=stats.unique, cached=stats.unique - stats.computed, computed=stats.computed,
+        empty=stats.empty, skipped_empty=stats.skipped, truncated_computed=stats.truncated,
+        truncated_input=truncated_input, seconds_total=time.perf_counter() - started,
+        seconds_compute=stats.seconds_compute, seconds_staging=stats.seconds_staging,
+        seconds_commit=stats.seconds_commit, notes=catalog.messages)
 
 
-def _apply_empty_policy(records: list[Record], policy: str, source: str) -> tuple[list[Record], int, int]:
+@dataclass
+class _Stats:
+    rows: int = 0
+    unique: int = 0
+    computed: int = 0
+    empty: int = 0
+    skipped: int = 0
+    truncated: int = 0
+    batches: int = 0
+    seconds_compute: float = 0.0
+    seconds_staging: float = 0.0
+    seconds_commit: float = 0.0
+
+
+def embed_batch(embedder: Embedder, texts: list[str], where: str, embedder_id: str, plugin: str,
+                checker: BatchChecker, stats: _Stats, writer: SegmentWriter, keys: np.ndarray) -> None:
+    """Turn one batch of texts into checked arrays and hand them to the writer (the one place that embeds)."""
+    t0 = time.perf_counter()
+    result = _call(embedder, texts, where, embedder_id, plugin)
+    arrays, truncated = checker.check(result, len(texts), where)
+    stats.seconds_compute += time.perf_counter() - t0
+    stats.truncated += int((truncated > 0).sum())
+    stats.computed += len(texts)
+    arrays["keys"] = np.asarray(keys, dtype=L.KEY_DTYPE)
+    arrays["truncated"] = truncated
+    writer.put(arrays)
+
+
+def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    size = 0
+    for record in records:
+        chunk.append(record)
+        size += len(record.text)
+        if len(chunk) >= CHUNK_ROWS or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _keys(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Binary (``S16``) and hex (``S32``) content keys of ``texts``."""
+    digests = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest() for t in texts]
+    binary = np.frombuffer(b"".join(digests), dtype=KEY).copy() if digests else np.zeros(0, dtype=KEY)
+    hexkeys = np.array([d.hex() for d in digests], dtype=L.KEY_DTYPE) if digests else np.zeros(0, L.KEY_DTYPE)
+    return binary, hexkeys
+
+
+def _new_rows(binary: np.ndarray, seen: KeySet, index: KeyIndex, stats: _Stats) -> np.ndarray:
+    """Positions in the chunk of texts neither stored nor met earlier in this input (first occurrence)."""
+    if not len(binary):
+        return np.zeros(0, dtype=np.int64)
+    unique, first = np.unique(binary, return_index=True)
+    fresh = ~seen.contains(unique)
+    unique, first = unique[fresh], first[fresh]
+    seen.add(unique)
+    stats.unique += len(unique)
+    return np.sort(first[~index.contains(unique)])
+
+
+def _key_index(catalog: Catalog, set_name: str) -> KeyIndex:
+    index = KeyIndex()
+    state = catalog.sets.get(set_name)
+    base = 0
+    for info in state.all if state else []:
+        with open_segment(catalog.directory / info.file) as handle:
+            index.add(handle[L.SORTED_KEYS][:], handle[L.SORTED_ROWS][:], base)
+        base += info.rows
+    return index
+
+
+def _add_pending(catalog: Catalog, set_name: str, meta: dict[str, Any], shapes: list[OutputShape],
+                 written: list[SegmentInfo]) -> None:
+    if not written:
+        return
+    state = catalog.sets.get(set_name)
+    if state is None:
+        state = catalog.sets[set_name] = SetState(set_name, meta | {"outputs": [s.as_dict() for s in shapes]},
+                                                  created=now())
+    state.pending.extend(written)
+
+
+def _apply_empty_policy(records: list[Record], policy: str, source: str, stats: _Stats) -> list[Record]:
     empty = [r for r in records if not r.text.strip()]
     if not empty:
-        return records, 0, 0
+        return records
     if policy == "error":
-        raise InputError(f"{source}, line {empty[0].line}: empty or whitespace-only text "
-                         f"({len(empty)} such lines); pass --empty keep or --empty skip")
+        raise InputError(f"{source}, line {empty[0].line}: empty or whitespace-only text; "
+                         "pass --empty keep or --empty skip")
     if policy == "skip":
-        return [r for r in records if r.text.strip()], 0, len(empty)
-    if policy != "keep":
-        raise OptionError(f"--empty {policy!r}: choose keep, skip or error")
-    return records, len(empty), 0
+        stats.skipped += len(empty)
+        return [r for r in records if r.text.strip()]
+    stats.empty += len(empty)
+    return records
 
 
 def _build(registry: Registry, settings: ExtractSettings) -> tuple[Embedder, dict[str, Any], list[str], str]:
@@ -237,24 +353,6 @@ def _build(registry: Registry, settings: ExtractSettings) -> tuple[Embedder, dic
     if unkeyed:  # recorded for people, left out of the hash (see Embedder.unkeyed_options)
         config["unkeyed_options"] = unkeyed
     return embedder, config, requested, entry.plugin
-
-
-def _stored(path: Path, set_name: str) -> tuple[set[bytes], list[dict] | None]:
-    if not path.exists():
-        return set(), None
-    with open_checked(path) as handle:
-        sets = handle[L.SETS]
-        if set_name not in sets:
-            return set(), None
-        return set(sets[set_name][L.KEYS][:].tolist()), json.loads(sets[set_name].attrs["outputs"])
-
-
-def _stored_input_digest(path: Path, name: str) -> str | None:
-    if not path.exists():
-        return None
-    with open_checked(path) as handle:
-        group = handle[L.INPUTS].get(name)
-        return None if group is None else str(group.attrs.get("digest", ""))
 
 
 def _shapes(embedder: Embedder, requested: list[str], known: list[dict] | None) -> list[OutputShape]:
@@ -306,13 +404,20 @@ def _span(lines: list[int]) -> str:
     return f"{', '.join(map(str, lines[:5]))}, ... {lines[-1]}"
 
 
-def _truncated_in_input(path: Path, set_name: str, keys: list[bytes]) -> int:
-    if not keys or not path.exists():
-        return 0
-    with open_checked(path) as handle:
-        if set_name not in handle[L.SETS]:
-            return 0
-        group = handle[L.SETS][set_name]
-        truncated = dict(zip(group[L.KEYS][:].tolist(), group[L.TRUNCATED][:].tolist(), strict=False))
-    return sum(1 for k in keys if truncated.get(k, 0) > 0)
+def _truncated_in_input(path: Path, set_name: str, input_name: str | None, records: Iterable[Record]) -> int:
+    """Input rows whose text ``max_length`` cut, read back from the committed file a chunk at a time."""
+    from embedx.store.reader import FeatureStore, gather
 
+    with FeatureStore(path) as store:
+        if set_name not in store.file[L.SETS]:
+            return 0
+        fset = store.feature_set(set_name)
+        truncated = fset.group[L.TRUNCATED]
+        if input_name is not None:
+            keys = store.input(input_name).group[L.KEYS]
+            chunks = (keys[i:i + CHUNK_ROWS] for i in range(0, keys.shape[0], CHUNK_ROWS))
+        elif isinstance(records, list):
+            chunks = (_keys([r.text for r in records[i:i + CHUNK_ROWS]])[1] for i in range(0, len(records), CHUNK_ROWS))
+        else:
+            return 0
+        return sum(int((gather(truncated, fset.rows(keys=chunk)) > 0).sum()) for chunk in chunks if len(chunk))

@@ -96,7 +96,18 @@ class BatchChecker:
         if array.ndim < 2 or array.shape[0] != n:
             raise self.fail(where, f"output {shape.name!r} has shape {list(array.shape)}, expected [{n}, dim]")
         self._fix_dims(shape, array.shape[1:], where)
-        return array.astype(self.dtype, copy=False)
+        return self._cast(shape, array, where)
+
+    def _cast(self, shape: OutputShape, array: np.ndarray, where: str) -> np.ndarray:
+        """Cast to the storage dtype; a value too large for it (float16 beyond 65504) is an error, not inf."""
+        with np.errstate(over="ignore"):
+            stored = array.astype(self.dtype, copy=False)
+        if stored is not array and not np.isfinite(stored).all():
+            bad = np.argwhere(~np.isfinite(stored))[0]
+            value = array[tuple(bad)]
+            raise self.fail(where, f"output {shape.name!r} holds {value:g} (at index {tuple(bad.tolist())}), "
+                                   f"which {self.dtype} cannot store (it would become infinity); use --dtype float32")
+        return stored
 
     def _token(self, shape: OutputShape, value: Any, n: int, where: str) -> dict[str, np.ndarray]:
         if not isinstance(value, Ragged):
@@ -115,11 +126,17 @@ class BatchChecker:
                 self._fix_dims(shape, array.shape[1:], where)
             if not all(isinstance(t, str) for t in toks):
                 raise self.fail(where, f"token output {shape.name!r}, text {i}: tokens must be strings")
+            for t in toks:  # HDF5 stores UTF-8: a lone surrogate would fail only at commit
+                try:
+                    t.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise self.fail(where, f"token output {shape.name!r}, text {i}: token {t!r} is not valid "
+                                           "Unicode (a lone surrogate)") from None
             parts.append(array)
             tokens.extend(toks)
             offsets[i + 1] = offsets[i] + len(toks)
         nonempty = [p for p in parts if len(p)]
-        values = (np.concatenate(nonempty).astype(self.dtype, copy=False) if nonempty
+        values = (self._cast(shape, np.concatenate(nonempty), where) if nonempty
                   else np.zeros((0, *shape.inner), self.dtype))
         data, token_offsets = pack_strings(tokens)
         return {f"{shape.name}.values": values, f"{shape.name}.offsets": offsets,

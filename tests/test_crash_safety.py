@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import embedx
+from embedx.store import layout as L
 from embedx.store.open import open_checked
 
 EMBEDX = [sys.executable, "-m", "embedx.cli"]
@@ -71,28 +72,33 @@ def wait_for(predicate, proc, timeout: float = 60.0) -> bool:
     return False
 
 
-def shards(out: Path) -> int:
+def segments(out: Path, merged: bool = False) -> int:
+    """Segment files in the store's folder (``merged``: only those a commit merged from several)."""
     try:
-        return len(list(Path(str(out) + ".staging").rglob("shard-*.npz")))
-    except FileNotFoundError:  # the writer removed staging while we listed it (a commit finished)
+        names = [p.name for p in L.segment_dir(out).glob("set@*.h5")]
+    except FileNotFoundError:
         return 0
+    if merged:
+        names = [n for n in names if n.split("@")[2].split("-")[0] != n.split("@")[2].split("-")[1]]
+    return len(names)
 
 
 def run_with_kills(corpus: Path, out: Path, rng: random.Random, attempts: int, during_commit: bool = False) -> int:
     """Start the extraction ``attempts`` times and SIGKILL it mid-run; return how many kills landed.
 
-    Each kill waits until the run has made progress (a new durable shard, or with
-    ``during_commit`` the new file being built beside the old one), then a random moment more,
+    Each kill waits until the run has made progress (a new durable segment, or with
+    ``during_commit`` a merged segment or the new index being written), then a random moment more,
     so kills land inside the work whatever the machine's speed.
     """
     kills = 0
     for _ in range(attempts):
-        before = shards(out)
+        before, merged = segments(out), segments(out, merged=True)
         proc = subprocess.Popen(command(corpus, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if during_commit:
-            ready = wait_for(lambda: any(out.parent.glob(f".{out.name}.tmp-*")), proc)
+        if during_commit:  # a merged segment exists, or the new index is being written: kill at once
+            ready = wait_for(lambda m=merged: segments(out, merged=True) > m
+                             or any(out.parent.glob(f".{out.name}.tmp-*")), proc)
         else:
-            ready = wait_for(lambda b=before: shards(out) > b, proc)
+            ready = wait_for(lambda b=before: segments(out) > b, proc)
             time.sleep(rng.uniform(0.0, 0.2))
         if ready and proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
@@ -127,7 +133,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
     with h5py.File(out, "r") as a, h5py.File(ref, "r") as b:
         (ga,), (gb,) = a["sets"].values(), b["sets"].values()
         assert sorted(ga["keys"][:].tolist()) == sorted(gb["keys"][:].tolist())
-    assert not Path(str(out) + ".staging").exists()
+    assert not Path(str(out) + ".lock").exists()  # removed by the clean exit
+    committed = {Path(json.loads(t)["file"]).name for t in h5py.File(out, "r")["segments"].asstr()[:]}
+    assert {p.name for p in L.segment_dir(out).iterdir()} == committed  # no leftovers
 
 
 def test_second_writer_fails_at_once_and_corrupts_nothing(reference, tmp_path):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import embedx
 from embedx.cli import app
 from embedx.errors import StoreError
-from embedx.store.staging import Staging
+from embedx.store import layout as L
 
 
 @pytest.fixture
@@ -83,17 +83,15 @@ def test_cli_prints_one_line_not_a_traceback(tmp_path):
     assert "is not an HDF5 file" in result.output and "Traceback" not in result.output
 
 
-def test_a_damaged_staging_shard_is_dropped_and_recomputed(registry, store_path):
+def test_a_damaged_uncommitted_segment_is_set_aside_and_recomputed(registry, store_path, capsys):
     texts = [f"t {i}" for i in range(20)]
-    staging = Staging(store_path)
-    staging.root.mkdir()
-    (staging.root / "sets").mkdir()
     embedx.extract(texts[:5], "word-stats", store_path)
-    with embedx.open_store(store_path) as store:
-        name = store.sets()[0].name
-    staging.write_set_meta(name, {"bogus": True})
-    (staging.set_dir(name) / "shard-0000.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    segments = L.segment_dir(store_path)
+    (segments / "set@word-stats@00000099-00000099@deadbeef.h5").write_bytes(b"\x89HDF\r\n\x1a\n not really")
     report = embedx.extract(texts, "word-stats", store_path)
     assert report.computed == 15
+    assert any("set aside the unreadable segment" in note for note in report.notes)
+    assert "set aside" in capsys.readouterr().err
+    assert (L.quarantine_dir(store_path) / "set@word-stats@00000099-00000099@deadbeef.h5").exists()
     with embedx.open_store(store_path) as store:
         assert len(store.feature_set("word-stats")) == 20

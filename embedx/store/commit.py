@@ -1,169 +1,204 @@
-"""Fold staged rows into the HDF5 file without ever exposing a half-written file.
+"""Commit: write a new index that maps every committed and pending segment, then swap it in.
 
-The new file is built beside the old one (existing groups are copied chunk by chunk with
-HDF5's object copy, staged rows appended), made durable, then renamed over the old file in
-one step. A kill at any moment leaves either the old file or the new one, plus staging that
-the next run commits again; keys already in the file are skipped, so nothing is duplicated.
+The index holds no feature data, only virtual datasets over the segment files (relative paths
+into ``FILE.h5.segments/``) and metadata, so a commit costs the size of the index, not of the
+cache: appending 1% of rows writes those rows once, into their segments, plus a small index.
+The new index is built in memory, written under a temporary name, fsync'd and renamed over
+the old one: a reader sees the old state or the new one. A kill before the rename leaves the
+old index and pending segments that the next run commits; after it, leftovers that the next
+run deletes.
+
+Small pending segments (one per checkpoint) are first merged into segments of about
+``MERGE_BYTES``, when the disk has room for the copy, so a plain full read of a large cache
+opens few files.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
 from embedx.store import layout as L
-from embedx.store.durable import fsync_dir, fsync_file
-from embedx.store.open import open_checked
-from embedx.store.packing import ragged_rows, unpack_strings
-from embedx.store.staging import Staging
+from embedx.store.catalog import Catalog, InputState, SetState, remove_unreferenced
+from embedx.store.faults import check_free_space
+from embedx.store.segment import STRING, SegmentInfo, now, read_set_arrays, write_image, write_set_segment
+from embedx.store.writer import concat_batches
+
+MERGE_BYTES = 32 << 20
 
 
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def commit(path: Path, staging: Staging) -> int:
-    """Commit everything staged; return the number of new feature rows."""
-    set_names = staging.staged_sets()
-    inputs = list(staging.staged_inputs())
-    if not set_names and not inputs:
-        staging.clear()
+def commit(catalog: Catalog, merge: bool = True) -> int:
+    """Map all pending segments in a new index; return the number of feature rows it added."""
+    if not any(s.pending for s in catalog.sets.values()) and not catalog.pending_inputs:
+        remove_unreferenced(catalog, set())
         return 0
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    added = 0
-    try:
-        with h5py.File(tmp, "w") as dst:
-            old = open_checked(path) if path.exists() else None
-            try:
-                _init_root(dst, old)
-                replaced = {name for name, _, _ in inputs}
-                if old is not None:
-                    for name in old[L.SETS]:
-                        old.copy(old[L.SETS][name], dst[L.SETS], name=name)
-                    for name in old[L.INPUTS]:
-                        if name not in replaced:
-                            old.copy(old[L.INPUTS][name], dst[L.INPUTS], name=name)
-            finally:
-                if old is not None:
-                    old.close()
-            for name in set_names:
-                added += _commit_set(dst[L.SETS], name, staging)
-            for name, meta, arrays in inputs:
-                _write_input(dst[L.INPUTS], name, meta, arrays)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    staging.clear()
+    if merge:
+        for state in catalog.sets.values():
+            merge_pending(catalog, state)
+    added = sum(s.rows for st in catalog.sets.values() for s in st.pending)
+    write_index(catalog)
+    for state in catalog.sets.values():
+        state.segments += state.pending
+        state.pending = []
+    catalog.inputs.update(catalog.pending_inputs)
+    catalog.pending_inputs = {}
+    remove_unreferenced(catalog, set())
     return added
 
 
-def _init_root(dst: h5py.File, old: h5py.File | None) -> None:
+def merge_pending(catalog: Catalog, state: SetState, target: int = MERGE_BYTES) -> None:
+    """Merge runs of small consecutive pending segments into segments of about ``target`` bytes."""
+    groups: list[list[SegmentInfo]] = [[]]
+    for info in state.pending:
+        if groups[-1] and sum(s.bytes for s in groups[-1]) + info.bytes > target:
+            groups.append([])
+        groups[-1].append(info)
+    merged: list[SegmentInfo] = []
+    for group in groups:
+        if len(group) < 2:
+            merged += group
+            continue
+        size = sum(s.bytes for s in group)
+        if not check_free_space(catalog.directory, size, "merging segments"):
+            merged += group  # no room for the copy: commit them unmerged, nothing is lost
+            continue
+        merged.append(merge_segments(catalog, state, group))
+        for info in group:
+            (catalog.directory / info.file).unlink(missing_ok=True)
+    state.pending = merged
+
+
+def merge_segments(catalog: Catalog, state: SetState, group: list[SegmentInfo]) -> SegmentInfo:
+    """One segment holding ``group``'s rows in order (its range covers theirs, so a crash keeps one copy)."""
+    parts = [read_set_arrays(catalog.directory / info.file, state.meta) for info in group]
+    everything = state.all
+    before = everything[:everything.index(group[0])]
+    bases = {out["name"]: sum(s.tokens.get(out["name"], 0) for s in before)
+             for out in state.meta["outputs"] if out["level"] == "token"}
+    return write_set_segment(catalog.directory, state.name, state.meta, group[0].lo, group[-1].hi,
+                             concat_batches(parts), bases)
+
+
+def write_index(catalog: Catalog) -> None:
+    """Write ``FILE.h5`` mapping committed and pending segments, atomically replacing the old index."""
     from embedx import __version__
 
-    dst.attrs["format"] = L.FORMAT_NAME
-    dst.attrs["format_version"] = L.FORMAT_VERSION
-    dst.attrs["created"] = old.attrs["created"] if old is not None and "created" in old.attrs else now()
-    dst.attrs["updated"] = now()
-    dst.attrs["embedx_version"] = __version__
-    dst.create_group(L.SETS)
-    dst.create_group(L.INPUTS)
+    prefix = catalog.path.name + L.SEGMENT_DIR_SUFFIX + "/"
+    inputs = {**catalog.inputs, **catalog.pending_inputs}
+    infos: list[SegmentInfo] = []
+
+    def build(handle: h5py.File) -> None:
+        handle.attrs.update({"format": L.FORMAT_NAME, "format_version": L.FORMAT_VERSION, "created": catalog.created,
+                             "updated": now(), "embedx_version": __version__})
+        sets = handle.create_group(L.SETS)
+        for _, state in sorted(catalog.sets.items(), key=lambda kv: kv[0]):
+            if state.all:
+                _set_group(sets, state, prefix)
+                infos.extend(state.all)
+        tables = handle.create_group(L.INPUTS)
+        for _, table in sorted(inputs.items(), key=lambda kv: kv[0]):
+            _input_group(tables, table, prefix)
+            infos.extend([*table.pieces, table.final])
+        handle.create_dataset(L.SEGMENTS, data=np.array([i.as_json() for i in infos], dtype=object), dtype=STRING)
+
+    write_image(catalog.path, build)
 
 
-def _create_set(parent: h5py.Group, name: str, meta: dict[str, Any]) -> h5py.Group:
-    group = parent.create_group(name)
+def _virtual(group: h5py.Group, name: str, dtype: Any, inner: tuple[int, ...],
+             sources: list[tuple[str, str, int, int, int]]) -> None:
+    """A virtual dataset concatenating ``sources``: (file, dataset, source length, first row, rows)."""
+    total = sum(n for *_, n in sources)
+    if total == 0:
+        group.create_dataset(name, shape=(0, *inner), dtype=dtype)
+        return
+    layout = h5py.VirtualLayout(shape=(total, *inner), dtype=dtype)
+    at = 0
+    for file, dataset, length, first, n in sources:
+        if n:
+            layout[at:at + n] = h5py.VirtualSource(file, dataset, shape=(length, *inner), dtype=dtype)[first:first + n]
+            at += n
+    group.create_virtual_dataset(name, layout)
+
+
+def _set_group(parent: h5py.Group, state: SetState, prefix: str) -> None:
+    meta, segments = state.meta, state.all
+    group = parent.create_group(state.name)
     for key in ("embedder", "plugin", "config_hash", "dtype"):
-        group.attrs[key] = meta[key]
-    group.attrs["config"] = json.dumps(meta["config"], sort_keys=True)
-    group.attrs["outputs"] = json.dumps(meta["outputs"])
-    group.attrs["created"] = now()
-    group.attrs["rows"] = 0
-    compression = meta.get("compression") or None
-    group.create_dataset(L.KEYS, shape=(0,), maxshape=(None,), dtype=L.KEY_DTYPE, chunks=(8192,))
-    group.create_dataset(L.TRUNCATED, shape=(0,), maxshape=(None,), dtype="int32", chunks=(8192,))
+        group.attrs[key] = meta[key] or ""
+    group.attrs["config"] = _json(meta["config"])
+    group.attrs["outputs"] = _json(meta["outputs"])
+    group.attrs["compression"] = meta.get("compression") or ""
+    group.attrs["created"] = state.created or now()
+    group.attrs["updated"] = now()
+    group.attrs["rows"] = state.rows
+    group.attrs["segments"] = len(segments)
+    rows = [(prefix + s.file, s.rows) for s in segments]
+    _virtual(group, L.KEYS, np.dtype(L.KEY_DTYPE), (), [(f, L.KEYS, n, 0, n) for f, n in rows])
+    _virtual(group, L.TRUNCATED, np.dtype(np.int32), (), [(f, L.TRUNCATED, n, 0, n) for f, n in rows])
     dtype = np.dtype(meta["dtype"])
     for out in meta["outputs"]:
         sub = group.create_group(out["name"])
-        sub.attrs["level"] = out["level"]
-        inner = ((out["layers"],) if out.get("per_layer") else ()) + (out["dim"],)
-        sub.attrs["dim"] = out["dim"]
-        sub.attrs["per_layer"] = bool(out.get("per_layer"))
+        sub.attrs.update({"level": out["level"], "dim": out["dim"], "per_layer": bool(out.get("per_layer"))})
         if out.get("per_layer"):
             sub.attrs["layers"] = out["layers"]
-        rows = L.chunk_rows(int(np.prod(inner)) * dtype.itemsize)
-        sub.create_dataset(L.VALUES, shape=(0, *inner), maxshape=(None, *inner), dtype=dtype,
-                           chunks=(rows, *inner), compression=compression, shuffle=bool(compression))
-        if out["level"] == "token":
-            sub.create_dataset(L.OFFSETS, data=np.zeros(1, dtype=np.int64), maxshape=(None,), chunks=(8192,))
-            sub.create_dataset(L.TOKENS, shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"),
-                               chunks=(8192,), compression=compression)
-    return group
-
-
-def _append(ds: h5py.Dataset, data: np.ndarray) -> None:
-    if len(data) == 0:
-        return
-    start = ds.shape[0]
-    ds.resize(start + len(data), axis=0)
-    ds[start:] = data
-
-
-def _commit_set(parent: h5py.Group, name: str, staging: Staging) -> int:
-    meta = staging.set_meta(name)
-    group = parent[name] if name in parent else _create_set(parent, name, meta)
-    seen = set(group[L.KEYS][:].tolist())
-    added = 0
-    for _, arrays in staging.shards(name):
-        keys = arrays["keys"]
-        rows = [i for i, k in enumerate(keys.tolist()) if not (k in seen or seen.add(k))]
-        if not rows:
+        inner = ((out["layers"],) if out.get("per_layer") else ()) + (out["dim"],)
+        values = f"{out['name']}/{L.VALUES}"
+        if out["level"] == "document":
+            _virtual(sub, L.VALUES, dtype, inner, [(f, values, n, 0, n) for f, n in rows])
             continue
-        rows = np.asarray(rows, dtype=np.int64)
-        _append(group[L.KEYS], keys[rows])
-        _append(group[L.TRUNCATED], arrays["truncated"][rows])
-        for out in meta["outputs"]:
-            sub, prefix = group[out["name"]], out["name"] + "."
-            if out["level"] == "document":
-                _append(sub[L.VALUES], arrays[prefix + L.VALUES][rows])
-                continue
-            flat, offsets = ragged_rows(arrays[prefix + L.OFFSETS], rows)
-            base = sub[L.OFFSETS][-1]
-            _append(sub[L.VALUES], arrays[prefix + L.VALUES][flat])
-            _append(sub[L.OFFSETS], offsets[1:] + base)
-            tokens = unpack_strings(arrays[prefix + "tokens.bytes"], arrays[prefix + "tokens.offsets"])
-            _append(sub[L.TOKENS], np.array([tokens[i] for i in flat], dtype=object))
-        added += len(rows)
-    group.attrs["rows"] = group[L.KEYS].shape[0]
-    group.attrs["updated"] = now()
-    return added
+        counts = [s.tokens.get(out["name"], 0) for s in segments]
+        _virtual(sub, L.VALUES, dtype, inner, [(f, values, t, 0, t) for (f, _), t in zip(rows, counts, strict=True)])
+        _virtual(sub, L.TOKENS, STRING, (), [(f, f"{out['name']}/{L.TOKENS}", t, 0, t)
+                                             for (f, _), t in zip(rows, counts, strict=True)])
+        # Offsets are absolute in every segment: the first maps whole, the others without their leading 0.
+        offsets = f"{out['name']}/{L.OFFSETS}"
+        _virtual(sub, L.OFFSETS, np.dtype(np.int64), (),
+                 [(f, offsets, n + 1, 0 if i == 0 else 1, n + 1 if i == 0 else n) for i, (f, n) in enumerate(rows)])
 
 
-def _write_input(parent: h5py.Group, name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    group = parent.create_group(name)
-    for key, value in meta.items():
-        group.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
-    group.attrs["created"] = now()
-    group.attrs["rows"] = len(arrays["keys"])
-    string = h5py.string_dtype("utf-8")
-    group.create_dataset(L.KEYS, data=arrays["keys"], dtype=L.KEY_DTYPE)
-    group.create_dataset(L.EMPTY, data=arrays["empty"])
-    group.create_dataset(L.LINE, data=arrays["line"])
-    if "text.bytes" in arrays:
-        texts = unpack_strings(arrays["text.bytes"], arrays["text.offsets"])
-        group.create_dataset(L.TEXT, data=np.array(texts, dtype=object), dtype=string)
+def _input_group(parent: h5py.Group, table: InputState, prefix: str) -> None:
+    meta = table.meta
+    group = parent.create_group(table.name)
+    group.attrs["source"] = meta.get("source") or ""
+    group.attrs["columns"] = _json(meta.get("columns") or [])
+    group.attrs["text_stored"] = bool(meta.get("text_stored"))
+    group.attrs["digest"] = meta.get("digest") or ""
+    group.attrs["typed"] = _json(meta.get("typed") or {})
+    group.attrs["created"] = table.created or now()
+    group.attrs["rows"] = table.final.rows
+    pieces = [(prefix + p.file, p.rows) for p in table.pieces]
+    _virtual(group, L.KEYS, np.dtype(L.KEY_DTYPE), (), [(f, L.KEYS, n, 0, n) for f, n in pieces])
+    _virtual(group, L.EMPTY, np.dtype(bool), (), [(f, L.EMPTY, n, 0, n) for f, n in pieces])
+    _virtual(group, L.LINE, np.dtype(np.int64), (), [(f, L.LINE, n, 0, n) for f, n in pieces])
+    if meta.get("text_stored"):
+        _virtual(group, L.TEXT, STRING, (), [(f, L.TEXT, n, 0, n) for f, n in pieces])
     columns = group.create_group(L.COLUMNS)
-    for column in meta.get("columns", []):
-        if f"col:{column}.bytes" in arrays:
-            values = unpack_strings(arrays[f"col:{column}.bytes"], arrays[f"col:{column}.offsets"])
-            columns.create_dataset(L.safe_name(column), data=np.array(values, dtype=object), dtype=string)
-        else:
-            columns.create_dataset(L.safe_name(column), data=arrays[f"col:{column}"])
-        columns[L.safe_name(column)].attrs["name"] = column
+    typed = meta.get("typed") or {}
+    used: set[str] = set()
+    for index, column in enumerate(meta.get("columns") or []):
+        kind = typed.get(str(index), "str")
+        name = _unique(column, used)
+        if kind == "str":  # as text in every piece
+            _virtual(columns, name, STRING, (), [(f, f"{L.RAW}/{index}", n, 0, n) for f, n in pieces])
+        else:  # typed, or text that first appeared mid-input: whole in the final piece
+            n = table.final.rows
+            dtype = {"int": np.dtype(np.int64), "float": np.dtype(np.float64)}.get(kind, STRING)
+            _virtual(columns, name, dtype, (), [(prefix + table.final.file, f"{L.COLUMNS}/{index}", n, 0, n)])
+        columns[name].attrs["name"] = column
+
+
+def _unique(column: str, used: set[str]) -> str:
+    """A dataset name for ``column`` no other column of the table has taken ("a b" and "a_b" both exist)."""
+    base = L.safe_name(column)
+    name, n = base, 2
+    while name in used:
+        name, n = f"{base}~{n}", n + 1
+    used.add(name)
+    return name
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=isinstance(value, dict))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 FORMAT_NAME = "embedx-features"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the file is an index of virtual datasets over immutable segment files
+SEGMENT_FORMAT = "embedx-segment"
+SEGMENTS = "segments"  # root dataset of the index: one JSON line per segment it maps
+SEGMENT_DIR_SUFFIX = ".segments"  # FILE.h5.segments/ holds the segment files of FILE.h5
+QUARANTINE_SUFFIX = ".quarantine"  # FILE.h5.quarantine/ holds what could not be committed
 
 SETS = "sets"
 INPUTS = "inputs"
@@ -21,6 +26,10 @@ EMPTY = "empty"
 LINE = "line"
 
 KEY_DTYPE = "S32"
+RAW = "raw"  # input pieces: column values as text, typed when the whole input has been seen
+SORTED_KEYS = "index/keys"  # uint8 [rows, 16]: the binary keys of a set segment, sorted
+SORTED_ROWS = "index/rows"  # uint32 [rows]: the segment row of each sorted key
+ENDS = "ends"  # int64 [rows]: in a set segment, offsets[1:] of a token output (absolute in the set)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@+-]+")
 
@@ -29,6 +38,15 @@ def safe_name(name: str) -> str:
     """A group name HDF5 and shells both accept: no '/', no spaces, never '.' alone."""
     cleaned = _UNSAFE.sub("_", name).strip("._") or "unnamed"
     return cleaned[:100]
+
+
+def segment_dir(path: Path) -> Path:
+    """The folder of ``path``'s segment files, beside it."""
+    return path.with_name(path.name + SEGMENT_DIR_SUFFIX)
+
+
+def quarantine_dir(path: Path) -> Path:
+    return path.with_name(path.name + QUARANTINE_SUFFIX)
 
 
 def set_name(embedder_id: str, config_hash: str) -> str:

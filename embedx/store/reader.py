@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ import numpy as np
 from embedx.errors import StoreError
 from embedx.keys import content_key
 from embedx.store import layout as L
+from embedx.store.keyindex import KeyIndex, as_sorted_index, hex_to_binary
 from embedx.store.open import open_checked
+from embedx.store.segment import SegmentInfo, open_segment
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,23 @@ class FeatureStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.file = open_checked(self.path)
+        # Through symlinks: HDF5 finds segments relative to the index's real folder.
+        self.file = open_checked(Path(os.path.realpath(self.path)) if self.path.exists() else self.path)
+        self.segments: dict[str, list[SegmentInfo]] | None = None  # format 1 files have none
+        if L.SEGMENTS in self.file:
+            self.segments = {}
+            try:
+                for text in self.file[L.SEGMENTS].asstr()[:]:
+                    info = SegmentInfo.from_json(text)
+                    if info.kind == "set":
+                        self.segments.setdefault(info.name, []).append(info)
+            except (ValueError, TypeError, UnicodeDecodeError) as exc:
+                self.file.close()
+                raise StoreError(f"{self.path}: its segment list is damaged ({exc}); the file cannot be read") from None
+
+    @property
+    def segment_dir(self) -> Path:
+        return L.segment_dir(Path(self.file.filename))
 
     def close(self) -> None:
         self.file.close()
@@ -50,7 +69,11 @@ class FeatureStore:
 
     # feature sets -------------------------------------------------------
     def sets(self) -> list[SetInfo]:
-        return [_set_info(name, self.file[L.SETS][name]) for name in self.file[L.SETS]]
+        return [self._info(name) for name in self.file[L.SETS]]
+
+    def _info(self, name: str) -> SetInfo:
+        segments = None if self.segments is None else self.segments.get(name, [])
+        return _set_info(name, self.file[L.SETS][name], segments)
 
     def feature_set(self, embedder: str, config_hash: str | None = None) -> FeatureSet:
         """The set for ``embedder`` (an id or a set name); ``config_hash`` (a prefix will do) picks among configurations."""
@@ -83,6 +106,19 @@ class FeatureStore:
         if key not in self.file[L.INPUTS]:
             raise StoreError(f"{self.path} has no input {name!r} (it has: {', '.join(names) or 'none'})")
         return InputTable(self.file[L.INPUTS][key])
+
+    def key_index(self, name: str) -> KeyIndex:
+        """Cached-key lookup for set ``name``: the sorted keys of each segment (format 1: sorted here)."""
+        index = KeyIndex()
+        if self.segments is None:
+            index.add(*as_sorted_index(hex_to_binary(self.file[L.SETS][name][L.KEYS][:])), base=0)
+            return index
+        base = 0
+        for info in self.segments.get(name, []):
+            with open_segment(self.segment_dir / info.file) as handle:
+                index.add(handle[L.SORTED_KEYS][:], handle[L.SORTED_ROWS][:], base)
+            base += info.rows
+        return index
 
 
 class InputTable:
@@ -119,7 +155,8 @@ class InputTable:
 
     def column(self, name: str) -> np.ndarray:
         cols = self.group[L.COLUMNS]
-        key = name if name in cols else L.safe_name(name)
+        named = [c for c in cols if cols[c].attrs.get("name", c) == name]
+        key = named[0] if named else name if name in cols else L.safe_name(name)
         if key not in cols:
             raise StoreError(f"input {self.name!r} has no column {name!r} (it has: {', '.join(self.columns) or 'none'})")
         values = cols[key][:]
@@ -134,8 +171,8 @@ class FeatureSet:
     def __init__(self, store: FeatureStore, group: h5py.Group):
         self.store = store
         self.group = group
-        self.info = _set_info(group.name.rsplit("/", 1)[-1], group)
-        self._index: dict[bytes, int] | None = None
+        self.info = store._info(group.name.rsplit("/", 1)[-1])
+        self._index: KeyIndex | None = None
 
     @property
     def outputs(self) -> dict[str, dict[str, Any]]:
@@ -144,34 +181,37 @@ class FeatureSet:
     def __len__(self) -> int:
         return self.info.rows
 
-    def _row_index(self) -> dict[bytes, int]:
+    def _row_index(self) -> KeyIndex:
         if self._index is None:
-            self._index = {k: i for i, k in enumerate(self.group[L.KEYS][:].tolist())}
+            self._index = self.store.key_index(self.info.name)
         return self._index
 
     def rows(self, texts: Sequence[str] | None = None, *, input: str | None = None,
              keys: Sequence[bytes | str] | None = None) -> np.ndarray:
         """Row numbers in this set for the given texts (or input table, or keys), in their order."""
         wanted = self._keys(texts, input, keys)
-        index = self._row_index()
-        rows = np.fromiter((index.get(k, -1) for k in wanted), dtype=np.int64, count=len(wanted))
+        try:
+            binary = hex_to_binary(wanted)
+        except ValueError as exc:
+            raise StoreError(f"{exc}; content keys are 32 hex digits") from None
+        rows = self._row_index().lookup(binary)
         missing = int((rows < 0).sum())
         if missing:
             raise StoreError(f"{missing} of {len(rows)} texts have no features in set {self.info.name} of "
                              f"{self.store.path}; run `embedx extract` for them first")
         return rows
 
-    def _keys(self, texts, input, keys) -> list[bytes]:
+    def _keys(self, texts, input, keys) -> np.ndarray:
         given = sum(x is not None for x in (texts, input, keys))
         if given > 1:
             raise ValueError("pass only one of texts, input, keys")
         if texts is not None:
             if isinstance(texts, str):
                 raise TypeError("texts must be a list of strings, not one string")
-            return [content_key(t).encode("ascii") for t in texts]
+            return np.array([content_key(t) for t in texts], dtype=L.KEY_DTYPE)
         if keys is not None:
-            return [k.encode("ascii") if isinstance(k, str) else bytes(k) for k in keys]
-        return self.store.input(input).keys.tolist()
+            return np.array([k.encode("ascii") if isinstance(k, str) else bytes(k) for k in keys], dtype=L.KEY_DTYPE)
+        return np.asarray(self.store.input(input).keys, dtype=L.KEY_DTYPE)
 
     def _output(self, output: str | None, level: str) -> dict[str, Any]:
         if output is None:
@@ -238,16 +278,19 @@ def gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)[inverse]
 
 
-def _set_info(name: str, group: h5py.Group) -> SetInfo:
+def _set_info(name: str, group: h5py.Group, segments: list[SegmentInfo] | None) -> SetInfo:
     attrs = group.attrs
-    size = 0
+    if segments is not None:
+        size = sum(s.bytes for s in segments)
+    else:
+        size = 0
 
-    def visit(_, obj):
-        nonlocal size
-        if isinstance(obj, h5py.Dataset):
-            size += obj.id.get_storage_size()
+        def visit(_, obj):
+            nonlocal size
+            if isinstance(obj, h5py.Dataset):
+                size += obj.id.get_storage_size()
 
-    group.visititems(visit)
+        group.visititems(visit)
     return SetInfo(name=name, embedder=str(attrs["embedder"]), plugin=str(attrs.get("plugin", "")),
                    config_hash=str(attrs["config_hash"]), config=json.loads(attrs["config"]),
                    outputs=json.loads(attrs["outputs"]), dtype=str(attrs["dtype"]), rows=int(attrs["rows"]),

@@ -6,30 +6,38 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedx.store.staging import Staging
+from embedx.store.segment import SegmentInfo, write_set_segment
+
+CHECKPOINT_BYTES = 32 << 20
 
 
-class ShardWriter:
-    """Collects validated batches and writes them to staging as shards of ``checkpoint_rows`` rows.
+class SegmentWriter:
+    """Collects validated batches and writes them as segment files of ``checkpoint_rows`` rows
+    (or ``CHECKPOINT_BYTES``), each durable before the next starts.
 
     The queue is bounded, so a slow disk slows the producer instead of filling memory.
     A write error is re-raised in the producer at its next ``put`` or at ``close``.
     """
 
-    def __init__(self, staging: Staging, set_name: str, meta: Callable[[], dict[str, Any]],
+    def __init__(self, directory: Path, set_name: str, meta: Callable[[], dict[str, Any]],
+                 next_seq: Callable[[], int], token_bases: dict[str, int],
                  checkpoint_rows: int = 4096, checkpoint_seconds: float = 10.0):
-        self.staging, self.set_name, self.meta = staging, set_name, meta
+        self.directory, self.set_name, self.meta, self.next_seq = directory, set_name, meta, next_seq
+        self.bases = dict(token_bases)
         self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
         self.queue: queue.Queue = queue.Queue(maxsize=8)
         self.error: BaseException | None = None
         self.seconds_writing = 0.0
         self.rows_written = 0
+        self.written: list[SegmentInfo] = []
         self._pending: list[dict[str, np.ndarray]] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._last_flush = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="embedx-writer", daemon=True)
         self._thread.start()
@@ -63,8 +71,10 @@ class ShardWriter:
                 if item is not ...:
                     self._pending.append(item)
                     self._pending_rows += len(item["keys"])
+                    self._pending_bytes += sum(a.nbytes for a in item.values())
                 due = time.monotonic() - self._last_flush >= self.checkpoint_seconds
-                if self._pending_rows >= self.checkpoint_rows or (due and self._pending):
+                if (self._pending_rows >= self.checkpoint_rows or self._pending_bytes >= CHECKPOINT_BYTES
+                        or (due and self._pending)):
                     self._flush()
         except BaseException as exc:  # surfaced in the producer thread
             self.error = exc
@@ -75,17 +85,25 @@ class ShardWriter:
         if not self._pending:
             return
         started = time.perf_counter()
-        merged = {key: _concat(key, [p[key] for p in self._pending], self._pending) for key in self._pending[0]}
-        self.staging.write_set_meta(self.set_name, self.meta())
-        self.staging.write_shard(self.set_name, merged)
+        merged = concat_batches(self._pending)
+        meta = self.meta()
+        seq = self.next_seq()
+        info = write_set_segment(self.directory, self.set_name, meta, seq, seq, merged, self.bases)
+        for name, count in info.tokens.items():
+            self.bases[name] = self.bases.get(name, 0) + count
+        self.written.append(info)
         self.rows_written += self._pending_rows
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         self._last_flush = time.monotonic()
         self.seconds_writing += time.perf_counter() - started
 
 
-def _concat(key: str, parts: list[np.ndarray], batches: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """Concatenate per-batch arrays; offsets are rebased so they index the merged arrays."""
+def concat_batches(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Batches in the layout of :class:`embedx.validate.BatchChecker` as one; offsets rebased."""
+    return {key: _concat(key, [b[key] for b in batches]) for key in batches[0]}
+
+
+def _concat(key: str, parts: list[np.ndarray]) -> np.ndarray:
     if not key.endswith("offsets"):
         nonempty = [p for p in parts if len(p)] or parts[:1]
         return np.concatenate(nonempty) if len(nonempty) > 1 else nonempty[0]
