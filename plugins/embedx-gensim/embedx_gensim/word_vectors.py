@@ -24,12 +24,24 @@ Oov = Literal["skip", "zero", "subword"]
 
 
 class WordVectors(Embedder):
-    """Pooled word vectors from a vector file (``path=...``) or a packaged set (``path=kumo:glove-6b-50d``).
+    """Pooled word vectors from a vector file (``model=...``) or a packaged set (``model=kumo:glove-6b-50d``).
 
     Tokens missing from the vocabulary (OOV) are left out of pooling (``oov=skip``), pooled as
     zero vectors (``oov=zero``), or built from fastText character n-grams (``oov=subword``).
     In the ``tokens`` output every token keeps its row; an OOV token's row is zero unless
     ``subword`` gives it a vector. A text with no pooled token gets the zero document vector.
+
+    Options:
+        model: the vector file (word2vec .bin/.txt, GloVe .txt, fastText .bin/.vec, gensim .kv/.model, .gz/.bz2
+            too) or a packaged set such as kumo:glove-6b-50d
+        format: the file format; auto tells it from the suffix and first bytes
+        trust_pickle: allow full gensim .model pickles, which can run code when loaded (.kv files load safely)
+        pooling: how token vectors become one document vector (mean, sum, sqrtn, max)
+        lowercase: lowercase tokens before lookup (GloVe 6B is lowercase)
+        strip_punctuation: drop tokens that are only punctuation
+        oov: tokens not in the vocabulary: skip them, pool them as zeros, or build them from subwords (fastText)
+        max_length: tokens kept per text; the rest is cut and counted
+        normalize: L2-normalise each document vector
     """
 
     id = "word-vectors"
@@ -42,26 +54,29 @@ class WordVectors(Embedder):
     requires = {"gensim": "pip install gensim==4.4.0"}
     # identity() holds the file's content hash, so where the file lives does not matter,
     # and trusting a pickle changes whether it loads, not what it computes.
-    unkeyed_options = ("path", "trust_pickle")
+    unkeyed_options = ("model", "trust_pickle")
+    option_aliases = {"path": "model"}  # the name before the shared vocabulary
+    pooling_choices = ("mean", "sum", "sqrtn", "max")
     versioned = ("gensim",)
     batch_size = 256
 
-    def __init__(self, path: str, format: Format = "auto", trust_pickle: bool = False, pooling: Pooling = "mean",
+    def __init__(self, model: str, format: Format = "auto", trust_pickle: bool = False, pooling: Pooling = "mean",
                  lowercase: bool = False, strip_punctuation: bool = True, oov: Oov = "skip",
                  max_length: int | None = None, normalize: bool = False):
         if max_length is not None and max_length < 1:
             raise ValueError("max_length must be at least 1 (or none)")
+        path = model
         self.path, self.trust_pickle, self.pooling, self.oov = path, trust_pickle, pooling, oov
         self.max_length, self.normalize = max_length, normalize
         self.tokenize = Tokenizer(lowercase=lowercase, strip_punctuation=strip_punctuation)
         self.source = packaged_source(path)
         if self.source is not None:
             if format != "auto":
-                raise OptionError(f"path={path} is a packaged vector set; leave format at auto")
+                raise OptionError(f"model={path} is a packaged vector set; leave format at auto")
             self.format, self.dim = "packaged", self.source.dim
         else:
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"vector file {path} does not exist (option path)")
+                raise FileNotFoundError(f"vector file {path} does not exist (option model)")
             self.format, self.dim = (detect_format(path) if format == "auto" else format), None
             if self.format == "gensim-model" and not trust_pickle:
                 raise OptionError(untrusted_model_message(path))

@@ -13,7 +13,7 @@ from embedx.plugin_api import EmbedderUnavailable
 def test_preset_gives_the_published_glove_vectors(extract, registry):
     embedder, options = registry.create("glove-6b-50d")
     assert [o.dim for o in embedder.output_specs()] == [50, 50]  # known before load
-    assert options["lowercase"] is True and options["path"] == "kumo:glove-6b-50d"
+    assert options["lowercase"] is True and options["model"] == "kumo:glove-6b-50d"
     texts = ["The", "The cat sat."]
     report, stored = extract(texts, "glove-6b-50d", outputs=("doc", "tokens"))
     the = stored.doc(texts)[0]

@@ -34,13 +34,13 @@ def test_keyedvectors_with_side_arrays_load_safely(extract, small_kv, tmp_path):
     small_kv.save(path, separately=["vectors"])  # large arrays go to <path>.vectors.npy
     assert os.path.exists(path + ".vectors.npy")
     texts = ["the government", "australia"]
-    report, stored = extract(texts, path=path)  # no trust_pickle needed
+    report, stored = extract(texts, model=path)  # no trust_pickle needed
     want = np.stack([(small_kv["the"] + small_kv["government"]) / 2, small_kv["australia"]])
     np.testing.assert_allclose(stored.doc(texts), want, rtol=1e-5, atol=1e-6)
     assert report.computed == 2
     # the side array is part of the identity: new content there means a new feature set
     np.save(path + ".vectors.npy", small_kv.vectors * 2)
-    changed, _ = extract(texts, path=path)
+    changed, _ = extract(texts, model=path)
     assert changed.set_name != report.set_name and changed.computed == 2
 
 
@@ -49,7 +49,7 @@ def test_fasttext_keyedvectors_keep_subwords_through_the_safe_path(extract, tmp_
     path = str(tmp_path / "ft.kv")
     ft.save(path)
     word = "australianisation"
-    _, stored = extract([word], path=path, oov="subword")
+    _, stored = extract([word], model=path, oov="subword")
     np.testing.assert_allclose(stored.doc([word])[0], ft[word], rtol=1e-5, atol=1e-6)
 
 
@@ -58,7 +58,7 @@ def test_pickle_that_runs_code_is_refused_without_running_it(extract, tmp_path):
     path = tmp_path / "evil.kv"
     path.write_bytes(pickle.dumps(Evil(marker)))
     with pytest.raises(EmbedderUnavailable, match=r"posix\.system.*trust_pickle=true"):
-        extract(["the"], path=str(path))
+        extract(["the"], model=str(path))
     assert not marker.exists()
 
 
@@ -68,7 +68,7 @@ def test_code_hidden_inside_keyedvectors_is_refused(extract, small_kv, tmp_path)
     path = str(tmp_path / "hidden.kv")
     small_kv.save(path)
     with pytest.raises(EmbedderUnavailable, match=r"refusing to load .*hidden\.kv.*posix\.system"):
-        extract(["the"], path=path)
+        extract(["the"], model=path)
     assert not marker.exists()
 
 
@@ -76,7 +76,7 @@ def test_a_pickle_that_is_not_keyedvectors_is_refused(extract, tmp_path):
     path = tmp_path / "plain.kv"
     path.write_bytes(pickle.dumps({"the": [0.1, 0.2]}))
     with pytest.raises(EmbedderUnavailable, match="holds a dict"):
-        extract(["the"], path=str(path))
+        extract(["the"], model=str(path))
 
 
 def test_full_gensim_model_needs_trust(extract, tmp_path):
@@ -84,9 +84,9 @@ def test_full_gensim_model_needs_trust(extract, tmp_path):
     path = str(tmp_path / "w2v.model")
     model.save(path)
     with pytest.raises(OptionError, match=r"w2v\.model.*trust_pickle=true"):
-        extract(["computer"], path=path)
+        extract(["computer"], model=path)
     with pytest.raises(EmbedderUnavailable, match="gensim.models.word2vec.Word2Vec"):
-        extract(["computer"], path=path, format="keyedvectors")  # the safe loader refuses a model too
-    _, stored = extract(["computer human"], path=path, trust_pickle=True)
+        extract(["computer"], model=path, format="keyedvectors")  # the safe loader refuses a model too
+    _, stored = extract(["computer human"], model=path, trust_pickle=True)
     want = (model.wv["computer"] + model.wv["human"]) / 2
     np.testing.assert_allclose(stored.doc(["computer human"])[0], want, rtol=1e-5, atol=1e-6)

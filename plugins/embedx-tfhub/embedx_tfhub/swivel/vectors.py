@@ -3,7 +3,7 @@
 Reading goes through the gensim plugin when it is installed (the same format detection and
 safety rules as the ``word-vectors`` embedder, and ``kumo:NAME`` packaged vectors), else straight
 through gensim. Writing uses the word2vec text format (``<count> <dim>`` header), which gensim,
-fastText tooling and ``embedx extract -e word-vectors -O path=...`` all read.
+fastText tooling and ``embedx extract -e word-vectors -O model=...`` all read.
 """
 
 from __future__ import annotations
