@@ -21,6 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from embedx.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, InputState, SetState, remove_unreferenced
 from embedx.store.faults import check_free_space
@@ -65,7 +66,12 @@ def merge_pending(catalog: Catalog, state: SetState, target: int = MERGE_BYTES) 
         if not check_free_space(catalog.directory, size, "merging segments"):
             merged += group  # no room for the copy: commit them unmerged, nothing is lost
             continue
-        merged.append(merge_segments(catalog, state, group))
+        try:
+            merged.append(merge_segments(catalog, state, group))
+        except StoreError as exc:  # a full disk or a size limit mid-merge: commit them unmerged
+            catalog.messages.append(f"segments of {state.name} were left unmerged: {exc}")
+            merged += group
+            continue
         for info in group:
             (catalog.directory / info.file).unlink(missing_ok=True)
     state.pending = merged
