@@ -57,12 +57,13 @@ class CharLM:
     def build(self) -> Any:
         from flair.embeddings import FlairEmbeddings
 
+        model: Any = self.path  # trusted: flair unpickles it, legacy torch format included
         if not self.trust_pickle:
-            from embedx_flair.safe_checkpoint import check_checkpoint
+            from embedx_flair.safe_checkpoint import load_language_model
 
-            check_checkpoint(self.path)
-        embedding = FlairEmbeddings(self.path, fine_tune=False, chars_per_chunk=self.chars_per_chunk,
-                                    with_whitespace=self.with_whitespace, is_lower=self.lowercase)
+            model = load_language_model(self.path)
+        embedding = FlairEmbeddings(model, fine_tune=False, chars_per_chunk=self.chars_per_chunk,
+                                    with_whitespace=self.with_whitespace, is_lower=self.lowercase, name=self.path)
         pad_to_steps(embedding.lm)
         actual = "forward" if embedding.is_forward_lm else "backward"
         if self.direction is not None and actual != self.direction:

@@ -1,85 +1,230 @@
-"""Check a flair language-model ``.pt`` file before torch unpickles it.
+"""Load a flair character-LM ``.pt`` file without letting it run code.
 
-flair loads character LMs with ``torch.load(weights_only=False)``: a pickle, and unpickling an
-untrusted pickle can run any code. torch's own ``weights_only`` loader cannot read these files
-(it rejects the protocol-4 frames flair writes), so this walks the pickle with an unpickler that
-knows only what ``LanguageModel.save`` writes (tensors and their storages, ``OrderedDict``,
-``flair.data.Dictionary``, plain builtins) and resolves each to an inert stand-in: nothing in
-the file is ever called. Any other reference stops the load before flair sees the file.
+flair itself loads these with ``torch.load(weights_only=False)``: a full pickle, so a hostile
+file runs whatever it likes. Here the file must be a torch zip checkpoint and nothing else:
+the zip magic at byte 0 (no data before it, so no polyglot whose leading pickle torch would
+read instead), the zip's end record at the last byte (nothing appended), exactly one
+``data.pkl``. It is then read by torch's own ``weights_only=True`` unpickler with
+``flair.data.Dictionary`` as the one extra allowed class, and the model is built from that
+plain state as flair's ``LanguageModel.load_language_model`` would.
+
+torch's restricted unpickler predates pickle protocol 4, which ``LanguageModel.save`` writes,
+so the pickle is first rewritten to protocol 2 opcode by opcode (frames dropped, short
+strings widened, ``STACK_GLOBAL`` turned into ``GLOBAL``, bytes spelled as ``_codecs.encode``,
+as protocol 2 does). The rewrite only changes encodings: which objects may be built is
+decided by torch's allow-list. torch's legacy (pre-zip) format is refused unless the user
+passes ``trust_pickle=true``.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import pickletools
+import re
+import struct
 import zipfile
 from typing import Any
 
 from embedx.errors import EmbedderUnavailable
 
-_ALLOWED = {
-    ("collections", "OrderedDict"), ("collections", "defaultdict"),
-    ("torch._utils", "_rebuild_tensor"), ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("torch", "Size"), ("torch", "device"), ("flair.data", "Dictionary"),
-    ("builtins", "int"), ("builtins", "float"), ("builtins", "str"), ("builtins", "bytes"), ("builtins", "set"),
-    ("__builtin__", "set"), ("_codecs", "encode"),
-}
+ZIP_MAGIC = b"PK\x03\x04"
+_END_RECORD = b"PK\x05\x06"
+_TRUST = "if you trust this file, pass --option trust_pickle=true (a .pt file is a Python pickle and can run code)"
 
 
-class UnsafeCheckpoint(pickle.UnpicklingError):
-    """The file references something a flair language model does not contain."""
+class UnsafeCheckpoint(Exception):
+    """The file is not a plain torch zip checkpoint of a flair language model."""
 
 
-class _Inert:
-    """Stands in for every allowed class or function: accepts any construction and state, does nothing."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-    def append(self, item: Any) -> None:
-        pass
-
-    def extend(self, items: Any) -> None:
-        pass
-
-
-class _InspectingUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED or (module in ("torch", "torch.storage") and name.endswith("Storage")):
-            return type(name, (_Inert,), {})
-        raise UnsafeCheckpoint(f"it references {module}.{name}")
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _Inert()
-
-
-def check_checkpoint(path: str) -> None:
-    """Raise ``EmbedderUnavailable`` unless ``path`` holds only what a flair language model file holds."""
+def load_language_model(path: str, has_decoder: bool = False) -> Any:
+    """A flair ``LanguageModel`` from ``path``, read without executing anything in the file
+    (without its decoder unless asked: embeddings never use it, as in ``FlairEmbeddings``)."""
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-                if len(names) != 1:
-                    raise UnsafeCheckpoint("it is a zip file but not a torch checkpoint")
-                _InspectingUnpickler(io.BytesIO(archive.read(names[0]))).load()
-        else:  # torch's legacy format: magic number, protocol, system info, then the object
-            with open(path, "rb") as handle:
-                for _ in range(4):
-                    _InspectingUnpickler(handle).load()
+        state = load_state(path)
     except UnsafeCheckpoint as exc:
-        raise EmbedderUnavailable(
-            f"refusing to load {path}: {exc}, which a flair language model does not contain. A .pt file is a "
-            "Python pickle and loading it can run code; if you trust this file, pass --option trust_pickle=true"
-        ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise EmbedderUnavailable(f"{path} is not a readable flair language model file: "
-                                  f"{type(exc).__name__}: {exc}") from None
+        raise EmbedderUnavailable(f"refusing to load {path}: {exc}; {_TRUST}") from None
+    return _build(state, path, has_decoder)
+
+
+def load_state(path: str) -> dict[str, Any]:
+    """The saved dict of a flair LM file, through torch's ``weights_only`` unpickler."""
+    import torch
+    from flair.data import Dictionary
+
+    with open(path, "rb") as handle:
+        blob = handle.read()
+    if not blob.startswith(ZIP_MAGIC):
+        if _is_legacy_torch(blob):
+            raise UnsafeCheckpoint("it is in torch's legacy (pre-1.6) format, which is only readable as a full pickle")
+        raise UnsafeCheckpoint(f"it does not start with the zip magic {ZIP_MAGIC!r}, so it is not a torch checkpoint")
+    _check_zip_bounds(blob)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(blob))
+        names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        if len(names) != 1:
+            raise UnsafeCheckpoint(f"it is a zip file with {len(names)} data.pkl entries, not a torch checkpoint")
+        rewritten = _rezip(archive, names[0], to_protocol_2(archive.read(names[0])))
+    except (zipfile.BadZipFile, ValueError, EOFError, KeyError) as exc:
+        raise UnsafeCheckpoint(f"its zip structure is damaged ({exc})") from None
+    try:
+        with torch.serialization.safe_globals([Dictionary]):
+            state = torch.load(io.BytesIO(rewritten), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, TypeError, AttributeError, KeyError, EOFError) as exc:
+        raise UnsafeCheckpoint(_reason(exc)) from None
+    if not isinstance(state, dict):
+        raise UnsafeCheckpoint(f"it holds a {type(state).__name__}, not a flair language model")
+    return state
+
+
+def _reason(exc: Exception) -> str:
+    """The useful part of torch's long weights_only error: the global it refused, or its reason."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it references {found.group(1)}"
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    parts = [p.strip() for p in text.split("\n\n") if p.strip() and not p.strip().startswith(boilerplate)]
+    return f"it holds something a flair language model does not ({(parts or [type(exc).__name__])[0][:200]})"
+
+
+def _is_legacy_torch(blob: bytes) -> bool:
+    """torch's old format starts with a pickled magic number (protocol 2: PROTO 2, LONG1 ...)."""
+    return blob[:2] == b"\x80\x02"
+
+
+def _check_zip_bounds(blob: bytes) -> None:
+    """The zip must end exactly with its end-of-central-directory record (plus its comment)."""
+    end = blob.rfind(_END_RECORD, max(0, len(blob) - 22 - 65535))
+    if end < 0 or end + 22 > len(blob):
+        raise UnsafeCheckpoint("it has no zip end record")
+    comment = struct.unpack("<H", blob[end + 20:end + 22])[0]
+    if end + 22 + comment != len(blob):
+        raise UnsafeCheckpoint(f"{len(blob) - end - 22 - comment} bytes follow the zip archive")
+    archive = zipfile.ZipFile(io.BytesIO(blob))
+    offsets = sorted(info.header_offset for info in archive.infolist())
+    if not offsets or offsets[0] != 0:
+        raise UnsafeCheckpoint("data precedes the first zip entry")
+
+
+def _rezip(archive: zipfile.ZipFile, pickle_name: str, pickle_bytes: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as target:
+        for info in archive.infolist():
+            data = pickle_bytes if info.filename == pickle_name else archive.read(info)
+            target.writestr(info.filename, data)
+    return out.getvalue()
+
+
+_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
+_BYTES = {"SHORT_BINBYTES", "BINBYTES", "BINBYTES8"}
+_PUTS = {"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"}
+_GETS = {"GET", "BINGET", "LONG_BINGET"}
+# Opcodes torch's weights_only unpickler reads as they are.
+_KEEP = {"MARK", "STOP", "BINPERSID", "REDUCE", "BUILD", "NEWOBJ", "APPEND", "APPENDS", "SETITEM", "SETITEMS",
+         "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE", "EMPTY_LIST",
+         "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT", "LONG1"}
+
+
+def to_protocol_2(data: bytes) -> bytes:
+    """Re-encode a protocol-4 pickle with only the opcodes torch's restricted unpickler reads.
+
+    Strings are never memoized in the output (a reference to a memoized string becomes the
+    string again), so the two pushes a ``STACK_GLOBAL`` consumes can simply be left out.
+    Anything else unusual is refused rather than translated.
+    """
+    ops = list(pickletools.genops(data))
+    strings: dict[int, str] = {}  # memo index -> string value, from the input
+    memo: set[int] = set()
+    values: list[Any] = []  # per op: the string it pushes, or None
+    memo_of: list[int | None] = [None] * len(ops)
+    for i, (op, arg, _) in enumerate(ops):
+        value = None
+        if op.name in _STRINGS:
+            value = arg
+        elif op.name in _GETS and arg in strings:
+            value = strings[arg]
+        if op.name in _PUTS:
+            index = len(memo) if op.name == "MEMOIZE" else arg  # what pickle's own unpickler does
+            memo.add(index)
+            memo_of[i] = index
+            previous = _previous_push(ops, i)
+            if previous is not None and values[previous] is not None:
+                strings[index] = values[previous]
+        values.append(value)
+    dropped: set[int] = set()
+    globals_at: dict[int, tuple[str, str]] = {}
+    for i, (op, _, _) in enumerate(ops):
+        if op.name == "STACK_GLOBAL":
+            name_at = _previous_push(ops, i)
+            module_at = _previous_push(ops, name_at) if name_at is not None else None
+            if module_at is None or values[name_at] is None or values[module_at] is None:
+                raise UnsafeCheckpoint("its pickle builds a global from something other than two strings")
+            dropped |= {module_at, name_at}
+            globals_at[i] = (values[module_at], values[name_at])
+    out = io.BytesIO()
+    for i, (op, arg, _) in enumerate(ops):
+        name = op.name
+        if i in dropped or name == "FRAME":
+            continue
+        if name == "PROTO":
+            out.write(b"\x80\x02")
+        elif name == "STACK_GLOBAL" or name == "GLOBAL":
+            module, attr = globals_at[i] if name == "STACK_GLOBAL" else arg.split(" ", 1)
+            if "\n" in module + attr:
+                raise UnsafeCheckpoint("its pickle names a global with a line break in it")
+            out.write(b"c" + module.encode("utf-8") + b"\n" + attr.encode("utf-8") + b"\n")
+        elif values[i] is not None:  # a string, or a reference to a memoized one
+            encoded = values[i].encode("utf-8", "surrogatepass")
+            out.write(b"X" + struct.pack("<I", len(encoded)) + encoded)
+        elif name in _BYTES:
+            text = arg.decode("latin-1").encode("utf-8")
+            out.write(b"c_codecs\nencode\n" + b"X" + struct.pack("<I", len(text)) + text
+                      + b"X\x06\x00\x00\x00latin1" + b"\x86R")
+        elif name in _PUTS:
+            previous = _previous_push(ops, i)
+            if previous is None or values[previous] is None:  # strings are never memoized
+                out.write(b"r" + struct.pack("<I", memo_of[i]))
+        elif name in _GETS:
+            out.write(b"j" + struct.pack("<I", arg))
+        elif name in _KEEP:
+            out.write(data[ops[i][2]:ops[i + 1][2]] if i + 1 < len(ops) else b".")
+        else:
+            raise UnsafeCheckpoint(f"its pickle uses the {name} opcode, which a flair language model file does not")
+    return out.getvalue()
+
+
+def _previous_push(ops: list, i: int) -> int | None:
+    """The op before ``i`` that pushed a value (skipping memo writes and frames)."""
+    j = i - 1
+    while j >= 0 and ops[j][0].name in _PUTS | {"FRAME"}:
+        j -= 1
+    return j if j >= 0 else None
+
+
+def _build(state: dict[str, Any], path: str, has_decoder: bool) -> Any:
+    """``LanguageModel.load_language_model`` on an already-loaded, plain state."""
+    import flair
+    from flair.data import Dictionary
+    from flair.models import LanguageModel
+
+    checks = {"dictionary": Dictionary, "is_forward_lm": bool, "hidden_size": int, "nlayers": int,
+              "embedding_size": int, "nout": (int, type(None)), "dropout": (int, float), "state_dict": dict}
+    for key, kind in checks.items():
+        if not isinstance(state.get(key), kind):
+            raise EmbedderUnavailable(f"{path} is not a flair language model file: {key!r} is missing or "
+                                      f"a {type(state.get(key)).__name__}")
+    has_decoder = bool(state.get("has_decoder", True)) and has_decoder
+    try:
+        model = LanguageModel(dictionary=state["dictionary"], is_forward_lm=state["is_forward_lm"],
+                              hidden_size=state["hidden_size"], nlayers=state["nlayers"],
+                              embedding_size=state["embedding_size"], nout=state["nout"],
+                              document_delimiter=str(state.get("document_delimiter", "\n")),
+                              dropout=state["dropout"], recurrent_type=str(state.get("recurrent_type", "lstm")),
+                              has_decoder=has_decoder)
+        model.load_state_dict(state["state_dict"], strict=has_decoder)
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise EmbedderUnavailable(f"{path} is not a readable flair language model file: {exc}") from None
+    model.eval()
+    model.to(flair.device)  # flair's LanguageModel.to returns nothing
+    return model

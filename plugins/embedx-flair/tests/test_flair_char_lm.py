@@ -139,7 +139,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_unread(extract, tmp_path):
     assert not marker.exists()
     plain = tmp_path / "plain.pt"
     plain.write_bytes(pickle.dumps([1, 2]))
-    with pytest.raises(EmbedderUnavailable, match="not a readable flair language model"):
+    with pytest.raises(EmbedderUnavailable, match="does not start with the zip magic"):
         extract(["x"], "flair-char-lm", forward=str(plain))
 
 
