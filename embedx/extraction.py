@@ -15,7 +15,7 @@ import numpy as np
 
 from embedx.embedder import Embedder
 from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, InputError, OptionError, StoreError
-from embedx.inputs import InputSpec, Record, read_records
+from embedx.inputs import InputSpec, Record, RecordStream, iter_records
 from embedx.keys import KEY_BYTES, config_hash
 from embedx.options import option_specs
 from embedx.progress import progress_bar
@@ -91,7 +91,11 @@ def extract_file(spec: InputSpec, settings: ExtractSettings, name: str | None = 
 
     The input is read only once the writer lock is held, and then a chunk at a time.
     """
-    return run(lambda: read_records(spec), settings, name or spec.default_name, spec.source, registry)
+    def open_records() -> tuple[RecordStream, list[str]]:
+        stream = iter_records(spec)
+        return stream, stream.columns
+
+    return run(open_records, settings, name or spec.default_name, spec.source, registry)
 
 
 def extract(texts: Sequence[str], embedder: str, path: str | Path, *, name: str | None = None,
@@ -152,6 +156,7 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         writer: SegmentWriter | None = None
         table: InputTableWriter | None = None
         failure: BaseException | None = None
+        records: Iterable[Record] | None = None
         try:
             records, columns = open_records()
             if input_name is not None:
@@ -200,6 +205,9 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
                     catalog.pending_inputs[finished.name] = finished
         except BaseException as exc:
             failure = exc
+        finally:
+            if records is not None and hasattr(records, "close"):
+                records.close()
         if writer is not None:
             try:
                 writer.close()
@@ -313,7 +321,7 @@ def _add_pending(catalog: Catalog, set_name: str, meta: dict[str, Any], shapes: 
 
 
 def _apply_empty_policy(records: list[Record], policy: str, source: str, stats: _Stats) -> list[Record]:
-    empty = [r for r in records if not r.text.strip()]
+    empty = [r for r in records if r.empty]
     if not empty:
         return records
     if policy == "error":
@@ -321,7 +329,7 @@ def _apply_empty_policy(records: list[Record], policy: str, source: str, stats: 
                          "pass --empty keep or --empty skip")
     if policy == "skip":
         stats.skipped += len(empty)
-        return [r for r in records if r.text.strip()]
+        return [r for r in records if not r.empty]
     stats.empty += len(empty)
     return records
 

@@ -104,12 +104,15 @@ def test_max_length_on_an_embedder_without_it_is_refused(registry, store_path):
 
 def test_columns_travel_with_the_input_table(registry, store_path):
     embedx.extract(["a", "b", "c"], "word-stats", store_path, name="mine",
-                   columns={"label": ["pos", "neg", "pos"], "score": ["1", "2", "3"], "w": [0.5, 1, 2.5]})
+                   columns={"label": ["pos", "neg", "pos"], "score": ["1", "2", "3"], "w": [0.5, 1.5, 2.5],
+                            "code": ["007", "1", "2"], "mixed": [0.5, 1, 2.5]})
     with embedx.open_store(store_path) as store:
         table = store.input("mine")
         assert table.column("label").tolist() == ["pos", "neg", "pos"]
         assert table.column("score").dtype == np.int64
         assert table.column("w").dtype == np.float64
+        assert table.column("code").tolist() == ["007", "1", "2"]  # typed only when nothing is lost
+        assert table.column("mixed").tolist() == ["0.5", "1", "2.5"]
         assert table.texts == ["a", "b", "c"]
 
 

@@ -17,12 +17,10 @@ from typing import Any
 import numpy as np
 
 from embedx.errors import InputError
-from embedx.inputs import Record
+from embedx.inputs import Record, typed_column
 from embedx.store import layout as L
 from embedx.store.catalog import InputState
 from embedx.store.segment import SegmentInfo, now, open_segment, write_input_final, write_input_piece
-
-INT64 = (-(2**63), 2**63 - 1)
 
 
 def check_unicode(value: str, source: str, line: int, what: str) -> None:
@@ -35,30 +33,30 @@ def check_unicode(value: str, source: str, line: int, what: str) -> None:
 
 
 class _Column:
-    """Per column: whether every value so far is an int / a float, and a hash of its values."""
+    """Per column: whether every value so far types losslessly as int / float, and a hash of its values."""
 
     def __init__(self, index: int, name: str, rows_before: int):
         self.index, self.name = index, name
-        self.can_int = self.can_float = rows_before == 0
+        self.kinds: set[str] = set() if rows_before == 0 else {"str"}  # missing values make it text
         self.hash = hashlib.sha256()
         self.hash.update(b"\0" * rows_before)
         self.rows_before = rows_before  # rows of the input before this column first appeared
 
     def values(self, raw: list[Any]) -> np.ndarray:
-        texts = []
-        for value in raw:
-            if self.can_int and not _fits(value, int):
-                self.can_int = False
-            if self.can_float and not _fits(value, float):
-                self.can_float = False
-            text = "" if value is None else str(value)
+        if self.kinds != {"str"}:
+            self.kinds.add(_kind(typed_column(raw)))
+        texts = ["" if value is None else str(value) for value in raw]
+        for text in texts:
             self.hash.update(text.encode("utf-8") + b"\0")
-            texts.append(text)
         return np.array(texts, dtype=object)
 
     @property
     def kind(self) -> str:
-        return "int" if self.can_int else "float" if self.can_float else "str"
+        return next(iter(self.kinds)) if len(self.kinds) == 1 else "str"
+
+
+def _kind(typed: np.ndarray | None) -> str:
+    return "str" if typed is None else "int" if typed.dtype.kind == "i" else "float"
 
 
 class InputTableWriter:
@@ -93,7 +91,7 @@ class InputTableWriter:
                     check_unicode(value, self.source, record.line, f"column {column!r}")
         arrays: dict[str, np.ndarray] = {
             L.KEYS: np.asarray(keys, dtype=L.KEY_DTYPE),
-            L.EMPTY: np.array([not r.text.strip() for r in records], dtype=bool),
+            L.EMPTY: np.array([r.empty for r in records], dtype=bool),
             L.LINE: np.array([r.line for r in records], dtype=np.int64),
         }
         for key in (L.KEYS, L.EMPTY, L.LINE):
@@ -115,15 +113,17 @@ class InputTableWriter:
                                                  self._empty_arrays(), self.store_text))
         typed, kinds = {}, {}
         for column in self.columns.values():
-            kinds[str(column.index)] = column.kind
-            if column.kind != "str" or column.rows_before:
+            kind = column.kind
+            if kind != "str" or column.rows_before:
                 values = self._read_column(column)
-                typed[str(column.index)] = _typed(values, column.kind) if column.kind != "str" else values
-                if column.kind == "int" and typed[str(column.index)] is None:
-                    kinds[str(column.index)] = "str"  # integers beyond int64: kept as text
-                    typed.pop(str(column.index))
-                if column.kind == "str":
-                    kinds[str(column.index)] = "final-str"
+                converted = typed_column(list(values)) if kind != "str" else None
+                if converted is not None and _kind(converted) == kind:
+                    typed[str(column.index)] = converted
+                elif column.rows_before:  # text that first appeared mid-input: whole in the final piece
+                    kind, typed[str(column.index)] = "final-str", values
+                else:
+                    kind = "str"
+            kinds[str(column.index)] = kind
         meta = {"source": self.source, "columns": list(self.columns), "text_stored": self.store_text,
                 "typed": kinds, "digest": self.digest(kinds)}
         final = write_input_final(self.directory, self.name, self.generation, len(self.pieces), self.rows, meta,
@@ -156,32 +156,3 @@ class InputTableWriter:
                 if dataset in handle:
                     parts.append(np.array(handle[dataset].asstr()[:], dtype=object))
         return np.concatenate(parts)
-
-
-def _fits(value: Any, kind: type) -> bool:
-    try:
-        _number(value, kind)
-        return True
-    except (TypeError, ValueError, OverflowError):
-        return False
-
-
-def _number(value: Any, kind: type) -> Any:
-    if isinstance(value, bool) or value is None:
-        raise TypeError
-    if isinstance(value, str):
-        value = value.strip()
-        if kind is int and not value.lstrip("+-").isdigit():
-            raise ValueError
-    elif kind is int and not isinstance(value, int):
-        raise TypeError  # 0.5 must not become 0
-    return kind(value)
-
-
-def _typed(values: np.ndarray, kind: str) -> np.ndarray | None:
-    if kind == "float":
-        return np.array([float(v) for v in values], dtype=np.float64)
-    ints = [int(v) for v in values]
-    if ints and (min(ints) < INT64[0] or max(ints) > INT64[1]):
-        return None
-    return np.array(ints, dtype=np.int64)
