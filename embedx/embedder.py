@@ -89,8 +89,9 @@ class Embedder(abc.ABC):
     pooling_choices: ClassVar[tuple[str, ...]] = ()
     #: True when it takes the shared ``layers`` option (and ``layer_combine``), so layer sweeps include it.
     layer_options: ClassVar[bool] = False
-    #: Old option names still accepted, ``{old: shared name}`` (e.g. ``{"handle": "model"}``); a warning says so.
-    option_aliases: ClassVar[Mapping[str, str]] = {}
+    #: Old option names still accepted, ``{old: shared name}`` (e.g. ``{"handle": "model"}``), or
+    #: ``{old: (shared name, {old value: new value})}`` when the values change too; a warning says so.
+    option_aliases: ClassVar[Mapping[str, str | tuple[str, Mapping[str, Any]]]] = {}
 
     def load(self) -> None:
         """Import heavy libraries and load the model. Called once, before the first batch."""

@@ -119,7 +119,13 @@ def _renamed(embedder_id: str, cls: type, options: dict[str, Any]) -> dict[str, 
     out: dict[str, Any] = {}
     for name, value in options.items():
         if name in aliases:
-            new = aliases[name]
+            new, values = (aliases[name], None) if isinstance(aliases[name], str) else aliases[name]
+            if values is not None:  # the old option's values become the new one's: layer_mean=true -> mean
+                key = str(value).strip().lower()
+                if key not in values:
+                    raise OptionError(f"embedder {embedder_id!r}, option {name!r} (now {new!r}): {value!r} is not "
+                                      f"one of {', '.join(values)}")
+                value = values[key]
             if new in options:
                 raise OptionError(f"embedder {embedder_id!r}: options {name!r} and {new!r} are the same option; "
                                   f"give only {new!r}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.embedder import Embeddings, Ragged
+from embedx.plugin_api import Embeddings, Ragged
 from embedx_flair.sentences import Prepared
 
 

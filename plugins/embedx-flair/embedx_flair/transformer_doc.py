@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import embedx
+from embedx import plugin_api as api  # everything a plugin may use from embedx
 from embedx_flair.components import check_layers
 from embedx_flair.flair_import import import_flair
 from embedx_flair.model_files import folder_identity, local_transformer, transformer_dim
@@ -14,25 +14,39 @@ from embedx_flair.token_embedder import REQUIRES
 ClsPooling = Literal["cls", "mean", "max"]
 
 
-class TransformerDocEmbedder(embedx.Embedder):
-    """``TransformerDocumentEmbeddings(fine_tune=False)``: the [CLS] vector, or the mean/max over subtokens."""
+class TransformerDocEmbedder(api.Embedder):
+    """``TransformerDocumentEmbeddings(fine_tune=False)``: the [CLS] vector, or the mean/max over subtokens.
+
+    Options:
+        model: a local transformers checkpoint folder
+        layers: which layers (-1 = last, -1,-2,-3,-4, all)
+        layer_combine: several layers side by side (concat, flair's default here) or averaged (mean)
+        pooling: the [CLS] vector (cls) or the mean or max over the subtokens
+        allow_long_sentences: split long texts into windows (needs pooling mean or max)
+        tokenizer: how texts are split into flair tokens before the model's own tokenizer
+        max_length: tokens kept per text; the rest is cut and counted
+    """
 
     id = "flair-transformer-doc"
     description = "Transformer document vectors via flair TransformerDocumentEmbeddings (frozen)"
-    outputs = (embedx.Output("doc", embedx.DOCUMENT, description="cls, mean or max over the subtokens"),)
+    outputs = (api.Output("doc", api.DOCUMENT, description="cls, mean or max over the subtokens"),)
     default_outputs = ("doc",)
     requires = REQUIRES
     versioned = ("flair", "torch", "transformers")  # tokenizer and model code live in transformers
     unkeyed_options = ("model",)
     batch_size = 32
+    layer_options = True
+    pooling_choices = ("cls", "mean", "max")
+    option_aliases = {"layer_mean": ("layer_combine", {"true": "mean", "false": "concat"}), "cls_pooling": "pooling"}
 
-    def __init__(self, model: str, layers: str = "-1", layer_mean: bool = False, cls_pooling: ClsPooling = "cls",
-                 allow_long_sentences: bool = False, tokenizer: Tokenizer = "segtok", max_length: int | None = None):
-        if allow_long_sentences and cls_pooling == "cls":
-            raise ValueError("allow_long_sentences needs cls_pooling=mean or max (a long text has one [CLS] per window)")
+    def __init__(self, model: str, layers: str = "-1", layer_combine: Literal["concat", "mean"] = "concat",
+                 pooling: ClsPooling = "cls", allow_long_sentences: bool = False, tokenizer: Tokenizer = "segtok",
+                 max_length: int | None = None):
+        if allow_long_sentences and pooling == "cls":
+            raise ValueError("allow_long_sentences needs pooling=mean or max (a long text has one [CLS] per window)")
         check_max_length(max_length)
         self.folder = local_transformer(model)
-        self.layers, self.layer_mean, self.cls_pooling = check_layers(layers), layer_mean, cls_pooling
+        self.layers, self.layer_mean, self.cls_pooling = check_layers(layers), layer_combine == "mean", pooling
         self.allow_long_sentences, self.tokenizer, self.max_length = allow_long_sentences, tokenizer, max_length
         self._embedding: Any = None
         self._dim: int | None = None
@@ -52,11 +66,11 @@ class TransformerDocEmbedder(embedx.Embedder):
         self._dim = self._embedding.embedding_length
         self._tokenize = make_tokenizer(self.tokenizer)
 
-    def output_specs(self) -> tuple[embedx.Output, ...]:
+    def output_specs(self) -> tuple[api.Output, ...]:
         dim = self._dim or transformer_dim(self.folder, self.layers, self.layer_mean)
-        return (embedx.Output("doc", embedx.DOCUMENT, dim, description=self.outputs[0].description),)
+        return (api.Output("doc", api.DOCUMENT, dim, description=self.outputs[0].description),)
 
-    def embed_batch(self, texts: list[str]) -> embedx.Embeddings:
+    def embed_batch(self, texts: list[str]) -> api.Embeddings:
         from embedx_flair.batch import run_batch  # numpy and torch: not at registration time
 
         prepared = prepare(texts, self._tokenize, self.max_length)

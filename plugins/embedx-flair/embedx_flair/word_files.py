@@ -14,9 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from embedx import vector_files
-from embedx.atomic import atomic_write
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.plugin_api import EmbedderUnavailable, OptionError, atomic_write, detect_vector_format, split_suffix
 from embedx_flair.model_files import cached_digest
 
 Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "keyedvectors"]
@@ -31,7 +29,7 @@ def default_cache_dir() -> Path:
 
 def detect_format(path: str) -> str:
     """The format of ``path`` by suffix, sniffing the first bytes where the suffix is ambiguous."""
-    fmt = vector_files.detect_format(path)
+    fmt = detect_vector_format(path)
     if fmt == "fasttext-bin":
         raise OptionError(f"{path} is a fastText .bin model; flair's WordEmbeddings reads only its word vectors "
                           "from a .vec file (or use embedx-gensim's word-vectors with oov=subword)")
@@ -51,7 +49,7 @@ def check_readable(path: str, fmt: str, trust_pickle: bool) -> None:
 
 def flair_input(path: str, fmt: str, cache_dir: str | None) -> tuple[str, bool]:
     """The path to give ``WordEmbeddings`` and its ``no_header`` flag, converting ``path`` if flair cannot read it."""
-    suffix, compression = vector_files.split_suffix(path)
+    suffix, compression = split_suffix(path)
     if not compression:
         if fmt == "word2vec-bin" and suffix == ".bin":
             return path, False

