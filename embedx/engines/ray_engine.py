@@ -1,0 +1,374 @@
+"""Run an embedder in a pool of Ray actors through Ray Data; results stream back to the driver in order.
+
+Shape of one run::
+
+    driver --(index, texts)--> queue actor --> feed read task --> map_batches(EmbedWorker, actor pool)
+    driver <--(index, pickled result)-- iter_batches <-------------------------------------'
+
+* Each actor builds the embedder through the registry (the same plugins as the driver: the
+  ``EMBEDX_*`` variables travel in the actors' runtime environment), checks that it computes what
+  the driver keys the cache with (same identity, e.g. the model file's content hash, and the same
+  library versions), and calls ``load()`` once, for the whole run however many batches follow.
+* The driver keeps the batching, ordering, validation and writing: it feeds batches it formed
+  itself, reassembles results by index, and hands them back in order. So the output file lives
+  where the driver runs, no shared filesystem is needed, and a crash of the driver is recovered
+  by the store like any local run.
+* Input flows through a small queue with a bounded number of batches in flight, so memory stays
+  flat whatever the input size, and one Ray Data execution serves every ``map`` call of the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from embedx.embedder import Embeddings, Output, Ragged
+from embedx.engines import import_ray
+from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, OptionError
+
+#: Environment variables that choose plugins and settings; actors must see the driver's values.
+FORWARDED_ENV_PREFIX = "EMBEDX_"
+#: Batches in flight per worker (queued, computing, or waiting to be reassembled in order).
+IN_FLIGHT_PER_WORKER = 3
+#: Index of the empty item that pushes the last batch of a ``map`` call through Ray Data.
+FILLER = -1
+
+
+def fingerprint(embedder: Any, versioned: Iterable[str]) -> str:
+    """What makes two processes compute the same thing: the embedder's identity and library versions."""
+    import importlib.metadata
+
+    versions = {}
+    for dist in versioned:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    return json.dumps({"identity": embedder.identity(), "versions": versions}, sort_keys=True, default=str)
+
+
+def portable(result: Any) -> Any:
+    """``result`` with tensors turned into numpy arrays the way the checker would, so the driver needs no torch/tf.
+
+    Structure the checker would refuse is left exactly as it is, so the driver refuses it too.
+    """
+    if isinstance(result, Embeddings):
+        return Embeddings(portable(result.outputs), result.truncated)
+    if isinstance(result, Mapping):
+        return {key: portable(value) for key, value in result.items()}
+    if isinstance(result, Ragged) and isinstance(result.arrays, list | tuple):
+        return Ragged([_array(a) for a in result.arrays], result.tokens)
+    return _array(result)
+
+
+def _array(value: Any) -> Any:
+    if hasattr(value, "numpy") and callable(value.numpy):
+        import numpy as np
+
+        try:
+            return np.asarray(value.numpy())
+        except Exception:  # e.g. a tensor that requires grad: the driver's checker reports it
+            return value
+    return value
+
+
+class EmbedWorker:
+    """The Ray Data actor: builds and loads the embedder once, then embeds one batch per row."""
+
+    def __init__(self, embedder_id: str, options: dict[str, Any], outputs: list[str], expected: str | None):
+        self.embedder, self.error, self.specs = None, None, None
+        self.node = _node()
+        try:
+            from embedx.registry import get_registry
+
+            registry = get_registry()
+            entry = registry.entry(embedder_id)
+            embedder, _ = registry.create(embedder_id, options)
+            embedder.requested_outputs = tuple(outputs)
+            found = fingerprint(embedder, entry.cls.versioned)
+            if expected is not None and found != expected:
+                raise EmbedderUnavailable(
+                    f"it would compute something else than on the driver (model files or library versions differ): "
+                    f"driver {expected}, worker {found}; install the same plugins and model files on every node")
+            embedder.load()
+            self.embedder, self.specs = embedder, tuple(embedder.output_specs())
+        except BaseException as exc:  # reported with the first batch, where the driver can name it
+            self.error = exc
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        payloads = []
+        for blob in batch["texts"]:
+            if not blob:  # the driver's filler
+                payloads.append(b"")
+                continue
+            texts = pickle.loads(blob)
+            if self.error is not None:
+                payloads.append(_pack("load", self.error, None, self.node))
+                continue
+            try:
+                result = portable(self.embedder.embed_batch(texts))
+            except BaseException as exc:
+                payloads.append(_pack("raise", exc, self.specs, self.node))
+                continue
+            payloads.append(_pack("ok", result, tuple(self.embedder.output_specs()), self.node))
+        return {"index": batch["index"], "payload": payloads}
+
+
+def _pack(status: str, value: Any, specs: Any, node: str) -> bytes:
+    try:
+        return pickle.dumps((status, value, specs, node), protocol=5)
+    except Exception as exc:  # an unpicklable result or exception: described instead
+        text = f"{type(value).__name__}: {value}" if status != "ok" else f"result cannot be sent to the driver: {exc}"
+        return pickle.dumps(("raise" if status == "ok" else status, RuntimeError(text), specs, node), protocol=5)
+
+
+def _node() -> str:
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address()
+    except Exception:
+        return "?"
+
+
+def _feed_datasource(queue: Any) -> Any:
+    """A Ray Data source whose single read task yields one block per batch taken from ``queue`` until None."""
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    class QueueFeed(Datasource):
+        def __init__(self, queue: Any):
+            super().__init__()
+            self.queue = queue
+
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                           data_context: Any = None) -> list[Any]:
+            source = self.queue
+
+            def read() -> Iterator[Any]:
+                import pyarrow as pa
+
+                while True:
+                    item = source.get()
+                    if item is None:
+                        return
+                    index, blob = item
+                    yield pa.table({"index": pa.array([index], pa.int64()), "texts": pa.array([blob], pa.binary())})
+
+            meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
+            return [ReadTask(read, meta)]
+
+    return QueueFeed(queue)
+
+
+class RayEngine:
+    """A pool of Ray actors running one embedder; use as a context manager, then :meth:`map` batches.
+
+    ``address`` joins a running cluster (``"auto"``, ``"ray://host:10001"``); without it a
+    local Ray instance is started for the engine's lifetime, unless this process already has one.
+    """
+
+    def __init__(self, embedder_id: str, options: dict[str, Any] | None = None, outputs: list[str] | None = None, *,
+                 plugin: str = "?", workers: int | None = None, address: str | None = None,
+                 gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0, expected: str | None = None):
+        self.embedder_id, self.plugin = embedder_id, plugin
+        self.options, self.outputs = dict(options or {}), list(outputs or [])
+        self.workers, self.address = workers, address
+        self.gpus_per_worker, self.cpus_per_worker = float(gpus_per_worker), float(cpus_per_worker)
+        self.expected = expected
+        self._ray: Any = None
+        self._started_ray = False
+        self._queue: Any = None
+        self._dataset: Any = None
+        self._results: Iterator[Any] | None = None
+        self._next_index = 0
+        self._specs: tuple[Output, ...] = ()
+        self._saved_context: tuple[Any, ...] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> RayEngine:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close(drain=exc_type is None)
+
+    def start(self) -> None:
+        ray = self._ray = import_ray()
+        if not ray.is_initialized():
+            self._init(ray)
+            self._started_ray = True
+        try:
+            self.workers = self.workers or self._default_workers(ray)
+            self._check_resources(ray)
+            from ray.util.queue import Queue
+
+            self._queue = Queue(actor_options={"num_cpus": 0})
+            self._dataset = self._build_dataset(ray)
+        except BaseException:
+            self.close(drain=False)
+            raise
+
+    def close(self, drain: bool = True) -> None:
+        """Stop the pool; ``drain`` lets Ray Data finish cleanly (nothing is in flight after a full ``map``)."""
+        try:
+            if self._results is not None:
+                if drain:
+                    self._queue.put(None)
+                    for _ in self._results:
+                        pass
+                else:
+                    close = getattr(self._results, "close", None)
+                    if close is not None:
+                        close()
+            if self._queue is not None:
+                self._queue.shutdown()
+        finally:
+            self._results, self._queue = None, None
+            self._restore_context()
+            if self._started_ray and self._ray is not None:
+                self._ray.shutdown()
+                self._started_ray = False
+
+    def _init(self, ray: Any) -> None:
+        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
+                                  "runtime_env": {"env_vars": env} if env else None}
+        if self.address:
+            kwargs["address"] = self.address
+        else:  # room for the requested pool even on a small machine; Ray then never waits for CPUs
+            need = (self.workers or 1) * self.cpus_per_worker
+            kwargs.update(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False)
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = f"the Ray cluster at {self.address!r}" if self.address else "a local Ray instance"
+            raise EmbedderUnavailable(f"--engine ray could not start or join {where}: {exc}") from None
+
+    def _default_workers(self, ray: Any) -> int:
+        resources = ray.cluster_resources()
+        if self.gpus_per_worker > 0:
+            return max(1, int(resources.get("GPU", 0) // self.gpus_per_worker))
+        return max(1, int(resources.get("CPU", 1) // self.cpus_per_worker))
+
+    def _check_resources(self, ray: Any) -> None:
+        """Refuse a pool the cluster cannot hold now, instead of waiting for it forever."""
+        resources = ray.cluster_resources()
+        for name, per_worker in (("CPU", self.cpus_per_worker), ("GPU", self.gpus_per_worker)):
+            need, have = per_worker * self.workers, resources.get(name, 0)
+            if need > have:
+                flag = "--gpus-per-worker" if name == "GPU" else "--workers"
+                raise OptionError(f"--engine ray: {self.workers} workers need {need:g} {name}s, the Ray cluster has "
+                                  f"{have:g}; lower {flag} (or start more nodes first)")
+
+    def _build_dataset(self, ray: Any) -> Any:
+        from ray.data import ActorPoolStrategy, DataContext
+
+        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
+        context = DataContext.get_current()
+        self._saved_context = (context.target_max_block_size, context.enable_progress_bars,
+                               context.print_on_execution_start)
+        # One block per batch: Ray Data would otherwise merge the feed's small blocks into one
+        # (up to 128 MiB) and hand them all to one actor. Ray Data reads this when the execution
+        # starts, so it stays set until close().
+        context.target_max_block_size, context.enable_progress_bars, context.print_on_execution_start = 1, False, False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            feed = ray.data.read_datasource(_feed_datasource(self._queue), num_cpus=0, override_num_blocks=1)
+            return feed.map_batches(
+                EmbedWorker, batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(size=self.workers),
+                fn_constructor_args=(self.embedder_id, self.options, self.outputs, self.expected),
+                num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker or None,
+                runtime_env={"env_vars": env} if env else None)
+
+    def _restore_context(self) -> None:
+        if self._saved_context is not None:
+            from ray.data import DataContext
+
+            context = DataContext.get_current()
+            context.target_max_block_size, context.enable_progress_bars, context.print_on_execution_start = \
+                self._saved_context
+            self._saved_context = None
+
+    # -- computing -------------------------------------------------------------------------------
+    def output_specs(self) -> tuple[Output, ...]:
+        """The loaded embedder's outputs as the workers report them (empty before the first result)."""
+        return self._specs
+
+    def map(self, batches: Iterable[tuple[list[str], str]]) -> Iterator[Any]:
+        """Embed each ``(texts, where)`` batch on the pool; yield the raw results in input order.
+
+        ``where`` names the batch in error messages (which input lines). A failing batch raises
+        the same errors a local run raises; results before it have been yielded.
+        """
+        if self._dataset is None:
+            raise RuntimeError("RayEngine.map() outside `with RayEngine(...)`")
+        if self._results is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._results = iter(self._dataset.iter_batches(batch_size=None, batch_format="numpy"))
+        window = max(2, IN_FLIGHT_PER_WORKER * int(self.workers))
+        source = iter(batches)
+        where: dict[int, str] = {}
+        arrived: dict[int, bytes] = {}
+        following, exhausted = self._next_index, False
+        while True:
+            while not exhausted and len(where) < window:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                    # Ray Data's read stage hands a block on when the next one arrives: a filler
+                    # pushes the last real batch through (the actors answer it without computing).
+                    self._queue.put((FILLER, b""))
+                    break
+                texts, label = item
+                where[self._next_index] = label
+                self._queue.put((self._next_index, pickle.dumps(list(texts), protocol=5)))
+                self._next_index += 1
+            if following in arrived:
+                label = where.pop(following)
+                result = self._unpack(arrived.pop(following), label)
+                following += 1
+                yield result
+            elif where:
+                self._receive(arrived)
+            else:
+                return
+
+    def _receive(self, arrived: dict[int, bytes]) -> None:
+        try:
+            batch = next(self._results)
+        except StopIteration:
+            raise EmbedderUnavailable("the Ray Data pipeline ended before every batch came back") from None
+        except EmbedxError:
+            raise
+        except Exception as exc:  # a worker or node lost for good, a Ray Data failure
+            raise EmbedderUnavailable(f"--engine ray: the Ray pool failed: {type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        for index, payload in zip(batch["index"], batch["payload"], strict=True):
+            if index != FILLER:
+                arrived[int(index)] = payload
+
+    def _unpack(self, payload: bytes, where: str) -> Any:
+        status, value, specs, node = pickle.loads(payload)  # from our own actors, like all Ray traffic
+        if specs:
+            self._specs = specs
+        if status == "ok":
+            return value
+        if status == "load":  # on a worker it is also a hint that the node lacks a plugin or model file
+            why = str(value) if isinstance(value, EmbedxError) else f"{type(value).__name__}: {value}"
+            raise EmbedderUnavailable(f"embedder {self.embedder_id!r} (plugin {self.plugin!r}) could not load on Ray "
+                                      f"node {node}: {why}")
+        if isinstance(value, EmbedxError):
+            raise value
+        raise EmbedderOutputError(f"embedder {self.embedder_id!r} (plugin {self.plugin!r}) raised on {where} "
+                                  f"(Ray node {node}): {type(value).__name__}: {value}; "
+                                  "nothing from this batch was saved")
