@@ -17,7 +17,7 @@ $(STAMP): constraints.txt pyproject.toml plugins/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# the machine's local CPU build of torch first, so nothing can pull the CUDA one
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[heads,bench,parquet]" $(PLUGINS) $(TOOLS)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[heads,bench,parquet,ray]" $(PLUGINS) $(TOOLS)
 	$(PY) -m pip check
 	touch $(STAMP)
 
