@@ -20,9 +20,10 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tf": ("the tf.data reader", ("tensorflow",)),
     "bench": ("embedx bench compare and its plots", ("scikit-learn", "matplotlib")),
     "parquet": ("export to .parquet", ("pyarrow",)),
+    "ray": ("--engine ray (extraction on a pool of Ray actors)", ("ray[data]",)),
 }
 _DISTRIBUTION = {"sklearn": "scikit-learn", "matplotlib": "matplotlib", "torch": "torch", "tensorflow": "tensorflow",
-                 "pyarrow": "pyarrow"}
+                 "pyarrow": "pyarrow", "ray": "Ray Data"}
 
 
 class MissingExtra(EmbedxError):

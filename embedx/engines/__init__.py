@@ -10,10 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.errors import OptionError
 
 ENGINES = ("local", "ray")
-RAY_INSTALL = "pip install 'embedx[ray]'"
 
 
 def check_engine(engine: str, workers: int | None = None, gpus_per_worker: float = 0.0,
@@ -34,11 +33,8 @@ def check_engine(engine: str, workers: int | None = None, gpus_per_worker: float
 
 
 def import_ray() -> Any:
-    """``ray`` with Ray Data, or a clear error saying how to install it."""
-    try:
-        ray = importlib.import_module("ray")
-        importlib.import_module("ray.data")
-    except ImportError as exc:
-        raise EmbedderUnavailable(f"--engine ray needs Ray Data, which is not installed here ({exc}); "
-                                  f"install it with: {RAY_INSTALL}") from None
-    return ray
+    """``ray`` with Ray Data, or a one-line error with the install command (``pip install 'embedx[ray]'``)."""
+    from embedx.extras import require
+
+    require("ray.data", "ray")
+    return importlib.import_module("ray")
