@@ -192,6 +192,7 @@ class RayEngine:
         self._next_index = 0
         self._specs: tuple[Output, ...] = ()
         self._saved_context: tuple[Any, ...] | None = None
+        self._saved_log_level = logging.NOTSET
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> RayEngine:
@@ -280,6 +281,9 @@ class RayEngine:
         # (up to 128 MiB) and hand them all to one actor. Ray Data reads this when the execution
         # starts, so it stays set until close().
         context.target_max_block_size, context.enable_progress_bars, context.print_on_execution_start = 1, False, False
+        logger = logging.getLogger("ray.data")  # its notices would interleave with embedx's own progress bar
+        self._saved_log_level = logger.level
+        logger.setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             feed = ray.data.read_datasource(_feed_datasource(self._queue), num_cpus=0, override_num_blocks=1)
@@ -297,6 +301,7 @@ class RayEngine:
             context.target_max_block_size, context.enable_progress_bars, context.print_on_execution_start = \
                 self._saved_context
             self._saved_context = None
+            logging.getLogger("ray.data").setLevel(self._saved_log_level)
 
     # -- computing -------------------------------------------------------------------------------
     def output_specs(self) -> tuple[Output, ...]:
