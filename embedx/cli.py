@@ -331,28 +331,30 @@ def train_command(
     config: Annotated[str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
     output_name: Annotated[str | None, typer.Option(help="Feature output to train on (default: chosen for the head).")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Head setting key=value (repeatable).")] = None,
-    grid: Annotated[list[str] | None, typer.Option(help="Grid search: key=v1|v2|v3 (repeatable); best on validation wins.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the stratified split and of the head.")] = 0,
-    split: Annotated[str, typer.Option(help="Train,validation,test fractions.")] = "0.7,0.15,0.15",
+    grid: Annotated[list[str] | None, typer.Option(help="Grid search: key=v1|v2|v3 (repeatable), chosen by --selection.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the stratified split, the folds and the head.")] = 0,
+    split: Annotated[str, typer.Option(help="Train,validation,test fractions (three; train and test above 0; validation may be 0 with cross-validation).")] = "0.7,0.15,0.15",
+    split_column: Annotated[str | None, typer.Option(help="Input column of given splits: train / validation / test (also training, dev, val, valid, development, testing; any case). Without validation rows, --split's validation share is carved from train, stratified and seeded.")] = None,
+    selection: Annotated[str, typer.Option(help="How settings are chosen: 'cv' = stratified k-fold cross-validation on train+validation, then a refit on both; 'validation' = compared on the validation split, no refit.")] = "cv",
+    folds: Annotated[int, typer.Option(help="Folds for --selection cv (fewer when a class is smaller).")] = 5,
     samples_per_class: Annotated[int | None, typer.Option(help="Use at most this many texts per class (the seeds' Nsamp).")] = None,
-    save: Annotated[Path | None, typer.Option(help="Directory to save the trained head in (for `embedx predict`).")] = None,
+    save: Annotated[Path | None, typer.Option(help="Directory to save the trained head in (for `embedx predict`), with splits.csv: each row's split and fold.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Train a head on cached features; report accuracy and macro-F1 on validation and test."""
+    """Train a head on cached features; choose its settings by cross-validation (default); score once on test."""
+    from embedx.datasets.splits import parse_fractions
+    from embedx.heads.selection import Protocol
     from embedx.options import parse_option_pairs
     from embedx.training import SplitSpec
     from embedx.training import train as run_train
 
-    try:
-        fractions = [float(x) for x in split.split(",")]
-        spec = SplitSpec(seed, *fractions, samples_per_class=samples_per_class)
-    except (ValueError, TypeError):
-        _fail(f"--split {split!r}: give three fractions, e.g. 0.7,0.15,0.15")
+    spec = SplitSpec(seed, *parse_fractions(split), samples_per_class=samples_per_class, column=split_column)
+    protocol = Protocol(selection, folds, seed)
     options = parse_option_pairs(option or [])
     if "seed" in _head_options(head):
         options.setdefault("seed", str(seed))
     outcome = run_train(head, features, embedder, labels, input=input, config_hash=config, output=output_name,
-                        options=options, grid=_grid(grid or []), split=spec, save=save)
+                        options=options, grid=_grid(grid or []), split=spec, save=save, protocol=protocol)
     if as_json:
         typer.echo(json.dumps(outcome.as_dict(), indent=2, default=str))
         return
@@ -361,15 +363,20 @@ def train_command(
     console = Console()
     console.print(f"[bold]{outcome.head}[/] on [bold]{outcome.embedder}[/] ({outcome.output}), "
                   f"{len(outcome.classes)} classes, split {outcome.sizes}", highlight=False)
-    for part in ("validation", "test"):
-        m = getattr(outcome, part)
-        console.print(f"  {part:<10} accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}")
+    console.print(f"  how: {_escape(outcome.method)}", highlight=False)
+    label = "cv mean" if outcome.selection == "cv" and outcome.validation else "validation"
+    for part, m in ((label, outcome.validation), ("test", outcome.test)):
+        if m:
+            console.print(f"  {part:<10} accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}")
     if outcome.chosen:
         console.print(f"  chosen: {_escape(json.dumps(outcome.chosen))}")
+    for flag in outcome.flags:
+        console.print(f"  [yellow]warning:[/] {_escape(flag)}", highlight=False)
     if "layer_weights" in outcome.extra:
         console.print(f"  layer weights: {outcome.extra['layer_weights']}  gamma {outcome.extra['gamma']}")
     for row in outcome.grid:
-        console.print(f"  grid {_escape(json.dumps(row['options']))}: validation {row['validation']['accuracy']:.4f}")
+        score = row.get("cv") or row.get("validation") or {}
+        console.print(f"  grid {_escape(json.dumps(row['options']))}: {label} {score.get('accuracy', 0):.4f}")
     console.print(f"  {outcome.seconds:.1f} s" + (f"; saved to {save}" if save else ""))
 
 
@@ -421,12 +428,19 @@ def datasets_list() -> None:
     from embedx import datasets as ds
 
     table = Table(title=f"datasets (cache: {ds.cache_dir()})")
-    for col in ("name", "what", "rows", "labels", "fetched"):
+    for col in ("name", "what", "rows", "labels", "standard split", "fetched"):
         table.add_column(col)
     for name, info in ds.DATASETS.items():
         table.add_row(name, info.description.split(":")[0], f"{info.rows:,}", ", ".join(info.label_names),
+                      "yes" if info.standard_split else "no" + (" (note)" if info.split_note else ""),
                       "yes" if ds.is_fetched(name) else "no")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print("Without a standard split, `embedx train` and `embedx bench compare` draw a seeded, stratified "
+                  "one; a file of your own can carry one in a column (`embedx train --split-column`).")
+    for name, info in ds.DATASETS.items():
+        if info.split_note:
+            console.print(f"{name}: {info.split_note}.", highlight=False)
 
 
 @datasets_app.command("fetch")

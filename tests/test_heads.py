@@ -12,10 +12,13 @@ import embedx
 from embedx import datasets
 from embedx.cli import app
 from embedx.heads.data import HeadData
+from embedx.heads.selection import Protocol
 from embedx.store.reader import FeatureStore
 from embedx.training import SplitSpec, load_head, predict, train
 
 SPLIT = SplitSpec(seed=0, samples_per_class=300)
+OUT = "doc"  # the hashing embedder's document output
+FAST = Protocol("validation")  # one split: these tests are about the heads; the protocol has its own tests
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +35,42 @@ def sms(tmp_path_factory):
                                          ("gradient-boosting", 0.85), ("dense", 0.9)])
 def test_each_head_learns_spam(sms, head, floor):
     options = {"n_estimators": 60} if head in ("random-forest", "gradient-boosting") else {}
-    outcome = train(head, sms, "hashing-ngrams", "label", split=SPLIT, options=options)
+    outcome = train(head, sms, "hashing-ngrams", "label", split=SPLIT, options=options, protocol=FAST)
     assert outcome.classes == ["ham", "spam"]
     assert outcome.sizes == {"train": 420, "validation": 90, "test": 90}
     assert outcome.test["accuracy"] >= floor, outcome.test
     assert 0 < outcome.test["macro_f1"] <= 1
 
 
-def test_dense_head_records_curves_and_keeps_the_best_epoch(sms):
-    outcome = train("dense", sms, "hashing-ngrams", "label", split=SPLIT, options={"patience": 3})
-    curves = outcome.curves
-    assert set(curves) == {"train_loss", "val_loss", "train_accuracy", "val_accuracy"}
-    best = outcome.chosen["epochs"]
-    assert curves["val_loss"][best - 1] == min(curves["val_loss"])
-    assert len(curves["val_loss"]) == best + 3  # stopped after `patience` epochs without improvement
+@pytest.mark.parametrize("monitor", ["accuracy", "loss"])
+def test_dense_head_reports_the_epoch_whose_weights_it_kept(sms, monitor):
+    """The kept weights, scored again on validation, give exactly the curves' values at the reported epoch."""
+    import torch
+
+    from embedx.heads.dense import DenseHead
+
+    with FeatureStore(sms) as store:
+        from embedx.training import labelled_data, make_splits
+
+        data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
+        parts = make_splits(data.y, data.classes, SPLIT)
+        train_data, val = data.subset(parts["train"]), data.subset(parts["validation"])
+        head = DenseHead(hidden=32, lr=0.01, patience=4, monitor=monitor, seed=3)
+        report = head.fit(train_data, val)
+        curves, best = report.curves, report.chosen["epochs"]
+        with torch.no_grad():
+            logits = head.model(torch.from_numpy(head.scaler.transform(val.array())))
+            loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(val.y)))
+        accuracy = float(np.mean(head.predict(val) == val.y))
+    assert len(curves["val_loss"]) > best, "training went on past the best epoch, so later weights existed"
+    assert loss == pytest.approx(curves["val_loss"][best - 1], abs=1e-6)
+    assert accuracy == pytest.approx(curves["val_accuracy"][best - 1], abs=1e-6)  # float32 in torch
+    assert loss != pytest.approx(curves["val_loss"][-1], abs=1e-6), "the last epoch's weights were kept"
+    if monitor == "accuracy":
+        assert curves["val_accuracy"][best - 1] == max(curves["val_accuracy"])
+    else:
+        assert curves["val_loss"][best - 1] == min(curves["val_loss"])
+    assert len(curves["val_loss"]) == best + 4  # stopped after `patience` epochs without improvement
 
 
 def test_streaming_logreg_matches_the_exact_solver(sms):
@@ -71,11 +96,161 @@ def test_linear_heads_read_in_chunks_not_all_at_once(sms, monkeypatch):
 
 
 def test_grid_search_picks_the_best_on_validation(sms):
-    outcome = train("dense", sms, "hashing-ngrams", "label", split=SPLIT,
+    outcome = train("dense", sms, "hashing-ngrams", "label", split=SPLIT, protocol=Protocol("validation"),
                     grid={"hidden": ["8", "64"], "lr": ["0.01"]})
     assert len(outcome.grid) == 2
     best = max(outcome.grid, key=lambda g: g["validation"]["accuracy"])
     assert outcome.validation == best["validation"]
+    assert "compared on validation" in outcome.method
+
+
+def test_default_protocol_cross_validates_then_refits_on_train_and_validation(sms):
+    """5-fold CV on the 510 train+validation rows picks C; the refit model equals one fit on all 510 rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    outcome = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, options={"C": "0.1,1,10"})
+    assert outcome.selection == "cv" and "5-fold cross-validation" in outcome.method
+    assert [g["options"]["C"] for g in outcome.grid] == [0.1, 1.0, 10.0]
+    best = max(outcome.grid, key=lambda g: g["cv"]["accuracy"])
+    assert outcome.chosen["C"] == best["options"]["C"] and outcome.validation == best["cv"]
+    with FeatureStore(sms) as store:
+        from embedx.training import labelled_data, make_splits
+
+        data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
+        parts = make_splits(data.y, data.classes, SPLIT)
+        pool = data.subset(np.concatenate([parts["train"], parts["validation"]]))
+        test = data.subset(parts["test"])
+        model = LogisticRegression(C=outcome.chosen["C"], max_iter=2000, random_state=0).fit(pool.array(), pool.y)
+        assert outcome.test["accuracy"] == float(np.mean(model.predict(test.array()) == test.y))
+
+
+def test_choices_at_the_edge_of_a_grid_are_flagged(sms):
+    outcome = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, protocol=Protocol("validation"),
+                    options={"C": "0.00001,0.00003,100"})
+    assert outcome.chosen["C"] == 100, "tiny C underfits: the largest of these wins"
+    assert any("C=100.0 is the highest value of its grid" in f for f in outcome.flags), outcome.flags
+
+
+@pytest.mark.parametrize("head, options", [
+    ("logreg", {}), ("logreg", {"solver": "sgd", "C": "1"}), ("linear-svm", {}),
+    ("random-forest", {"n_estimators": "20"}), ("gradient-boosting", {"n_estimators": "20"}),
+    ("dense", {"hidden": "16", "epochs": "5"})])
+def test_saved_heads_predict_exactly_as_before(sms, tmp_path, head, options):
+    """Each head kind: saved as data only, rebuilt on load, the same probabilities to the last bit."""
+    out = tmp_path / "head"
+    train(head, sms, "hashing-ngrams", "label", split=SPLIT, options=options, protocol=Protocol("validation"),
+          save=out)
+    assert sorted(p.name for p in out.iterdir()) == ["head.json", "splits.csv", "state.json", "state.npz"]
+    with FeatureStore(sms) as store:
+        fset = store.feature_set("hashing-ngrams")
+        data = HeadData(fset, OUT, np.arange(200), np.zeros(200, dtype=np.int64), ["ham", "spam"])
+        first, _ = load_head(out)
+        expected = first.predict_proba(data)
+        again, _ = load_head(out)
+        assert np.array_equal(again.predict_proba(data), expected)
+
+
+def test_saved_head_matches_the_trained_one(sms, tmp_path):
+    """Probabilities of the in-memory head and of the one read back from disk are identical."""
+    from embedx.training import build_head, labelled_data, make_splits
+
+    out = tmp_path / "rf"
+    train("random-forest", sms, "hashing-ngrams", "label", split=SPLIT, options={"n_estimators": "15"},
+          save=out)
+    with FeatureStore(sms) as store:
+        data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
+        parts = make_splits(data.y, data.classes, SPLIT)
+        fresh = build_head("random-forest", {"n_estimators": "15"})
+        fresh.fit(data.subset(np.concatenate([parts["train"], parts["validation"]])), None)
+        loaded, _ = load_head(out)
+        assert np.array_equal(loaded.predict_proba(data), fresh.predict_proba(data))
+
+
+class _Plant:
+    """Unpickling this creates ``marker``: proof that a saved head's code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_planted_pickle_in_a_head_folder_never_runs(sms, tmp_path):
+    import pickle
+
+    out = tmp_path / "head"
+    train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, options={"C": "1"}, save=out)
+    marker = tmp_path / "pwned"
+    # 1. the old format: model.pkl instead of state.npz
+    (out / "state.npz").unlink()
+    (out / "model.pkl").write_bytes(pickle.dumps({"model": _Plant(marker), "n_classes": 2}))
+    with pytest.raises(embedx.EmbedxError, match="older embedx with pickle.*embedx train logreg"):
+        load_head(out)
+    result = CliRunner().invoke(app, ["predict", str(out), "hello"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "pickle" in result.output
+    # 2. an object array (pickled) inside state.npz
+    (out / "model.pkl").unlink()
+    np.savez(out / "state.npz", coef=np.array([_Plant(marker)], dtype=object))
+    with pytest.raises(embedx.EmbedxError, match="not a data-only array file"):
+        load_head(out)
+    # 3. a torch.save file beside a dense head of the old format
+    (out / "state.npz").unlink()
+    import torch
+
+    torch.save({"state": _Plant(marker)}, out / "model.pt")
+    with pytest.raises(embedx.EmbedxError, match="older embedx with pickle"):
+        load_head(out)
+    assert not marker.exists()
+
+
+def test_damaged_head_state_gives_a_clear_error(sms, tmp_path):
+    out = tmp_path / "head"
+    train("dense", sms, "hashing-ngrams", "label", split=SPLIT, options={"hidden": "8", "epochs": "2"},
+          protocol=Protocol("validation"), save=out)
+    with np.load(out / "state.npz") as saved:
+        arrays = dict(saved)
+    arrays["param.0.weight"] = arrays["param.0.weight"][:, :3]
+    np.savez(out / "state.npz", **arrays)
+    with pytest.raises(embedx.EmbedxError, match="weights do not fit the head"):
+        load_head(out)
+    (out / "state.npz").write_bytes(b"not a zip")
+    with pytest.raises(embedx.EmbedxError, match="not a data-only array file"):
+        load_head(out)
+
+
+def test_predict_checks_the_configuration_before_touching_the_cache(sms, tmp_path):
+    import hashlib
+
+    out = tmp_path / "head"
+    train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, options={"C": "1"}, save=out)
+    meta = json.loads((out / "head.json").read_text())
+    meta["config_hash"] = "0" * 64  # as if a library upgrade changed what the embedder computes
+    (out / "head.json").write_text(json.dumps(meta))
+    before = hashlib.sha256(sms.read_bytes()).hexdigest()
+    with pytest.raises(embedx.EmbedxError, match="no longer computes the configuration"):
+        predict(out, ["a brand new text that is not in the cache yet"])
+    assert hashlib.sha256(sms.read_bytes()).hexdigest() == before
+    assert not any(p.name.endswith(".staging") for p in sms.parent.iterdir())
+
+
+def test_recorded_split_lists_every_row(sms, tmp_path):
+    import csv
+
+    out = tmp_path / "head"
+    outcome = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, options={"C": "0.1,1,10"}, save=out)
+    with open(out / "splits.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with FeatureStore(sms) as store:
+        keys = [k.decode() for k in store.input("sms").keys.tolist()]
+        labels = list(store.input("sms").column("label"))
+    assert [r["key"] for r in rows] == keys and [r["label"] for r in rows] == labels
+    counts = {p: sum(r["split"] == p for r in rows) for p in ("train", "validation", "test", "unused")}
+    assert counts == {**outcome.sizes, "unused": len(keys) - 600}
+    folds = {r["fold"] for r in rows if r["split"] in ("train", "validation")}
+    assert folds == {"0", "1", "2", "3", "4"} and {r["fold"] for r in rows if r["split"] == "test"} == {""}
 
 
 def test_save_load_and_predict_through_the_cache(sms, tmp_path):
@@ -118,7 +293,7 @@ def test_layer_mix_finds_the_informative_layer(tmp_path):
     try:
         path = tmp_path / "layers.h5"
         embedx.extract(texts, "fake-layers", path, name="t", columns={"y": [str(v) for v in y]})
-        outcome = train("layer-mix", path, "fake-layers", "y", split=SplitSpec(seed=1))
+        outcome = train("layer-mix", path, "fake-layers", "y", split=SplitSpec(seed=1), protocol=FAST)
         weights = outcome.extra["layer_weights"]
         assert np.argmax(weights) == 2 and weights[2] > 0.4, weights
         assert outcome.test["accuracy"] > 0.95
@@ -146,7 +321,7 @@ def test_layer_mix_on_per_layer_token_features(registry, tmp_path):
         labels.append("long" if long else "short")
     path = tmp_path / "tok.h5"
     embedx.extract(texts, "layered", path, name="t", columns={"y": labels}, outputs=["layers"])
-    outcome = train("layer-mix", path, "layered", "y", split=SplitSpec(seed=0))
+    outcome = train("layer-mix", path, "layered", "y", split=SplitSpec(seed=0), protocol=FAST)
     assert outcome.output == "layers" and outcome.test["accuracy"] > 0.9
     assert len(outcome.extra["layer_weights"]) == 3
 

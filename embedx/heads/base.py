@@ -38,8 +38,23 @@ class Head(abc.ABC):
     streaming: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def fit(self, train: HeadData, validation: HeadData) -> FitReport:
-        """Train; ``validation`` is for model selection and early stopping, never for fitting weights."""
+    def fit(self, train: HeadData, validation: HeadData | None) -> FitReport:
+        """Train; ``validation`` is for model selection and early stopping, never for fitting weights.
+
+        ``validation`` is None for the final refit after cross-validation: then the head trains with
+        its settings as given (heads with early stopping run the epochs :meth:`refit_options` chose).
+        """
+
+    def search_space(self) -> dict[str, list[Any]]:
+        """Settings the selection protocol chooses among, as option name -> candidate values.
+
+        Empty when the head has nothing to choose. Each value is a complete option value.
+        """
+        return {}
+
+    def refit_options(self, reports: list[FitReport]) -> dict[str, Any]:
+        """Options for the refit on train+validation, from the cross-validation folds' reports."""
+        return {}
 
     @abc.abstractmethod
     def predict_proba(self, data: HeadData | np.ndarray) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""The seeds' dense head: standardised vectors -> Dense(256, relu) -> softmax, early stopping on validation."""
+"""The seeds' dense head: standardised vectors -> Dense(256, relu) -> softmax, early stopping on validation.
+
+Early stopping monitors validation ``accuracy`` by default (ties go to the lower loss), the same
+criterion the grid search and cross-validation rank by; ``monitor=loss`` watches the loss instead.
+Given no validation rows (the refit after cross-validation), it trains exactly ``epochs`` epochs.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import numpy as np
 
 from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
+from embedx.heads.saved import need, read_state, write_state
 from embedx.heads.standardize import Standardizer
-from embedx.heads.torch_loop import minibatches, train_classifier
+from embedx.heads.torch_loop import Monitor, load_state_arrays, minibatches, state_arrays, train_classifier
 
 TORCH = {"torch": "pip install torch==2.13.0"}
 
@@ -20,9 +26,11 @@ class DenseHead(Head):
     requires = TORCH
 
     def __init__(self, hidden: int = 256, dropout: float = 0.0, lr: float = 1e-3, weight_decay: float = 0.0,
-                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int = 2):
+                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int = 2,
+                 monitor: Monitor = "accuracy"):
         self.hidden, self.dropout, self.lr, self.weight_decay = hidden, dropout, lr, weight_decay
         self.epochs, self.patience, self.batch_size, self.seed, self.threads = epochs, patience, batch_size, seed, threads
+        self.monitor = monitor
         self.scaler = Standardizer()
         self.model = None
 
@@ -33,7 +41,7 @@ class DenseHead(Head):
         return torch.nn.Sequential(torch.nn.Linear(dim, self.hidden), torch.nn.ReLU(), torch.nn.Dropout(self.dropout),
                                    torch.nn.Linear(self.hidden, n_classes))
 
-    def fit(self, train: HeadData, validation: HeadData) -> FitReport:
+    def fit(self, train: HeadData, validation: HeadData | None) -> FitReport:
         import torch
 
         torch.set_num_threads(self.threads)
@@ -41,14 +49,21 @@ class DenseHead(Head):
         self.scaler.fit_chunks([X])
         Xt = torch.from_numpy(self.scaler.transform(X))
         yt = torch.from_numpy(train.y.astype(np.int64))
-        Xv = torch.from_numpy(self.scaler.transform(as_matrix(validation)))
-        yv = torch.from_numpy(validation.y.astype(np.int64))
+        held_out = None
+        if validation is not None and len(validation):
+            held_out = ((torch.from_numpy(self.scaler.transform(as_matrix(validation))),),
+                        torch.from_numpy(validation.y.astype(np.int64)))
         self.model = self._build(Xt.shape[1], len(train.classes))
         curves = train_classifier(
             self.model, lambda rng: [((Xt[b],), yt[b]) for b in minibatches(len(Xt), self.batch_size, rng)],
-            ((Xv,), yv), epochs=self.epochs, patience=self.patience, lr=self.lr, weight_decay=self.weight_decay,
-            seed=self.seed)
-        return FitReport(chosen={"epochs": curves.pop("best_epoch")[0]}, curves=curves)
+            held_out, epochs=self.epochs, patience=self.patience, lr=self.lr, weight_decay=self.weight_decay,
+            seed=self.seed, monitor=self.monitor)
+        return FitReport(chosen={"epochs": curves.pop("best_epoch")[0]}, curves=curves,
+                         extra={"monitor": self.monitor, "max_epochs": self.epochs})
+
+    def refit_options(self, reports: list[FitReport]) -> dict:
+        """After cross-validation: train for the median of the folds' best epochs."""
+        return {"epochs": max(1, int(round(float(np.median([r.chosen["epochs"] for r in reports])))))}
 
     def predict_proba(self, data: HeadData | np.ndarray) -> np.ndarray:
         import torch
@@ -58,19 +73,13 @@ class DenseHead(Head):
             return torch.softmax(logits, 1).numpy()
 
     def save(self, directory: Path) -> None:
-        import torch
-
-        np.savez(directory / "scaler.npz", **self.scaler.state())
         first, last = self.model[0], self.model[-1]
-        torch.save({"state": self.model.state_dict(), "dim": first.in_features, "classes": last.out_features},
-                   directory / "model.pt")
+        write_state(directory, {"mean": self.scaler.mean, "scale": self.scaler.scale} | state_arrays(self.model),
+                    {"dim": first.in_features, "classes": last.out_features})
 
     def restore(self, directory: Path) -> None:
-        import torch
-
-        with np.load(directory / "scaler.npz") as state:
-            self.scaler.load({k: state[k] for k in state.files})
-        saved = torch.load(directory / "model.pt", weights_only=True)
-        self.model = self._build(saved["dim"], saved["classes"])
-        self.model.load_state_dict(saved["state"])
-        self.model.eval()
+        arrays, config = read_state(directory)
+        mean, scale = need(arrays, directory, "mean", "scale")
+        self.scaler.load({"mean": mean, "scale": scale})
+        self.model = self._build(int(config["dim"]), int(config["classes"]))
+        load_state_arrays(self.model, arrays, str(directory))

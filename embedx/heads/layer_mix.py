@@ -4,6 +4,10 @@
 layer (BERT ``layers=all``, ELMo's layers), without re-running the model. Each layer is first
 standardised per feature on the training rows, so layers of different scale mix fairly. With a
 token-level per-layer output, tokens are mixed, then mean- or max-pooled under a mask.
+
+Early stopping monitors validation loss by default (unlike the dense head's accuracy): the layer
+weights keep moving long after accuracy stops changing, and stopping on accuracy freezes them near
+uniform. ``monitor=accuracy`` is available.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import numpy as np
 from embedx.heads.base import FitReport, Head
 from embedx.heads.data import HeadData
 from embedx.heads.dense import TORCH
-from embedx.heads.torch_loop import minibatches, train_classifier
+from embedx.heads.saved import need, read_state, write_state
+from embedx.heads.torch_loop import Monitor, load_state_arrays, minibatches, state_arrays, train_classifier
 
 
 def _module(layers: int, dim: int, n_classes: int, hidden: int, pooling: str):
@@ -52,7 +57,9 @@ class LayerMixHead(Head):
 
     def __init__(self, classifier: Literal["linear", "dense"] = "linear", hidden: int = 256,
                  pooling: Literal["mean", "max"] = "mean", lr: float = 1e-3, weight_decay: float = 0.0,
-                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int = 2):
+                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int = 2,
+                 monitor: Monitor = "loss"):
+        self.monitor = monitor
         self.classifier, self.hidden, self.pooling = classifier, hidden, pooling
         self.lr, self.weight_decay, self.epochs, self.patience = lr, weight_decay, epochs, patience
         self.batch_size, self.seed, self.threads = batch_size, seed, threads
@@ -75,7 +82,7 @@ class LayerMixHead(Head):
             mask[i, :len(a)] = True
         return torch.from_numpy(x), torch.from_numpy(mask)
 
-    def fit(self, train: HeadData, validation: HeadData) -> FitReport:
+    def fit(self, train: HeadData, validation: HeadData | None) -> FitReport:
         import torch
 
         if not train.per_layer:
@@ -94,10 +101,11 @@ class LayerMixHead(Head):
         def batches(rng):
             return [(tuple(t[b] for t in whole), yt[b]) for b in minibatches(len(train), self.batch_size, rng)]
 
-        curves = train_classifier(self.model, batches, (self._inputs(validation),
-                                                        torch.from_numpy(validation.y.astype(np.int64))),
-                                  epochs=self.epochs, patience=self.patience, lr=self.lr,
-                                  weight_decay=self.weight_decay, seed=self.seed)
+        held_out = None
+        if validation is not None and len(validation):
+            held_out = (self._inputs(validation), torch.from_numpy(validation.y.astype(np.int64)))
+        curves = train_classifier(self.model, batches, held_out, epochs=self.epochs, patience=self.patience,
+                                  lr=self.lr, weight_decay=self.weight_decay, seed=self.seed, monitor=self.monitor)
         weights = torch.softmax(self.model.weights.detach(), 0).numpy()
         return FitReport(chosen={"epochs": curves.pop("best_epoch")[0]}, curves=curves,
                          extra={"layer_weights": [round(float(w), 4) for w in weights],
@@ -113,21 +121,21 @@ class LayerMixHead(Head):
         with torch.no_grad():
             return torch.softmax(self.model(*inputs), 1).numpy()
 
-    def save(self, directory: Path) -> None:
-        import torch
+    def refit_options(self, reports: list[FitReport]) -> dict:
+        """After cross-validation: train for the median of the folds' best epochs."""
+        return {"epochs": max(1, int(round(float(np.median([r.chosen["epochs"] for r in reports])))))}
 
+    def save(self, directory: Path) -> None:
         layers, dim = self.mean.shape
         n_classes = (self.model.classifier if hasattr(self.model.classifier, "out_features")
                      else self.model.classifier[-1]).out_features
-        torch.save({"state": self.model.state_dict(), "mean": self.mean, "scale": self.scale, "tokens": self.tokens,
-                    "shape": [layers, dim, n_classes]}, directory / "model.pt")
+        write_state(directory, {"mean": self.mean, "scale": self.scale} | state_arrays(self.model),
+                    {"tokens": self.tokens, "shape": [layers, dim, n_classes]})
 
     def restore(self, directory: Path) -> None:
-        import torch
-
-        saved = torch.load(directory / "model.pt", weights_only=False)  # embedx's own file (see save)
-        layers, dim, n_classes = saved["shape"]
-        self.mean, self.scale, self.tokens = saved["mean"], saved["scale"], saved["tokens"]
+        arrays, config = read_state(directory)
+        self.mean, self.scale = need(arrays, directory, "mean", "scale")
+        layers, dim, n_classes = (int(v) for v in config["shape"])
+        self.tokens = bool(config["tokens"])
         self.model = _module(layers, dim, n_classes, 0 if self.classifier == "linear" else self.hidden, self.pooling)
-        self.model.load_state_dict(saved["state"])
-        self.model.eval()
+        load_state_arrays(self.model, arrays, str(directory))

@@ -1,8 +1,12 @@
-"""Random forest and gradient boosting on cached vectors: the seeds' non-linear baselines (in memory)."""
+"""Random forest and gradient boosting on cached vectors: the seeds' non-linear baselines (in memory).
+
+Saved as plain arrays: every tree's node table (children, feature, threshold, leaf values) goes
+into ``state.npz``, and the scikit-learn estimator is rebuilt from them on load, so loading a
+saved head never unpickles anything.
+"""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
 from embedx.heads.linear import SKLEARN
 from embedx.heads.metrics import accuracy
+from embedx.heads.saved import HeadStateError, need, read_state, write_state
 
 
 class TreeHead(Head):
@@ -21,11 +26,13 @@ class TreeHead(Head):
         self.model = None
         self.n_classes = 0
 
-    def fit(self, train: HeadData, validation: HeadData) -> FitReport:
+    def fit(self, train: HeadData, validation: HeadData | None) -> FitReport:
         self.n_classes = len(train.classes)
         self.model = self._model()
         self.model.fit(as_matrix(train), train.y)
-        return FitReport(extra={"validation_accuracy": accuracy(validation.y, self.predict(validation))})
+        extra = {} if validation is None or not len(validation) else {
+            "validation_accuracy": accuracy(validation.y, self.predict(validation))}
+        return FitReport(extra=extra)
 
     def predict_proba(self, data: HeadData | np.ndarray) -> np.ndarray:
         X = as_matrix(data)
@@ -34,13 +41,33 @@ class TreeHead(Head):
         return full
 
     def save(self, directory: Path) -> None:
-        with open(directory / "model.pkl", "wb") as handle:
-            pickle.dump({"model": self.model, "n_classes": self.n_classes}, handle)
+        arrays, config = self._state()
+        write_state(directory, arrays | {"classes": self.model.classes_},
+                    config | {"n_classes": self.n_classes, "n_features": int(self.model.n_features_in_)})
 
     def restore(self, directory: Path) -> None:
-        with open(directory / "model.pkl", "rb") as handle:  # written by embedx itself (see save)
-            saved = pickle.load(handle)
-        self.model, self.n_classes = saved["model"], saved["n_classes"]
+        arrays, config = read_state(directory)
+        (classes,) = need(arrays, directory, "classes")
+        self.n_classes = int(config["n_classes"])
+        self.model = self._model()
+        self._rebuild(arrays, config, classes.astype(np.int64), int(config["n_features"]), directory)
+
+
+def _records(table: np.ndarray, dtype: np.dtype, directory: Path) -> np.ndarray:
+    """``table`` in scikit-learn's exact record layout (saving drops its padding); same fields required."""
+    if table.dtype.names != dtype.names:
+        raise HeadStateError(f"{directory}: tree node fields {table.dtype.names} are not scikit-learn's "
+                             f"{dtype.names}; save the head again")
+    out = np.zeros(len(table), dtype=dtype)
+    for name in dtype.names:
+        out[name] = table[name]
+    return out
+
+
+def _stack(tables: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Many per-tree tables as one array plus the offsets where each tree starts."""
+    offsets = np.cumsum([0] + [len(t) for t in tables]).astype(np.int64)
+    return np.concatenate(tables), offsets
 
 
 class RandomForestHead(TreeHead):
@@ -53,6 +80,35 @@ class RandomForestHead(TreeHead):
         return RandomForestClassifier(n_estimators=self.n_estimators, max_depth=self.max_depth,
                                       random_state=self.seed, n_jobs=self.n_jobs)
 
+    def _state(self):
+        states = [tree.tree_.__getstate__() for tree in self.model.estimators_]
+        nodes, node_offsets = _stack([s["nodes"] for s in states])
+        values, _ = _stack([s["values"] for s in states])
+        return ({"nodes": nodes, "values": values, "offsets": node_offsets,
+                 "max_depth": np.array([s["max_depth"] for s in states], dtype=np.int64)}, {})
+
+    def _rebuild(self, arrays, config, classes, n_features, directory):
+        from sklearn.tree import DecisionTreeClassifier
+        from sklearn.tree._tree import NODE_DTYPE, Tree
+
+        nodes, values, offsets, depths = need(arrays, directory, "nodes", "values", "offsets", "max_depth")
+        nodes = _records(nodes, NODE_DTYPE, directory)
+        if values.ndim != 3 or values.shape[2] != len(classes) or len(values) != len(nodes):
+            raise HeadStateError(f"{directory}: tree arrays of an unexpected layout; save the head again")
+        trees = []
+        for i in range(len(depths)):
+            part = slice(int(offsets[i]), int(offsets[i + 1]))
+            tree = Tree(n_features, np.array([len(classes)], dtype=np.intp), 1)
+            tree.__setstate__({"max_depth": int(depths[i]), "node_count": part.stop - part.start,
+                               "nodes": np.ascontiguousarray(nodes[part]),
+                               "values": np.ascontiguousarray(values[part], dtype=np.float64)})
+            estimator = DecisionTreeClassifier(random_state=self.seed)
+            estimator.tree_, estimator.classes_, estimator.n_classes_ = tree, classes, len(classes)
+            estimator.n_outputs_, estimator.n_features_in_ = 1, n_features
+            trees.append(estimator)
+        self.model.estimators_, self.model.classes_, self.model.n_classes_ = trees, classes, len(classes)
+        self.model.n_outputs_, self.model.n_features_in_ = 1, n_features
+
 
 class GradientBoostingHead(TreeHead):
     id = "gradient-boosting"
@@ -63,3 +119,34 @@ class GradientBoostingHead(TreeHead):
 
         return HistGradientBoostingClassifier(max_iter=self.n_estimators, max_depth=self.max_depth,
                                               early_stopping=True, random_state=self.seed)
+
+    def _state(self):
+        predictors = [p for iteration in self.model._predictors for p in iteration]
+        if any(p.raw_left_cat_bitsets.size or p.binned_left_cat_bitsets.size for p in predictors):
+            raise HeadStateError("categorical splits cannot be saved (embedx heads train on numeric vectors only)")
+        nodes, offsets = _stack([p.nodes for p in predictors])
+        return ({"nodes": nodes, "offsets": offsets, "baseline": self.model._baseline_prediction},
+                {"trees_per_iteration": int(self.model.n_trees_per_iteration_)})
+
+    def _rebuild(self, arrays, config, classes, n_features, directory):
+        from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
+        from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE, X_BITSET_INNER_DTYPE
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+        nodes, offsets, baseline = need(arrays, directory, "nodes", "offsets", "baseline")
+        per = int(config["trees_per_iteration"])
+        nodes = _records(nodes, PREDICTOR_RECORD_DTYPE, directory)
+        if per < 1 or (len(offsets) - 1) % per:
+            raise HeadStateError(f"{directory}: boosting arrays of an unexpected layout; save the head again")
+        no_bitsets = np.zeros((0, 8), dtype=X_BITSET_INNER_DTYPE)
+        flat = [TreePredictor(np.ascontiguousarray(nodes[int(offsets[i]):int(offsets[i + 1])]), no_bitsets,
+                              no_bitsets) for i in range(len(offsets) - 1)]
+        model = self.model
+        model._predictors = [flat[i:i + per] for i in range(0, len(flat), per)]
+        model.classes_, model.n_trees_per_iteration_, model.n_features_in_ = classes, per, n_features
+        model._baseline_prediction = baseline.astype(np.float64)
+        model._loss = model._get_loss(sample_weight=None)
+        model._preprocessor, model.is_categorical_ = None, None
+        mapper = _BinMapper()  # numeric features only: no known categories to look up
+        mapper.is_categorical_, mapper.bin_thresholds_ = np.zeros(n_features, dtype=bool), []
+        model._bin_mapper = mapper
