@@ -10,6 +10,7 @@ from __future__ import annotations
 from embedx import hookimpl
 from embedx_tfhub.bert import TfHubBert
 from embedx_tfhub.elmo import Elmo
+from embedx_tfhub.elmo_trained import TrainedElmo
 from embedx_tfhub.text_embedding import PRESETS, TextEmbedding
 
 
@@ -19,18 +20,23 @@ def register_embedders(register):
     for embedder_id, (url, description) in PRESETS.items():
         register(TextEmbedding, id=embedder_id, defaults={"handle": url}, description=description)
     register(Elmo)
+    register(TrainedElmo)
     register(TfHubBert)
 
 
 @hookimpl
 def register_commands(cli):
+    from embedx_tfhub import elmo_cli
     from embedx_tfhub.commands import app
 
     cli.add_typer(app, name="tfhub")
+    elmo_cli.register(cli)
 
 
 @hookimpl
 def register_finetuners(register):
+    from embedx_tfhub.elmo_trained import TrainedElmoFineTuner
     from embedx_tfhub.finetune import KerasHubFineTuner
 
     register(KerasHubFineTuner)
+    register(TrainedElmoFineTuner)
