@@ -30,7 +30,7 @@ from typing import Any
 
 from embedx.errors import EmbedxError, OptionError
 from embedx_tfhub.elmo_corpus import Batch, Vocabulary, batches, make_batch, summarize
-from embedx_tfhub.elmo_model import BiLM, BiLMConfig
+from embedx_tfhub.elmo_model import SPECIALS, BiLM, BiLMConfig
 from embedx_tfhub.swivel.corpus import Corpus
 
 FORMAT = "embedx-elmo-bilm"
@@ -176,14 +176,17 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
     folder = Path(out)
     record = {"format": FORMAT, "corpus": {"sources": list(corpus.sources), "texts": len(corpus.texts),
                                            "encoding_errors": corpus.encoding_errors},
-              "training": asdict(settings), "model_sizes": {k: (list(map(list, v)) if k == "filters" else v)
-                                                            for k, v in sizes.items()}}
+              "training": asdict(settings), "model_sizes": _resolved_sizes(sizes, settings.seed)}
     comparable = json.loads(json.dumps({k: record[k] for k in ("corpus", "training", "model_sizes")}))
     comparable["training"] = {k: v for k, v in comparable["training"].items() if k not in EXTENSIBLE}
     resuming = False
     if folder.exists() and (folder / "settings.json").exists() and not overwrite:
         earlier = _read_json(folder / "settings.json")
         earlier_cmp = {k: earlier.get(k) for k in ("corpus", "training", "model_sizes")}
+        try:  # sizes given explicitly or left at their defaults are the same model
+            earlier_cmp["model_sizes"] = _resolved_sizes(earlier_cmp["model_sizes"] or {}, settings.seed)
+        except (TypeError, ValueError):
+            pass
         if earlier_cmp.get("training"):
             earlier_cmp["training"] = {k: v for k, v in earlier_cmp["training"].items() if k not in EXTENSIBLE}
         if earlier_cmp != comparable:
@@ -320,6 +323,16 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
     log(f"held-out perplexity after training: {after['mean']:.1f} (forward {after['forward']:.1f}, "
         f"backward {after['backward']:.1f}); {state['tokens_seen']:,} tokens in {state['train_seconds']:.0f} s")
     return TrainResult(folder, report)
+
+
+def _resolved_sizes(sizes: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Every model size, given or default (the vocabulary size comes from the corpus)."""
+    given = {k: v for k, v in sizes.items() if k not in ("vocab_size", "seed")}
+    if "filters" in given:
+        given["filters"] = tuple(tuple(int(x) for x in f) for f in given["filters"])
+    resolved = BiLMConfig(vocab_size=len(SPECIALS) + 1, seed=seed, **given).to_json()
+    resolved.pop("vocab_size")
+    return json.loads(json.dumps(resolved))
 
 
 def _heldout_keys(heldout: list[list[str]]) -> set[int]:
