@@ -149,7 +149,7 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         catalog.directory.mkdir(exist_ok=True)
         state = catalog.sets.get(set_name)
         shapes = _shapes(embedder, requested, state.meta["outputs"] if state else None)
-        index = _key_index(catalog, set_name)
+        index, truncated_keys = _key_index(catalog, set_name)
         meta = {"embedder": settings.embedder, "plugin": plugin, "config_hash": chash, "config": config,
                 "dtype": settings.dtype, "compression": settings.compression}
         stats = _Stats()
@@ -175,6 +175,7 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
                     stats.rows += len(chunk)
                     todo = _new_rows(binary, seen, index, stats)
                     if not len(todo):
+                        stats.truncated_input += int(truncated_keys.contains(binary).sum())
                         advance(len(chunk))
                         continue
                     if checker is None:
@@ -192,8 +193,10 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
                         texts = [chunk[i].text for i in rows]
                         lines = sorted(chunk[i].line for i in rows)
                         where = f"batch {stats.batches} ({len(texts)} texts, input lines {_span(lines)} of {source})"
-                        embed_batch(embedder, texts, where, settings.embedder, plugin, checker, stats,
-                                    writer, hexkeys[rows])
+                        truncated = embed_batch(embedder, texts, where, settings.embedder, plugin, checker, stats,
+                                                writer, hexkeys[rows])
+                        truncated_keys.add(binary[rows][truncated > 0])
+                    stats.truncated_input += int(truncated_keys.contains(binary).sum())
                     advance(len(chunk))
             if table is not None:
                 finished = table.finish()
@@ -226,13 +229,12 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         stats.seconds_commit = time.perf_counter() - t_commit
         if failure is not None:
             raise failure
-        truncated_input = _truncated_in_input(path, set_name, input_name, records)
 
     return ExtractReport(
         path=str(path), set_name=set_name, embedder=settings.embedder, config_hash=chash, input_name=input_name,
         rows=stats.rows, unique=stats.unique, cached=stats.unique - stats.computed, computed=stats.computed,
         empty=stats.empty, skipped_empty=stats.skipped, truncated_computed=stats.truncated,
-        truncated_input=truncated_input, seconds_total=time.perf_counter() - started,
+        truncated_input=stats.truncated_input, seconds_total=time.perf_counter() - started,
         seconds_compute=stats.seconds_compute, seconds_staging=stats.seconds_staging,
         seconds_commit=stats.seconds_commit, notes=catalog.messages)
 
@@ -245,6 +247,7 @@ class _Stats:
     empty: int = 0
     skipped: int = 0
     truncated: int = 0
+    truncated_input: int = 0
     batches: int = 0
     seconds_compute: float = 0.0
     seconds_staging: float = 0.0
@@ -252,8 +255,10 @@ class _Stats:
 
 
 def embed_batch(embedder: Embedder, texts: list[str], where: str, embedder_id: str, plugin: str,
-                checker: BatchChecker, stats: _Stats, writer: SegmentWriter, keys: np.ndarray) -> None:
-    """Turn one batch of texts into checked arrays and hand them to the writer (the one place that embeds)."""
+                checker: BatchChecker, stats: _Stats, writer: SegmentWriter, keys: np.ndarray) -> np.ndarray:
+    """Turn one batch of texts into checked arrays and hand them to the writer (the one place that embeds).
+
+    Returns the tokens ``max_length`` cut from each text."""
     t0 = time.perf_counter()
     result = _call(embedder, texts, where, embedder_id, plugin)
     arrays, truncated = checker.check(result, len(texts), where)
@@ -263,6 +268,7 @@ def embed_batch(embedder: Embedder, texts: list[str], where: str, embedder_id: s
     arrays["keys"] = np.asarray(keys, dtype=L.KEY_DTYPE)
     arrays["truncated"] = truncated
     writer.put(arrays)
+    return truncated
 
 
 def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
@@ -298,15 +304,20 @@ def _new_rows(binary: np.ndarray, seen: KeySet, index: KeyIndex, stats: _Stats) 
     return np.sort(first[~index.contains(unique)])
 
 
-def _key_index(catalog: Catalog, set_name: str) -> KeyIndex:
-    index = KeyIndex()
+def _key_index(catalog: Catalog, set_name: str) -> tuple[KeyIndex, KeySet]:
+    """Lookup of the set's stored keys, and the set of those whose text ``max_length`` cut."""
+    index, truncated = KeyIndex(), KeySet()
     state = catalog.sets.get(set_name)
     base = 0
     for info in state.all if state else []:
         with open_segment(catalog.directory / info.file) as handle:
-            index.add(handle[L.SORTED_KEYS][:], handle[L.SORTED_ROWS][:], base)
+            keys, rows = handle[L.SORTED_KEYS][:], handle[L.SORTED_ROWS][:]
+            index.add(keys, rows, base)
+            cut = handle[L.TRUNCATED][:][rows] > 0
+            if cut.any():
+                truncated.add(np.ascontiguousarray(keys[cut]).view(KEY).reshape(-1))
         base += info.rows
-    return index
+    return index, truncated
 
 
 def _add_pending(catalog: Catalog, set_name: str, meta: dict[str, Any], shapes: list[OutputShape],
@@ -410,22 +421,3 @@ def _span(lines: list[int]) -> str:
     if len(lines) <= 6:
         return ", ".join(map(str, lines))
     return f"{', '.join(map(str, lines[:5]))}, ... {lines[-1]}"
-
-
-def _truncated_in_input(path: Path, set_name: str, input_name: str | None, records: Iterable[Record]) -> int:
-    """Input rows whose text ``max_length`` cut, read back from the committed file a chunk at a time."""
-    from embedx.store.reader import FeatureStore, gather
-
-    with FeatureStore(path) as store:
-        if set_name not in store.file[L.SETS]:
-            return 0
-        fset = store.feature_set(set_name)
-        truncated = fset.group[L.TRUNCATED]
-        if input_name is not None:
-            keys = store.input(input_name).group[L.KEYS]
-            chunks = (keys[i:i + CHUNK_ROWS] for i in range(0, keys.shape[0], CHUNK_ROWS))
-        elif isinstance(records, list):
-            chunks = (_keys([r.text for r in records[i:i + CHUNK_ROWS]])[1] for i in range(0, len(records), CHUNK_ROWS))
-        else:
-            return 0
-        return sum(int((gather(truncated, fset.rows(keys=chunk)) > 0).sum()) for chunk in chunks if len(chunk))

@@ -17,7 +17,7 @@ import pytest
 import embedx
 from embedx.errors import EmbedderOutputError, InputError, StoreError
 from embedx.store import layout as L
-from embedx.store.catalog import recover
+from embedx.store.catalog import expire_retired, recover
 from embedx.store.commit import merge_segments
 from embedx.store.compact import compact
 from embedx.store.keyindex import KeyIndex, KeySet, as_sorted_index, hex_to_binary
@@ -28,7 +28,9 @@ TEXTS = [f"text number {i} " + "w " * (i % 7) for i in range(300)]
 
 
 def segment_files(path):
-    return {p.name: p.stat() for p in L.segment_dir(path).glob("set@*.h5")}
+    """Segment files an index maps or will map (not those retired after a compaction)."""
+    retired = expire_retired(L.segment_dir(path))
+    return {p.name: p.stat() for p in L.segment_dir(path).glob("set@*.h5") if p.name not in retired}
 
 
 def test_an_append_writes_only_the_new_rows(registry, store_path):
@@ -143,6 +145,8 @@ def test_a_compaction_killed_before_or_after_its_index_swap_leaves_one_copy(regi
         merged = merge_segments(catalog, state, state.segments)
     assert (L.segment_dir(store_path) / merged.file).exists()
     assert embedx.extract(TEXTS, "word-stats", store_path, outputs=["doc", "tokens"]).computed == 0
+    assert merged.file not in segment_files(store_path)  # retired: never mapped, deleted after the grace period
+    expire_retired(L.segment_dir(store_path), grace=0)
     assert not (L.segment_dir(store_path) / merged.file).exists()
     with WriterLock(store_path):  # killed after the swap: the replaced segments are the orphans
         catalog = recover(store_path)
@@ -156,6 +160,8 @@ def test_a_compaction_killed_before_or_after_its_index_swap_leaves_one_copy(regi
     report = embedx.extract(TEXTS, "word-stats", store_path, outputs=["doc", "tokens"])
     assert report.computed == 0
     assert set(segment_files(store_path)) == {state.segments[0].file}
+    expire_retired(L.segment_dir(store_path), grace=0)  # past the grace period: gone
+    assert not any((L.segment_dir(store_path) / f).exists() for f in old)
     with embedx.open_store(store_path) as store:
         assert store.feature_set("word-stats").vectors(TEXTS)[:, 0].tolist() == [len(t.split()) for t in TEXTS]
 
@@ -185,13 +191,17 @@ def test_the_lock_is_taken_before_any_input_is_read(tmp_path):
     cmd = [*EMBEDX, "extract", "-", "-e", "hashing-ngrams", "-o", str(out), "--no-progress"]
     first = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 30
+        deadline = time.time() + 120
         while not out.with_name("f.h5.lock").exists() and time.time() < deadline:
             time.sleep(0.02)
-        started = time.perf_counter()
-        second = subprocess.run(cmd, input=b"other\n", capture_output=True)
-        assert second.returncode == 2 and b"being written by another embedx process" in second.stderr
-        assert time.perf_counter() - started < 10
+        # The second writer's stdin stays open and empty: it is refused without reading any of it.
+        second = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            assert second.wait(timeout=120) == 2
+            assert b"being written by another embedx process" in second.stderr.read()
+        finally:
+            second.kill()
+            second.communicate()
     finally:
         first.communicate(b"still reading\n", timeout=60)  # the first was blocked reading stdin, lock held
     assert first.returncode == 0
@@ -281,6 +291,24 @@ def test_a_read_only_folder_is_a_clear_error(registry, tmp_path):
 def test_a_missing_output_folder_is_a_clear_error(registry, tmp_path):
     with pytest.raises(InputError, match="folder .*missing does not exist"):
         embedx.extract(["a"], "word-stats", tmp_path / "missing" / "f.h5")
+
+
+def test_a_reader_of_a_replaced_index_keeps_working_and_a_missing_segment_is_an_error(registry, store_path):
+    for stop in (50, 100):
+        embedx.extract(TEXTS[:stop], "word-stats", store_path, name="t")
+    with embedx.open_store(store_path) as store:  # opened before the compaction
+        fset = store.feature_set("word-stats")
+        expected = fset.vectors(TEXTS[:100])
+        compact(store_path)
+        assert np.array_equal(fset.vectors(TEXTS[:100]), expected)  # replaced segments are kept a while
+        expire_retired(L.segment_dir(store_path), grace=0)
+        with pytest.raises(StoreError, match="a segment file it maps is gone"):
+            fset.vectors(TEXTS[:100])
+    with embedx.open_store(store_path) as store:
+        assert np.array_equal(store.feature_set("word-stats").vectors(TEXTS[:100]), expected)
+    next(L.segment_dir(store_path).glob("set@*.h5")).unlink()
+    with pytest.raises(StoreError, match="does not exist"):
+        embedx.open_store(store_path)
 
 
 def test_a_reader_sees_the_old_or_the_new_state_never_a_mix(registry, store_path):

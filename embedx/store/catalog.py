@@ -12,14 +12,30 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from embedx.errors import StoreError
 from embedx.store import layout as L
+from embedx.store.durable import atomic_write
 from embedx.store.open import open_checked
-from embedx.store.segment import INPUT, INPUT_FINAL, SET, SegmentInfo, now, read_info, token_base
+from embedx.store.segment import (
+    INPUT,
+    INPUT_FINAL,
+    SET,
+    SegmentInfo,
+    check_segments_present,
+    now,
+    read_info,
+    token_base,
+)
+
+
+class NeedsUpgrade(StoreError):
+    """The file is format 1: the writer upgrades it before anything else."""
+
 
 SET_META_KEYS = ("embedder", "plugin", "config_hash", "config", "outputs", "dtype", "compression")
 
@@ -66,6 +82,7 @@ class Catalog:
     pending_inputs: dict[str, InputState] = field(default_factory=dict)
     next_seq: int = 1
     messages: list[str] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)  # files the index on disk maps (readers may be using them)
 
     @property
     def directory(self) -> Path:
@@ -105,9 +122,13 @@ def load(path: Path) -> Catalog:
     with open_checked(path) as handle:
         version = int(handle.attrs.get("format_version", 0))
         if version < 2:
-            raise StoreError(f"{path} uses embedx format version {version}; it must be upgraded first")
+            raise NeedsUpgrade(f"{path} uses embedx format version {version}; it must be upgraded first")
         catalog = Catalog(path, created=str(handle.attrs.get("created", now())))
-        infos = [SegmentInfo.from_json(t) for t in handle[L.SEGMENTS].asstr()[:]] if L.SEGMENTS in handle else []
+        try:
+            infos = [SegmentInfo.from_json(t) for t in handle[L.SEGMENTS].asstr()[:]] if L.SEGMENTS in handle else []
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{path}: its segment list is damaged ({exc}); move the file aside") from None
+        check_segments_present(path, infos)
         by_group: dict[tuple[str, str], list[SegmentInfo]] = {}
         for info in infos:
             by_group.setdefault((info.kind if info.kind == SET else INPUT, info.name), []).append(info)
@@ -125,6 +146,7 @@ def load(path: Path) -> Catalog:
                                                                  key=lambda p: p.part), finals[0],
                                               created=str(group.attrs.get("created", "")))
         catalog.next_seq = 1 + max((max(i.lo, i.hi) for i in infos), default=0)
+    catalog.loaded = catalog.referenced()
     return catalog
 
 
@@ -152,7 +174,7 @@ def recover(path: Path) -> Catalog:
         return catalog
     for tmp in directory.glob(".*.tmp-*"):
         tmp.unlink(missing_ok=True)
-    known = catalog.referenced()
+    known = catalog.referenced() | expire_retired(directory)
     orphans: list[tuple[SegmentInfo, dict[str, Any]]] = []
     for file in sorted(directory.iterdir()):
         if file.name in known or not file.name.endswith(".h5") or not file.is_file():
@@ -187,7 +209,7 @@ def _recover_sets(catalog: Catalog, orphans: list[tuple[SegmentInfo, dict[str, A
         for info, meta in items:
             overlaps = any(c.lo <= info.hi and info.lo <= c.hi for c in committed)
             if overlaps or _covered(info, infos):  # replaced by a finished commit or merge
-                (directory / info.file).unlink(missing_ok=True)
+                retire(directory, {info.file})  # a reader of the previous index may still use it
             else:
                 keep.append((info, meta))
         keep.sort(key=lambda item: item[0].lo)
@@ -245,14 +267,67 @@ def _recover_inputs(catalog: Catalog, orphans: list[tuple[SegmentInfo, dict[str,
 
 
 def remove_unreferenced(catalog: Catalog, keep: set[str]) -> None:
-    """Delete segment files neither committed nor in ``keep`` (called after a commit, under the lock)."""
+    """After a commit (under the lock): retire what the previous index mapped, delete other leftovers."""
     directory = catalog.directory
     if not directory.is_dir():
         return
     referenced = catalog.referenced() | keep
+    retired = expire_retired(directory)
+    old = set()
     for file in directory.iterdir():
-        if file.name.endswith(".h5") and file.name not in referenced:
+        if not file.name.endswith(".h5") or file.name in referenced or file.name in retired:
+            continue
+        if file.name in catalog.loaded:
+            old.add(file.name)
+        else:  # never mapped by any index: no reader can be using it
             file.unlink(missing_ok=True)
+    retire(directory, old)
+    catalog.loaded = catalog.referenced()
+
+
+RETIRED = "retired.json"
+GRACE_SECONDS = 600.0
+
+
+def retire(directory: Path, files: set[str]) -> None:
+    """Keep replaced segments for ``GRACE_SECONDS`` before deleting them.
+
+    A reader that opened the previous index reads its segments lazily; HDF5 gives fill values,
+    not an error, for a source file that is gone. Replaced segments therefore stay on disk for a
+    while (listed in ``retired.json``), and a later writer deletes them.
+    """
+    if not files:
+        return
+    listed = _retired(directory)
+    listed.update({f: time.time() for f in files if f not in listed})
+    atomic_write(directory / RETIRED, lambda tmp: tmp.write_text(json.dumps(listed)))
+
+
+def expire_retired(directory: Path, grace: float | None = None) -> set[str]:
+    """Delete retired segments older than the grace period; return those still kept."""
+    listed = _retired(directory)
+    if not listed:
+        return set()
+    limit = time.time() - (GRACE_SECONDS if grace is None else grace)
+    kept = {}
+    for name, when in listed.items():
+        if when <= limit:
+            (directory / name).unlink(missing_ok=True)
+        elif (directory / name).exists():
+            kept[name] = when
+    if kept != listed:
+        atomic_write(directory / RETIRED, lambda tmp: tmp.write_text(json.dumps(kept)))
+    return set(kept)
+
+
+def _retired(directory: Path) -> dict[str, float]:
+    try:
+        data = json.loads((directory / RETIRED).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and "/" not in str(k)}
 
 
 def quarantine_legacy_staging(catalog: Catalog) -> None:
@@ -276,12 +351,12 @@ def pending_rows(path: Path) -> dict[str, int]:
     """Rows per set that an unfinished run left in segments the next run will commit (read-only)."""
     try:
         catalog = load(path)
-    except StoreError:
+    except NeedsUpgrade:
         return {}  # format 1: its pending rows (if any) are in the old staging folder
     directory = catalog.directory
     if not directory.is_dir():
         return {}
-    known = catalog.referenced()
+    known = catalog.referenced() | set(_retired(directory))
     counts: dict[str, int] = {}
     for file in directory.glob("set@*.h5"):
         if file.name in known:

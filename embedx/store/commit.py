@@ -113,6 +113,18 @@ def write_index(catalog: Catalog) -> None:
     write_image(catalog.path, build)
 
 
+def _fill(dtype: np.dtype) -> Any:
+    """What a read gives where a segment file is missing: NaN for values (stored values are always
+    finite, so readers can tell), -1 for integers, empty keys; never a plausible row."""
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind in "iu":
+        return -1 if dtype.kind == "i" else 0
+    if dtype.kind == "S":
+        return b""
+    return None
+
+
 def _virtual(group: h5py.Group, name: str, dtype: Any, inner: tuple[int, ...],
              sources: list[tuple[str, str, int, int, int]]) -> None:
     """A virtual dataset concatenating ``sources``: (file, dataset, source length, first row, rows)."""
@@ -126,7 +138,7 @@ def _virtual(group: h5py.Group, name: str, dtype: Any, inner: tuple[int, ...],
         if n:
             layout[at:at + n] = h5py.VirtualSource(file, dataset, shape=(length, *inner), dtype=dtype)[first:first + n]
             at += n
-    group.create_virtual_dataset(name, layout)
+    group.create_virtual_dataset(name, layout, fillvalue=_fill(np.dtype(dtype)))
 
 
 def _set_group(parent: h5py.Group, state: SetState, prefix: str) -> None:

@@ -8,7 +8,7 @@ import h5py
 
 from embedx.errors import StoreError
 from embedx.store import layout as L
-from embedx.store.verify import verify_structure
+from embedx.store.verify import is_verified, verify_isolated, verify_structure
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -25,6 +25,9 @@ def open_checked(path: Path | str) -> h5py.File:
     if head != _HDF5_SIGNATURE:
         what = "empty" if not head else "not an HDF5 file"
         raise StoreError(f"{path} is {what}; embedx feature files are HDF5 (refusing to read or overwrite it)")
+    # libhdf5 can hang or crash on damaged metadata: look at the file in a child process first.
+    segments = path.with_name(path.name + ".segments")
+    verify_isolated(path, allowed_dir=segments)
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
@@ -50,7 +53,8 @@ def open_checked(path: Path | str) -> h5py.File:
                 dict(group[name].attrs)
         # The file is untrusted: no links out of it, virtual data only from its own segment folder
         # (FILE.h5.segments/), sane dtypes and shapes.
-        verify_structure(handle, path, allowed_dir=path.with_name(path.name + ".segments"))
+        if not is_verified(path, segments):  # the child checked this very version already
+            verify_structure(handle, path, allowed_dir=segments)
     except StoreError:
         handle.close()
         raise

@@ -17,7 +17,7 @@ from embedx.keys import content_key
 from embedx.store import layout as L
 from embedx.store.keyindex import KeyIndex, as_sorted_index, hex_to_binary
 from embedx.store.open import open_checked
-from embedx.store.segment import SegmentInfo, open_segment
+from embedx.store.segment import SegmentInfo, check_segments_present, open_segment
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,17 @@ class FeatureStore:
         if L.SEGMENTS in self.file:
             self.segments = {}
             try:
-                for text in self.file[L.SEGMENTS].asstr()[:]:
-                    info = SegmentInfo.from_json(text)
-                    if info.kind == "set":
-                        self.segments.setdefault(info.name, []).append(info)
+                infos = [SegmentInfo.from_json(text) for text in self.file[L.SEGMENTS].asstr()[:]]
+                check_segments_present(Path(self.file.filename), infos)
             except (ValueError, TypeError, UnicodeDecodeError) as exc:
                 self.file.close()
                 raise StoreError(f"{self.path}: its segment list is damaged ({exc}); the file cannot be read") from None
+            except StoreError:
+                self.file.close()
+                raise
+            for info in infos:
+                if info.kind == "set":
+                    self.segments.setdefault(info.name, []).append(info)
 
     @property
     def segment_dir(self) -> Path:
@@ -256,12 +260,31 @@ class FeatureSet:
         for row in self.rows(texts, input=input, keys=keys):
             start, stop = offsets[row], offsets[row + 1]
             toks = [t.decode("utf-8") if isinstance(t, bytes) else t for t in sub[L.TOKENS][start:stop]]
-            result.append((toks, sub[L.VALUES][start:stop]))
+            values = sub[L.VALUES][start:stop]
+            missing_rows(sub[L.VALUES], values)
+            result.append((toks, values))
         return result
 
 
 def gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
     """``dataset[rows]`` for any row order with repeats, reading each needed block once."""
+    result = _gather(dataset, rows)
+    if dataset.is_virtual:
+        missing_rows(dataset, result)
+    return result
+
+
+def missing_rows(dataset: h5py.Dataset, values: np.ndarray) -> None:
+    """Refuse what a virtual dataset returns for a segment file that is gone (NaN, -1: never stored)."""
+    kind = values.dtype.kind
+    gone = np.isnan(values).any() if kind == "f" else (values < 0).any() if kind == "i" else False
+    if gone:
+        raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} read as missing: a segment file "
+                         "it maps is gone (removed by hand, or replaced by a compaction more than 10 minutes "
+                         "after this file was opened); open the file again")
+
+
+def _gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
     if len(rows) == 0:
         return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
     unique, inverse = np.unique(rows, return_inverse=True)

@@ -65,6 +65,20 @@ class SegmentInfo:
         return info
 
 
+def check_segments_present(index: Path, infos: list[SegmentInfo]) -> None:
+    """Every segment the index maps must be there, whole: HDF5 would read a missing one as fill values."""
+    directory = L.segment_dir(index)
+    for info in infos:
+        try:
+            size = (directory / info.file).stat().st_size
+        except OSError:
+            raise StoreError(f"{index}: segment {info.file} ({info.rows:,} rows of {info.name}) does not exist in "
+                             f"{directory}; the file cannot be read whole (was the folder moved or edited?)") from None
+        if info.bytes and size != info.bytes:
+            raise StoreError(f"{index}: segment {info.file} has {size:,} bytes, not the {info.bytes:,} it was "
+                             "written with; the file is damaged")
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 

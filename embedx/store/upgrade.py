@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from embedx.store import layout as L
-from embedx.store.catalog import Catalog, InputState, SetState, quarantine_legacy_staging, recover
+from embedx.store.catalog import Catalog, InputState, NeedsUpgrade, SetState, quarantine_legacy_staging, recover
 from embedx.store.commit import write_index
 from embedx.store.faults import check_free_space, needs_space_message
 from embedx.store.open import open_checked
@@ -30,12 +30,11 @@ UPGRADE_ROWS = 65536
 def prepare(path: Path) -> Catalog:
     """The writer's view of ``path`` (call only while holding its writer lock)."""
     notes: list[str] = []
-    if path.exists():
-        with open_checked(path) as handle:
-            version = int(handle.attrs.get("format_version", 0))
-        if version < 2:
-            notes.append(upgrade(path))
-    catalog = recover(path)
+    try:
+        catalog = recover(path)
+    except NeedsUpgrade:
+        notes.append(upgrade(path))
+        catalog = recover(path)
     quarantine_legacy_staging(catalog)
     catalog.messages[:0] = notes
     for message in catalog.messages:

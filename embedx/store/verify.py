@@ -10,12 +10,21 @@ hold, naming the file and the object.
 
 Virtual datasets are followed only into ``allowed_dir`` (the store's own segment folder), and
 only onto plain datasets there; without ``allowed_dir`` every virtual dataset is refused.
+
+libhdf5 itself can loop forever or crash on damaged metadata (the fuzz tests found spliced
+and zeroed blocks that do), and nothing in-process survives that. ``verify_isolated`` therefore
+opens and verifies a file in a forked child first, with a time limit, once per file state.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -388,3 +397,105 @@ def rows_attr(value: Any, fail) -> int:
 
 def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+_VERIFIED: set[tuple] = set()  # file states (path, inode, size, mtime) a child has verified
+
+
+def file_state(path: Path, allowed_dir: Path | str | None) -> tuple | None:
+    """What identifies one version of a file: a rename or an edit in place changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path.absolute()), st.st_ino, st.st_size, st.st_mtime_ns, str(allowed_dir))
+
+
+def is_verified(path: Path | str, allowed_dir: Path | str | None = None) -> bool:
+    """Whether a child already verified this very version of ``path`` (the caller may skip its own check)."""
+    return file_state(Path(path), allowed_dir) in _VERIFIED
+
+
+def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, timeout: float | None = None) -> None:
+    """Open and verify ``path`` in a child process first, so a file that makes libhdf5 hang or
+    crash is refused with a message instead of taking embedx down. Raises :class:`StoreError`
+    for a hang, a crash or a refusal; returns otherwise (other errors are left to the caller's
+    own open, which words them). The limit is ``EMBEDX_VERIFY_TIMEOUT`` seconds (default 60)."""
+    path = Path(path)
+    state = file_state(path, allowed_dir)
+    if not hasattr(os, "fork") or state is None or state in _VERIFIED:
+        return
+    limit = timeout if timeout is not None else float(os.environ.get("EMBEDX_VERIFY_TIMEOUT", "60"))
+    outcome = _forked(path, allowed_dir, limit)
+    if outcome == "timeout":  # a forked child can also stall on a lock some library held at fork time:
+        outcome = _spawned(path, allowed_dir, limit)  # confirm in a fresh interpreter before blaming the file
+    if outcome == "timeout":
+        raise StoreError(f"{path}: reading its HDF5 metadata did not finish within {limit:g} s, so the file is "
+                         "damaged in a way that makes the HDF5 library loop; move it aside and re-run the extraction")
+    if outcome.startswith("signal"):
+        raise StoreError(f"{path}: its HDF5 metadata crashes the HDF5 library ({outcome}), so the file is damaged; "
+                         "move it aside and re-run the extraction")
+    if outcome.startswith("R"):
+        raise StoreError(outcome[1:])
+    if outcome == "K":
+        _VERIFIED.add(state)
+
+
+def _child_verify(path: Path, allowed_dir: Path | str | None) -> str:
+    try:
+        with h5py.File(path, "r") as handle:
+            dict(handle.attrs)
+            verify_structure(handle, path, allowed_dir)
+    except StoreError as exc:
+        return "R" + str(exc)
+    except BaseException:  # noqa: BLE001 - the parent's own open reports ordinary errors
+        return "E"
+    return "K"
+
+
+def _forked(path: Path, allowed_dir: Path | str | None, limit: float) -> str:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: verify, report, exit without running the parent's cleanup
+        try:
+            os.close(read_end)
+            os.write(write_end, _child_verify(path, allowed_dir).encode("utf-8", "replace")[:60000])
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + limit
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            ready, _, _ = select.select([read_end], [], [], left)
+            if ready:
+                chunk = os.read(read_end, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        if os.WIFSIGNALED(status):
+            return f"signal {os.WTERMSIG(status)}"
+        return b"".join(chunks).decode("utf-8", "replace") or "E"
+    finally:
+        os.close(read_end)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _spawned(path: Path, allowed_dir: Path | str | None, limit: float) -> str:
+    code = ("import sys; from pathlib import Path; from embedx.store.verify import _child_verify; "
+            "sys.stdout.write(_child_verify(Path(sys.argv[1]), sys.argv[2] or None))")
+    try:
+        child = subprocess.run([sys.executable, "-c", code, str(path), str(allowed_dir or "")],
+                               capture_output=True, timeout=limit + 5)  # + interpreter start
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    if child.returncode < 0:
+        return f"signal {-child.returncode}"
+    return child.stdout.decode("utf-8", "replace") or "E"
