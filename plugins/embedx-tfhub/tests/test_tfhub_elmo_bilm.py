@@ -39,8 +39,29 @@ def test_tiny_training_lowers_heldout_perplexity(sentences, tmp_path):
     assert after["forward"] < 0.5 * before["forward"] and after["backward"] < 0.5 * before["backward"], (before, after)
     assert report["epochs_completed"] == 3 and report["corpus"]["heldout_sequences"] == 40
     heldout = (tmp_path / "run" / "heldout.txt").read_text().splitlines()
-    assert len(heldout) == 40 and not set(heldout) & {" ".join(s.split()) for s in sentences[:0]}
-    json.loads((tmp_path / "run" / "report.json").read_text())
+    assert len(heldout) == 40
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["perplexity_after"] == after
+
+
+def test_heldout_text_never_trains_and_every_source_is_streamed(sentences):
+    from embedx_tfhub.elmo_corpus import Vocabulary, batches, summarize
+
+    corpus = Corpus.of(texts=sentences)
+    summary = summarize(corpus, max_tokens=12, heldout=30, min_count=1, max_vocab=None)
+    assert len(summary.heldout) == 30
+    vocab = Vocabulary(summary.words)
+
+    def stream():
+        return [" ".join(row[:n]) for b in batches(corpus, summary.heldout_keys, summary.counts_per_source, vocab, 12,
+                                                    8, seed=0, epoch=0) for row, n in zip(b.tokens, b.lengths, strict=True)]
+
+    streamed = stream()
+    held = {" ".join(s) for s in summary.heldout}
+    assert len(streamed) == sum(summary.counts_per_source) - 30 and not held & set(streamed)
+    again = stream()
+    assert again == streamed  # the order a resumed run regenerates
+    assert sum(s.count(" ") + 1 for s in streamed) + sum(map(len, summary.heldout)) == sum(
+        len(t.split()) for t in sentences)
 
 
 def test_a_run_resumes_and_other_settings_are_refused(sentences, tmp_path):
