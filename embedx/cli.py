@@ -119,8 +119,10 @@ def info(
     from rich.table import Table
 
     console = Console()
+    folder = file.resolve().with_name(file.resolve().name + ".segments")
+    on_disk = file.stat().st_size + (sum(p.stat().st_size for p in folder.iterdir()) if folder.is_dir() else 0)
     console.print(f"[bold]{_escape(str(file))}[/]: {len(sets)} feature set(s), {len(input_rows)} input(s), "
-                  f"{_size(file.stat().st_size)} on disk", highlight=False)
+                  f"{_size(on_disk)} on disk (with {folder.name}/)", highlight=False)
     for s in sets:
         outs = ", ".join(_shape_label(o) for o in s.outputs)
         options = ", ".join(f"{k}={v}" for k, v in s.config.get("options", {}).items()) or "-"
@@ -483,6 +485,8 @@ def bench_compare(
     finetuners: Annotated[list[str] | None, typer.Option("--finetuner", help="Fine-tuner spec (repeatable; default: every one installed).")] = None,
     no_finetune: Annotated[bool, typer.Option("--no-finetune", help="Skip the fine-tuning baselines.")] = False,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds for the heads.")] = None,
+    finetune_seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds for fine-tuning (default 0,1,2).")] = None,
+    selection: Annotated[str | None, typer.Option(help="How heads choose settings: 'cv' (default: 5-fold cross-validation on train+validation, then a refit) or 'validation' (the validation split, no refit).")] = None,
     samples_per_class: Annotated[int | None, typer.Option(help="Texts per class (the seeds' Nsamp).")] = None,
     layer_sweep: Annotated[str | None, typer.Option(help="Embedder for the layers x pooling table ('none' to skip).")] = None,
 ) -> None:
@@ -504,6 +508,12 @@ def bench_compare(
         config.finetuners = []
     if seeds:
         config.seeds = [int(s) for s in seeds.split(",")]
+    if finetune_seeds:
+        config.finetune_seeds = [int(s) for s in finetune_seeds.split(",")]
+    if selection:
+        from embedx.heads.selection import Protocol
+
+        config.selection = Protocol(selection).selection  # checked: one clear error for a bad value
     if samples_per_class:
         config.samples_per_class = samples_per_class
     if layer_sweep:

@@ -23,6 +23,7 @@ from embedx.registry import Registry, get_registry
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, SetState
 from embedx.store.commit import commit
+from embedx.store.faults import resource_error
 from embedx.store.input_table import InputTableWriter
 from embedx.store.keyindex import KEY, KeyIndex, KeySet
 from embedx.store.lock import WriterLock, resolve_output
@@ -146,7 +147,10 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
 
     with WriterLock(path):  # before reading any input: a second writer is refused at once
         catalog = prepare(path)
-        catalog.directory.mkdir(exist_ok=True)
+        try:
+            catalog.directory.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise resource_error(exc, catalog.directory) from None
         state = catalog.sets.get(set_name)
         shapes = _shapes(embedder, requested, state.meta["outputs"] if state else None)
         index, truncated_keys = _key_index(catalog, set_name)

@@ -24,7 +24,7 @@ import numpy as np
 from embedx.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, InputState, SetState, remove_unreferenced
-from embedx.store.faults import check_free_space
+from embedx.store.faults import check_free_space, needs_space_message
 from embedx.store.segment import STRING, SegmentInfo, now, read_set_arrays, write_image, write_set_segment
 from embedx.store.writer import concat_batches
 
@@ -40,6 +40,10 @@ def commit(catalog: Catalog, merge: bool = True) -> int:
         for state in catalog.sets.values():
             merge_pending(catalog, state)
     added = sum(s.rows for st in catalog.sets.values() for s in st.pending)
+    segments = sum(len(st.all) for st in catalog.sets.values()) + len(catalog.inputs) + len(catalog.pending_inputs)
+    needed = (64 << 10) + 4096 * segments  # the index: metadata and one mapping per segment and dataset
+    if not check_free_space(catalog.path.parent, needed, "the commit"):
+        raise StoreError(needs_space_message(catalog.path.parent, needed, f"committing {catalog.path}"))
     write_index(catalog)
     for state in catalog.sets.values():
         state.segments += state.pending
