@@ -358,3 +358,23 @@ def test_key_lookup_matches_a_python_dict():
     for part in np.array_split(binary, 9):
         seen.add(part[~seen.contains(part)])
     assert len(seen) == len(set(keys.tolist())) and seen.contains(binary).all()
+
+
+@pytest.mark.parametrize(("code", "words"), [(28, "no space left"), (27, "file-size limit"), (30, "cannot write in"),
+                                             (13, "cannot write in")])
+def test_os_write_errors_become_one_message_naming_the_place(tmp_path, code, words):
+    from embedx.store.faults import resource_error
+
+    error = resource_error(OSError(code, os.strerror(code)), tmp_path / "f.h5.segments" / "x.h5", 1 << 20)
+    assert words in str(error) and str(tmp_path) in str(error)
+
+
+def test_staging_of_an_older_embedx_is_set_aside_and_the_run_proceeds(registry, store_path):
+    write_format_1(store_path, ["a b"])
+    staging = store_path.with_name("features.h5.staging") / "sets" / "x"
+    staging.mkdir(parents=True)
+    (staging / "shard-1.npz").write_bytes(b"PK not a zip")
+    report = embedx.extract(["c d"], "word-stats", store_path)
+    assert report.computed == 1 and not store_path.with_name("features.h5.staging").exists()
+    assert any("older embedx" in note for note in report.notes)
+    assert any(L.quarantine_dir(store_path).glob("staging-*"))
