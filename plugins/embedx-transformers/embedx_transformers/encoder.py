@@ -9,6 +9,9 @@ torch and transformers are imported in ``load()``, never when the plugin registe
 
 from __future__ import annotations
 
+import importlib.metadata
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +29,14 @@ Side = Literal["right", "left"]
 TokenLevel = Literal["wordpiece", "word"]
 SubtokenPooling = Literal["first", "mean", "last"]
 DType = Literal["float32", "float16", "bfloat16"]
+Shapes = Literal["auto", "exact", "bucketed"]
+Backend = Literal["torch", "onnx", "onnx-int8"]
+#: Padded positions per forward pass when ``token_budget`` is not given, per device type.
+DEFAULT_BUDGET = {"cpu": 8192, "cuda": 65536}
+#: How ``backend=onnx-int8`` quantises (recorded in the identity, since it changes the numbers).
+QUANTIZATION = "onnxruntime quantize_dynamic, QInt8 weights per channel, weight MatMuls only"
+#: Texts tokenised at a time; the next chunk is tokenised in a thread while this one runs.
+TOKENIZE_CHUNK = 2048
 
 
 class TransformerEncoder(Embedder):
@@ -47,21 +58,27 @@ class TransformerEncoder(Embedder):
     # identity() pins the model (content hash of its files, or hub id + resolved commit), so where
     # it lives and how the revision was spelled do not matter; device, budget and threads change
     # how fast the numbers come, not which numbers.
-    unkeyed_options = ("model", "revision", "device", "token_budget", "threads")
-    batch_size = 64
+    # shapes only pads differently (masked), and backend=onnx equals torch within 1e-5 (tested); int8
+    # changes the numbers and is named in identity().
+    unkeyed_options = ("model", "revision", "device", "token_budget", "threads", "shapes", "backend")
+    batch_size = 256
 
     def __init__(self, model: str, revision: str | None = None, pooling: Pooling = "mean", layers: str = "-1",
                  layer_combine: LayerCombine = "concat", max_length: int = 256, truncation_side: Side = "right",
                  window_stride: int | None = None, token_level: TokenLevel = "wordpiece",
                  subtoken_pooling: SubtokenPooling = "first", lowercase: bool | None = None, normalize: bool = False,
-                 dtype: DType = "float32", device: str = "auto", token_budget: int = 8192,
-                 threads: int | None = None):
+                 dtype: DType = "float32", device: str = "auto", token_budget: int | None = None,
+                 threads: int | None = None, shapes: Shapes = "auto", backend: Backend = "torch"):
         if max_length < 3:
             raise ValueError("max_length must be at least 3 (special tokens plus one piece)")
         if window_stride is not None and not 1 <= window_stride < max_length:
             raise ValueError(f"window_stride must be between 1 and max_length-1 ({max_length - 1}), or none")
-        if token_budget < 1:
-            raise ValueError("token_budget must be at least 1")
+        if token_budget is not None and token_budget < 1:
+            raise ValueError("token_budget must be at least 1 (or none: 8192 on the CPU, 65536 on CUDA)")
+        if backend != "torch" and dtype != "float32":
+            raise ValueError(f"backend={backend} computes in float32; drop dtype={dtype} or use backend=torch")
+        if backend != "torch" and device not in ("auto", "cpu"):
+            raise ValueError(f"backend={backend} runs on the CPU (onnxruntime's CPU build); use device=cpu")
         if threads is not None and threads < 1:
             raise ValueError("threads must be at least 1 (or none for torch's default)")
         self.source = ModelSource.parse(model, revision)
@@ -70,7 +87,7 @@ class TransformerEncoder(Embedder):
         self.truncation_side, self.window_stride = truncation_side, window_stride
         self.token_level, self.subtoken_pooling, self.lowercase = token_level, subtoken_pooling, lowercase
         self.normalize, self.dtype, self.device = normalize, dtype, device
-        self.token_budget, self.threads = token_budget, threads
+        self.token_budget, self.threads, self.shapes, self.backend = token_budget, threads, shapes, backend
         self.per_layer = self.layer_spec.is_all and layer_combine == "concat"
         self._identity: dict[str, Any] | None = None
         self._rt: Any = None
@@ -93,6 +110,9 @@ class TransformerEncoder(Embedder):
         if self._identity is None:
             lowercase = self.lowercase if self.lowercase is not None else self.source.tokenizer_lowercases()
             self._identity = {"model": self.source.identity(), "lowercase": lowercase}
+            if self.backend == "onnx-int8":
+                self._identity["quantization"] = {"method": QUANTIZATION,
+                                                  "onnxruntime": importlib.metadata.version("onnxruntime")}
         return self._identity
 
     def output_specs(self) -> tuple[Output, ...]:
@@ -121,7 +141,8 @@ class TransformerEncoder(Embedder):
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        rt = load_runtime(self.source.folder(), self.dtype, self.device, self.lowercase)
+        device = "cpu" if self.backend != "torch" else self.device
+        rt = load_runtime(self.source.folder(), self.dtype, device, self.lowercase)
         self._check(rt.num_layers, rt.max_positions)
         self._capacity = self.max_length - len(rt.prefix) - len(rt.suffix)
         if self._capacity < 1:
@@ -134,7 +155,18 @@ class TransformerEncoder(Embedder):
             raise OptionError(f"lowercase=false: the tokenizer of {self.source.spec} always lowercases")
         self._lower_in_python = bool(self.lowercase) and not rt.lowercases
         self._indices = self.layer_spec.resolve(rt.num_layers)
-        self._view = rt.view(max(self._indices))
+        depth = max(self._indices)
+        self._view = rt.view(depth)
+        if self.backend == "torch":
+            self._forward = rt.torch_forward(depth)
+        else:
+            from embedx_transformers.onnx_backend import onnx_forward
+
+            self._forward = onnx_forward(self._view, self.identity()["model"], depth, self._indices,
+                                         self.backend == "onnx-int8", self.threads or torch.get_num_threads())
+        kind = rt.device.type if rt.device.type in DEFAULT_BUDGET else "cpu"
+        self._budget = self.token_budget or DEFAULT_BUDGET[kind]
+        self._bucketed = self.shapes == "bucketed" or (self.shapes == "auto" and rt.device.type != "cpu")
         self._rt = rt
 
     # -- embedding ------------------------------------------------------------------
@@ -147,44 +179,94 @@ class TransformerEncoder(Embedder):
         want_tokens = "tokens" in (self.requested_outputs or ())
         if self._lower_in_python:
             texts = [t.lower() for t in texts]
-        enc = self._rt.tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
-                                 return_token_type_ids=False, verbose=False,
-                                 return_offsets_mapping=want_tokens and self.token_level == "word")
-        plans = [plan_text(len(row), self._capacity, self.truncation_side, self.window_stride)
-                 for row in enc["input_ids"]]
-        with torch.inference_mode():
-            doc, content = self._run(enc["input_ids"], plans, want_doc, want_tokens)
+        docs, arrays, strings, truncated = [], [], [], []
+        for chunk, enc in self._tokenized(texts, want_tokens and self.token_level == "word"):
+            plans = [plan_text(len(row), self._capacity, self.truncation_side, self.window_stride)
+                     for row in enc["input_ids"]]
+            with torch.inference_mode():
+                doc, content = self._run(enc["input_ids"], plans, want_doc, want_tokens)
+            docs.append(doc)
+            truncated += [plan.truncated for plan in plans]
+            if want_tokens:
+                part = self._tokens(chunk, enc, plans, content)
+                arrays += part.arrays
+                strings += part.tokens
         outputs: dict[str, Any] = {}
         if want_doc:
+            doc = np.concatenate(docs) if len(docs) > 1 else docs[0]
             outputs["doc"] = _l2(doc) if self.normalize else doc
         if want_tokens:
-            outputs["tokens"] = self._tokens(texts, enc, plans, content)
-        return Embeddings(outputs, [plan.truncated for plan in plans])
+            outputs["tokens"] = Ragged(arrays, strings)
+        return Embeddings(outputs, truncated)
+
+    def _tokenized(self, texts: list[str], offsets: bool) -> Iterator[tuple[list[str], Any]]:
+        """Chunks of ``texts`` with their encodings; the next chunk is tokenised in a thread meanwhile.
+
+        The fast tokenizer releases the GIL, so tokenising overlaps the forward passes of the chunk
+        before it.
+        """
+        def tokenize(chunk: list[str]) -> Any:
+            return self._rt.tokenizer(chunk, add_special_tokens=False, return_attention_mask=False,
+                                      return_token_type_ids=False, verbose=False, return_offsets_mapping=offsets)
+
+        chunks = [texts[i:i + TOKENIZE_CHUNK] for i in range(0, len(texts), TOKENIZE_CHUNK)] or [[]]
+        if len(chunks) == 1:
+            yield chunks[0], tokenize(chunks[0])
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedx-tokenize") as pool:
+            upcoming = pool.submit(tokenize, chunks[0])
+            for k, chunk in enumerate(chunks):
+                enc = upcoming.result()
+                if k + 1 < len(chunks):
+                    upcoming = pool.submit(tokenize, chunks[k + 1])
+                yield chunk, enc
 
     def _run(self, ids: list[list[int]], plans: list[TextPlan], want_doc: bool,
              want_tokens: bool) -> tuple[np.ndarray, list[Any]]:
-        """Every planned sequence through the model in budgeted passes; pooled rows and per-piece rows per text."""
+        """Every planned sequence through the model in budgeted passes; pooled rows and per-piece rows per text.
+
+        Pooling runs on the device; each pass's results come back in one pinned, non-blocking copy
+        that is read a couple of passes later, so the device is never idle while Python scatters.
+        """
+        from embedx_transformers.batching import plan_bucketed, plan_exact
+        from embedx_transformers.host_copies import HostCopy, lagged
         from embedx_transformers.pooling import pool
 
         rt, p = self._rt, len(self._rt.prefix)
         segments = [(i, s, e) for i, plan in enumerate(plans) for s, e in plan.spans]
         sequences = [rt.prefix + ids[i][s:e] + rt.suffix for i, s, e in segments]
+        lengths = [len(seq) for seq in sequences]
+        if self._bucketed:
+            schedule = plan_bucketed(lengths, self._budget, rt.max_positions)
+        else:
+            schedule = plan_exact(lengths, self._budget)
         doc = np.zeros((len(plans),) + self._doc_shape(), dtype=np.float32)
         content: list[Any] = [None] * len(plans)  # per text: [pieces, ...] rows for the token output
         windows: dict[int, list[Any]] = {}  # windowed text -> (start, end, [T, ...] states on the CPU)
-        for group, x, mask in rt.passes(self._view, sequences, self.token_budget, self._indices,
-                                        self.layer_combine, self.per_layer):
-            owners_of = [segments[g][0] for g in group]
-            single = [r for r, i in enumerate(owners_of) if not plans[i].windowed]
-            if want_doc and single:
-                rows = slice(None) if len(single) == len(group) else single
-                doc[[owners_of[r] for r in single]] = pool(x[rows], mask[rows], self.pooling).cpu().numpy()
-            if want_tokens or len(single) < len(group):
-                x_cpu = x.cpu()
+
+        def queued() -> Iterator[tuple[Any, HostCopy]]:
+            for step, x, mask in rt.passes(self._forward, sequences, schedule, self._indices, self.layer_combine,
+                                           self.per_layer):
+                group = step.members.tolist()
+                owners_of = [segments[g][0] for g in group]
+                single = [r for r, i in enumerate(owners_of) if not plans[i].windowed]
+                pooled = full = None
+                if want_doc and single:
+                    rows = slice(0, len(group)) if len(single) == len(group) else rt.upload(np.array(single))
+                    pooled = pool(x[rows], mask[rows], self.pooling)
+                if want_tokens or len(single) < len(group):
+                    full = x[:len(group)]
+                yield (group, owners_of, single), HostCopy({"pooled": pooled, "full": full}, rt.device)
+
+        for (group, owners_of, single), host in lagged(queued()):
+            if host["pooled"] is not None:
+                doc[[owners_of[r] for r in single]] = host["pooled"].numpy()
+            if host["full"] is not None:
+                x_cpu = host["full"]
                 for r, g in enumerate(group):
                     i, s, e = segments[g]
                     if plans[i].windowed:
-                        windows.setdefault(i, []).append((s, e, x_cpu[r, :len(sequences[g])]))
+                        windows.setdefault(i, []).append((s, e, x_cpu[r, :lengths[g]]))
                     else:
                         content[i] = x_cpu[r, p:p + e - s].numpy()
         for i, parts in windows.items():

