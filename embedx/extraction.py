@@ -24,8 +24,8 @@ from embedx.store import layout as L
 from embedx.store.catalog import Catalog, SetState
 from embedx.store.commit import commit
 from embedx.store.faults import resource_error
-from embedx.store.input_table import InputTableWriter
-from embedx.store.keyindex import KEY, KeyIndex, KeySet
+from embedx.store.input_table import InputTableWriter, is_empty
+from embedx.store.keyindex import KEY, KeyIndex, KeySet, binary_to_hex
 from embedx.store.lock import WriterLock, resolve_output
 from embedx.store.segment import SegmentInfo, now, open_segment
 from embedx.store.upgrade import prepare
@@ -292,8 +292,7 @@ def _keys(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Binary (``S16``) and hex (``S32``) content keys of ``texts``."""
     digests = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest() for t in texts]
     binary = np.frombuffer(b"".join(digests), dtype=KEY).copy() if digests else np.zeros(0, dtype=KEY)
-    hexkeys = np.array([d.hex() for d in digests], dtype=L.KEY_DTYPE) if digests else np.zeros(0, L.KEY_DTYPE)
-    return binary, hexkeys
+    return binary, binary_to_hex(binary)
 
 
 def _new_rows(binary: np.ndarray, seen: KeySet, index: KeyIndex, stats: _Stats) -> np.ndarray:
@@ -336,7 +335,7 @@ def _add_pending(catalog: Catalog, set_name: str, meta: dict[str, Any], shapes: 
 
 
 def _apply_empty_policy(records: list[Record], policy: str, source: str, stats: _Stats) -> list[Record]:
-    empty = [r for r in records if r.empty]
+    empty = [r for r in records if is_empty(r)]
     if not empty:
         return records
     if policy == "error":
@@ -344,7 +343,7 @@ def _apply_empty_policy(records: list[Record], policy: str, source: str, stats: 
                          "pass --empty keep or --empty skip")
     if policy == "skip":
         stats.skipped += len(empty)
-        return [r for r in records if not r.empty]
+        return [r for r in records if not is_empty(r)]
     stats.empty += len(empty)
     return records
 

@@ -23,6 +23,12 @@ from embedx.store.catalog import InputState
 from embedx.store.segment import SegmentInfo, now, open_segment, write_input_final, write_input_piece
 
 
+def is_empty(record: Record) -> bool:
+    """``record.empty`` (nothing to embed), answered at once for text whose first visible character is alphanumeric."""
+    stripped = record.text.strip()
+    return not stripped or (not stripped[0].isalnum() and record.empty)
+
+
 def check_unicode(value: str, source: str, line: int, what: str) -> None:
     """Refuse text HDF5 cannot store as UTF-8 (lone surrogates), naming the line and character."""
     try:
@@ -91,7 +97,7 @@ class InputTableWriter:
                     check_unicode(value, self.source, record.line, f"column {column!r}")
         arrays: dict[str, np.ndarray] = {
             L.KEYS: np.asarray(keys, dtype=L.KEY_DTYPE),
-            L.EMPTY: np.array([r.empty for r in records], dtype=bool),
+            L.EMPTY: np.array([is_empty(r) for r in records], dtype=bool),
             L.LINE: np.array([r.line for r in records], dtype=np.int64),
         }
         for key in (L.KEYS, L.EMPTY, L.LINE):

@@ -30,6 +30,18 @@ def hex_to_binary(keys: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(KEY).reshape(-1)
 
 
+_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def binary_to_hex(binary: np.ndarray) -> np.ndarray:
+    """``S16`` binary keys as ``S32`` hex keys (vectorised)."""
+    raw = np.ascontiguousarray(binary).view(np.uint8).reshape(-1, 16)
+    out = np.empty((len(raw), 32), dtype=np.uint8)
+    out[:, 0::2] = _DIGITS[raw >> 4]
+    out[:, 1::2] = _DIGITS[raw & 15]
+    return out.view("S32").reshape(-1)
+
+
 def as_sorted_index(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted keys (``uint8 [n, 16]``, as stored in a segment) and the row of each."""
     order = np.argsort(binary, kind="stable").astype(np.uint32)
