@@ -12,8 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedx.plugin_api import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
-from embedx.plugin_api import EmbedderUnavailable, OptionError
+from embedx.plugin_api import DOCUMENT, TOKEN, Embedder, EmbedderUnavailable, Embeddings, OptionError, Output, Ragged
 from embedx_gensim.formats import SUBWORD_CAPABLE, Format, detect_format, read_vectors, untrusted_model_message
 from embedx_gensim.identity import file_identity
 from embedx_gensim.packaged import packaged_source

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 import embedx
-from embedx.plugin_api.testing import LOAD_PLUGINS_ENV, build_registry
-from embedx.plugin_api.testing import Stored
+from embedx.plugin_api.testing import LOAD_PLUGINS_ENV, Stored, build_registry
 
 
 @pytest.fixture(scope="session")
