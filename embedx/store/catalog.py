@@ -99,12 +99,6 @@ class Catalog:
             files |= {p.file for p in table.pieces} | {table.final.file}
         return files
 
-    def pending_files(self) -> set[str]:
-        files = {s.file for st in self.sets.values() for s in st.pending}
-        for table in self.pending_inputs.values():
-            files |= {p.file for p in table.pieces} | {table.final.file}
-        return files
-
     def quarantine(self, file: Path, what: str, why: str) -> None:
         """Move ``file`` aside into ``FILE.h5.quarantine/`` and record a message saying so."""
         target_dir = L.quarantine_dir(self.path)

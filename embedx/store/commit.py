@@ -35,6 +35,8 @@ def commit(catalog: Catalog, merge: bool = True) -> int:
     """Map all pending segments in a new index; return the number of feature rows it added."""
     if not any(s.pending for s in catalog.sets.values()) and not catalog.pending_inputs:
         remove_unreferenced(catalog, set())
+        if not catalog.path.exists() and catalog.directory.is_dir() and not any(catalog.directory.iterdir()):
+            catalog.directory.rmdir()  # a first run that failed before anything was written leaves nothing
         return 0
     if merge:
         for state in catalog.sets.values():
