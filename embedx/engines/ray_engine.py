@@ -248,6 +248,8 @@ class RayEngine:
         else:  # room for the requested pool even on a small machine; Ray then never waits for CPUs
             need = (self.workers or 1) * self.cpus_per_worker
             kwargs.update(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False)
+            # Ray runs workers at nice 15; here they do the run's main work, at the driver's priority
+            os.environ.setdefault("RAY_worker_niceness", "0")
         try:
             ray.init(**kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
