@@ -141,8 +141,8 @@ def info(
         inputs_table.add_row(name, f"{rows:,}", ", ".join(columns) or "-")
     console.print(inputs_table)
     for name, rows in pending.items():
-        console.print(f"[yellow]{rows:,} rows of {name} are staged but not committed (an interrupted run): "
-                      "re-run the same extract command to finish[/]")
+        console.print(f"[yellow]{rows:,} rows of {name} are written but not committed (an interrupted run): "
+                      "the next `embedx extract` into this file, or `embedx compact`, commits them[/]")
 
 
 @app.command()
