@@ -31,7 +31,10 @@ def pool(x: torch.Tensor, mask: torch.Tensor, method: str) -> torch.Tensor:
 
 
 def _mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    total = x.masked_fill(~m, 0.0).sum(1)
+    """Masked mean as one batched matrix product (``[B, 1, T] @ [B, T, rest]``): a single read of ``x``,
+    no masked copy of it, which on the CPU made pooling cost as much as tokenising."""
+    weights = m.reshape(m.shape[0], 1, m.shape[1]).to(x.dtype)
+    total = torch.bmm(weights, x.reshape(x.shape[0], x.shape[1], -1)).reshape((x.shape[0],) + x.shape[2:])
     return total / m.sum(1).clamp(min=1).to(x.dtype)
 
 
