@@ -7,6 +7,7 @@ imported only when one of these functions is called.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ class _Rows:
         if self._file is None:  # opened on first use, so each DataLoader worker opens its own handle
             import h5py
 
-            self._file = h5py.File(self.path, "r")
+            # Through symlinks: HDF5 finds the segments relative to the index's real folder.
+            self._file = h5py.File(os.path.realpath(self.path), "r")
         return self._file[L.SETS][self.set_name][self.output][L.VALUES]
 
     def batch(self, index: np.ndarray) -> np.ndarray:
