@@ -73,7 +73,17 @@ def local_folder(handle: str) -> Path | None:
     return path if is_module_dir(path) else None
 
 
-def resolve(handle: str) -> str:
+def resolve(handle: str, trust_module: bool = False) -> str:
+    """A local module folder for ``handle`` whose graph stays inside it (``safe_module``), unless trusted."""
+    path = _resolve_folder(handle)
+    if not trust_module:
+        from embedx_tfhub.safe_module import check_module
+
+        check_module(path)
+    return path
+
+
+def _resolve_folder(handle: str) -> str:
     """A local module folder for ``handle``: the folder itself, the cached copy, or a fresh download."""
     check_handle(handle)
     folder = local_folder(handle)
