@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -26,7 +27,8 @@ def open_checked(path: Path | str) -> h5py.File:
         what = "empty" if not head else "not an HDF5 file"
         raise StoreError(f"{path} is {what}; embedx feature files are HDF5 (refusing to read or overwrite it)")
     # libhdf5 can hang or crash on damaged metadata: look at the file in a child process first.
-    segments = path.with_name(path.name + ".segments")
+    real = Path(os.path.realpath(path))  # a symlinked index still maps only its real segment folder
+    segments = real.with_name(real.name + ".segments")
     verify_isolated(path, allowed_dir=segments)
     try:
         handle = h5py.File(path, "r")
