@@ -23,6 +23,8 @@ import json
 import logging
 import os
 import pickle
+import queue
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -37,6 +39,8 @@ FORWARDED_ENV_PREFIX = "EMBEDX_"
 IN_FLIGHT_PER_WORKER = 3
 #: Index of the empty item that pushes the last batch of a ``map`` call through Ray Data.
 FILLER = -1
+#: Seconds without any result, while batches are in flight, before a filler nudges Ray Data.
+NUDGE_SECONDS = 0.5
 
 
 def fingerprint(embedder: Any, versioned: Iterable[str]) -> str:
@@ -188,7 +192,8 @@ class RayEngine:
         self._started_ray = False
         self._queue: Any = None
         self._dataset: Any = None
-        self._results: Iterator[Any] | None = None
+        self._pump: threading.Thread | None = None  # moves Ray Data's results into _inbox
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._next_index = 0
         self._specs: tuple[Output, ...] = ()
         self._saved_context: tuple[Any, ...] | None = None
@@ -219,21 +224,18 @@ class RayEngine:
             raise
 
     def close(self, drain: bool = True) -> None:
-        """Stop the pool; ``drain`` lets Ray Data finish cleanly (nothing is in flight after a full ``map``)."""
+        """Stop the pool; ``drain`` waits for Ray Data to finish cleanly (nothing is in flight after a full ``map``)."""
         try:
-            if self._results is not None:
+            if self._pump is not None:
+                self._queue.put(None)  # the feed ends; Ray Data then finishes what is in flight
                 if drain:
-                    self._queue.put(None)
-                    for _ in self._results:
+                    while self._inbox.get()[0] == "batch":
                         pass
-                else:
-                    close = getattr(self._results, "close", None)
-                    if close is not None:
-                        close()
+                    self._pump.join()
             if self._queue is not None:
                 self._queue.shutdown()
         finally:
-            self._results, self._queue = None, None
+            self._pump, self._queue = None, None
             self._restore_context()
             if self._started_ray and self._ray is not None:
                 self._ray.shutdown()
@@ -318,10 +320,9 @@ class RayEngine:
         """
         if self._dataset is None:
             raise RuntimeError("RayEngine.map() outside `with RayEngine(...)`")
-        if self._results is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._results = iter(self._dataset.iter_batches(batch_size=None, batch_format="numpy"))
+        if self._pump is None:
+            self._pump = threading.Thread(target=self._collect, name="embedx-ray-results", daemon=True)
+            self._pump.start()
         window = max(2, IN_FLIGHT_PER_WORKER * int(self.workers))
         source = iter(batches)
         where: dict[int, str] = {}
@@ -332,9 +333,6 @@ class RayEngine:
                 item = next(source, None)
                 if item is None:
                     exhausted = True
-                    # Ray Data's read stage hands a block on when the next one arrives: a filler
-                    # pushes the last real batch through (the actors answer it without computing).
-                    self._queue.put((FILLER, b""))
                     break
                 texts, label = item
                 where[self._next_index] = label
@@ -350,16 +348,36 @@ class RayEngine:
             else:
                 return
 
-    def _receive(self, arrived: dict[int, bytes]) -> None:
+    def _collect(self) -> None:
+        """The pump thread: Ray Data's output blocks, in the order they finish, into the inbox."""
         try:
-            batch = next(self._results)
-        except StopIteration:
-            raise EmbedderUnavailable("the Ray Data pipeline ended before every batch came back") from None
-        except EmbedxError:
-            raise
-        except Exception as exc:  # a worker or node lost for good, a Ray Data failure
-            raise EmbedderUnavailable(f"--engine ray: the Ray pool failed: {type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for batch in self._dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+                    self._inbox.put(("batch", batch))
+            self._inbox.put(("end", None))
+        except BaseException as exc:
+            self._inbox.put(("error", exc))
+
+    def _receive(self, arrived: dict[int, bytes]) -> None:
+        wait = NUDGE_SECONDS
+        while True:
+            try:
+                kind, value = self._inbox.get(timeout=wait)
+                break
+            except queue.Empty:
+                # Ray Data may hold a finished block until the next one arrives; when results stall,
+                # an empty filler item pushes it through (the actors answer it without computing).
+                self._queue.put((FILLER, b""))
+                wait = min(2 * wait, 8.0)  # slow batches: a few fillers, not a flood
+        if kind == "end":
+            raise EmbedderUnavailable("the Ray Data pipeline ended before every batch came back")
+        if kind == "error":
+            if isinstance(value, EmbedxError):
+                raise value
+            first = str(value).splitlines()[0] if str(value) else ""
+            raise EmbedderUnavailable(f"--engine ray: the Ray pool failed: {type(value).__name__}: {first}")
+        batch = value
         for index, payload in zip(batch["index"], batch["payload"], strict=True):
             if index != FILLER:
                 arrived[int(index)] = payload
