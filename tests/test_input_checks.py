@@ -147,3 +147,19 @@ def test_a_bad_row_is_refused_before_staging_so_the_file_is_never_stuck(tmp_path
     replaced = runner.invoke(app, ["extract", bad, "-e", "hashing-ngrams", "-o", str(out), "--no-progress",
                                    "--encoding-errors", "replace"])
     assert replaced.exit_code == 0, replaced.output
+
+
+def test_end_to_end_u200b_is_flagged_empty_and_007_stays_text(tmp_path):
+    """Issue 10, failure 9: through `embedx extract` into the file, as a user would see it."""
+    import embedx
+
+    source = write(tmp_path / "in.csv", "text,code,n\nhello,007,1\n\u200b,8,2\n".encode())
+    out = tmp_path / "f.h5"
+    result = CliRunner().invoke(app, ["extract", source, "-e", "hashing-ngrams", "-O", "dim=8", "-o", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with embedx.open_store(out) as store:
+        table = store.input("in")
+        assert table.empty.tolist() == [False, True]
+        assert table.column("code").tolist() == ["007", "8"]
+        assert table.column("n").tolist() == [1, 2]
