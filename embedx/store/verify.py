@@ -427,8 +427,8 @@ def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, tim
         return
     limit = timeout if timeout is not None else float(os.environ.get("EMBEDX_VERIFY_TIMEOUT", "60"))
     outcome = _forked(path, allowed_dir, limit)
-    if outcome == "timeout":  # a forked child can also stall on a lock some library held at fork time:
-        outcome = _spawned(path, allowed_dir, limit)  # confirm in a fresh interpreter before blaming the file
+    if outcome == "timeout" or outcome.startswith("signal"):  # a forked child can also stall or die on a lock
+        outcome = _spawned(path, allowed_dir, limit)  # some library held at fork time: confirm in a fresh interpreter
     if outcome == "timeout":
         raise StoreError(f"{path}: reading its HDF5 metadata did not finish within {limit:g} s, so the file is "
                          "damaged in a way that makes the HDF5 library loop; move it aside and re-run the extraction")
