@@ -178,3 +178,28 @@ def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(reference, tmp_pat
     report = json.loads(resumed.stdout)
     assert report["cached"] > 0 and report["cached"] + report["computed"] == report["unique"]
     assert np.array_equal(read_all(out, corpus), read_all(ref, corpus))
+
+
+def test_compaction_killed_at_random_moments_loses_and_duplicates_nothing(reference, tmp_path):
+    corpus, ref, _ = reference
+    lines = corpus.read_text().splitlines()
+    out = tmp_path / "compact.h5"
+    for stop in (1500, 3000, 4500, 6000):  # four runs: four committed segments
+        part = tmp_path / f"part{stop}.txt"
+        part.write_text("\n".join(lines[:stop]) + "\n")
+        subprocess.run(command(part, out), check=True, capture_output=True)
+    expected = read_all(out, part)
+    rng = random.Random(5)
+    for _ in range(3):
+        proc = subprocess.Popen([*EMBEDX, "compact", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 3.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        check_consistent(out)
+        assert np.array_equal(read_all(out, part), expected)
+    done = subprocess.run([*EMBEDX, "compact", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "-> 1," in done.stdout or "1 segment(s) -> 1" in done.stdout
+    check_consistent(out)
+    assert np.array_equal(read_all(out, part), expected)
