@@ -143,6 +143,10 @@ def info(
     for name, rows in pending.items():
         console.print(f"[yellow]{rows:,} rows of {name} are written but not committed (an interrupted run): "
                       "the next `embedx extract` into this file, or `embedx compact`, commits them[/]")
+    quarantine = file.resolve().with_name(file.resolve().name + ".quarantine")
+    if quarantine.is_dir() and any(quarantine.iterdir()):
+        console.print(f"[yellow]{len(list(quarantine.iterdir()))} item(s) that could not be committed are set aside "
+                      f"in {_escape(str(quarantine))}; they are not part of the file[/]")
 
 
 @app.command()
