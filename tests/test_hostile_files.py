@@ -274,3 +274,33 @@ def test_check_finds_a_damaged_chunk_that_opening_does_not(good, tmp_path):
     assert _cli("info", good).exit_code == 0
     checked = _cli("check", good)
     assert checked.exit_code == 1 and "NaN or infinite" in checked.output
+
+
+def test_a_file_that_makes_libhdf5_loop_or_crash_is_refused_not_fatal(good, monkeypatch):
+    """The fuzz tests found damaged files on which libhdf5 itself loops forever; the child-process
+    check turns that (and a crash) into one error. Stand-ins play the looping and crashing library."""
+    import signal
+    import time
+
+    from embedx.store import verify
+
+    monkeypatch.setattr(verify, "_child_verify", lambda path, allowed: time.sleep(30) or "K")
+    assert verify._forked(good, None, 0.5) == "timeout"
+    monkeypatch.setattr(verify, "_child_verify", lambda path, allowed: os.kill(os.getpid(), signal.SIGSEGV) or "K")
+    assert verify._forked(good, None, 5) == f"signal {signal.SIGSEGV}"
+    verify._VERIFIED.clear()
+    for outcome, match in (("timeout", "did not finish within"), (f"signal {signal.SIGSEGV}", "crashes the HDF5")):
+        monkeypatch.setattr(verify, "_forked", lambda path, allowed, limit, o=outcome: o)
+        monkeypatch.setattr(verify, "_spawned", lambda path, allowed, limit, o=outcome: o)
+        with pytest.raises(StoreError, match=match):
+            verify.verify_isolated(good, timeout=1)
+
+
+def test_the_child_check_runs_once_per_file_version(good):
+    from embedx.store import verify
+
+    verify._VERIFIED.clear()
+    verify.verify_isolated(good, good.with_name(good.name + ".segments"))
+    assert verify.is_verified(good, good.with_name(good.name + ".segments"))
+    embedx.extract(["one more text"], "hashing-ngrams", good, options={"dim": 8})  # a new version of the file
+    assert not verify.is_verified(good, good.with_name(good.name + ".segments"))

@@ -18,6 +18,7 @@ opens and verifies a file in a forked child first, with a time limit, once per f
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import select
@@ -459,6 +460,8 @@ def _forked(path: Path, allowed_dir: Path | str | None, limit: float) -> str:
     if pid == 0:  # the child: verify, report, exit without running the parent's cleanup
         try:
             os.close(read_end)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # a crash report of the child is not the user's
+            faulthandler.disable()
             os.write(write_end, _child_verify(path, allowed_dir).encode("utf-8", "replace")[:60000])
         finally:
             os._exit(0)
