@@ -49,12 +49,14 @@ _LAZY = {
     "guarded_with": ("embedx.commands", "guarded_with"),
     "fail": ("embedx.commands", "fail"),
     "EncodingErrors": ("embedx.commands", "EncodingErrors"),
+    "progress_bar": ("embedx.progress", "progress_bar"),
     # fine-tuning baselines and heads registered by plugins
     "FineTuner": ("embedx.finetune", "FineTuner"),
     "FineTuneResult": ("embedx.finetune", "FineTuneResult"),
     "Head": ("embedx.heads.base", "Head"),
     # labelled datasets fetched from package registries (for fine-tuners and trainers)
     "load_dataset": ("embedx.datasets", "load"),
+    "split_dataset": ("embedx.datasets", "split"),
     "DATASETS": ("embedx.datasets", "DATASETS"),
     "DatasetError": ("embedx.datasets", "DatasetError"),
 }

@@ -13,8 +13,8 @@ import numpy as np
 import embedx
 from embedx.registry import LOAD_PLUGINS_ENV, build_registry, get_registry, set_registry
 
-__all__ = ["LOAD_PLUGINS_ENV", "Stored", "build_registry", "cli_app", "describe_embedders", "get_registry",
-           "installed_registry", "set_registry"]
+__all__ = ["LOAD_PLUGINS_ENV", "Stored", "add_plugin_commands", "build_registry", "cli_app", "describe_embedders",
+           "get_registry", "installed_registry", "set_registry"]
 
 
 class Stored:
@@ -59,6 +59,13 @@ def cli_app():
 
     add_plugin_commands(app)
     return app
+
+
+def add_plugin_commands(cli) -> None:
+    """Add every installed plugin's commands to ``cli`` (a ``typer.Typer``), as ``embedx`` does at start-up."""
+    from embedx.cli import add_plugin_commands as add
+
+    add(cli)
 
 
 def describe_embedders(registry=None):

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.plugin_api import EmbedderUnavailable, OptionError
 from embedx_flair import word_files
 from embedx_flair.model_files import cached_digest, folder_identity, local_char_lm, local_transformer, transformer_dim
 from embedx_flair.shape_buckets import pad_to_steps

@@ -26,7 +26,7 @@ import struct
 import zipfile
 from typing import Any
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 
 ZIP_MAGIC = b"PK\x03\x04"
 _END_RECORD = b"PK\x05\x06"

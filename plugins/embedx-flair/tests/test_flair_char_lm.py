@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flair_helpers import CORPUS, save_char_lm
 
-from embedx.errors import EmbedderUnavailable, OptionError, RegistryError
+from embedx.plugin_api import EmbedderUnavailable, OptionError, RegistryError
 
 
 def flair_tokens(path: str, text: str) -> tuple[list[str], np.ndarray]:

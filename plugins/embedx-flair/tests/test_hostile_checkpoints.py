@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flair_helpers import CORPUS, save_char_lm
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 

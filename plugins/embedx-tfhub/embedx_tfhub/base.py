@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from embedx.embedder import Embedder
+from embedx.plugin_api import Embedder
 from embedx_tfhub import handles
 
 REQUIRES = {

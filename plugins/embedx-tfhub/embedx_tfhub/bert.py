@@ -31,8 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedx.embedder import DOCUMENT, TOKEN, Embeddings, Output, Ragged
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.plugin_api import DOCUMENT, TOKEN, EmbedderUnavailable, Embeddings, OptionError, Output, Ragged
 from embedx_tfhub.base import REQUIRES, TfHubEmbedder
 from embedx_tfhub.bucketing import MIN_LENGTH, bucket
 from embedx_tfhub.layers import parse_layers, resolve_layers
@@ -111,7 +110,7 @@ class TfHubBert(TfHubEmbedder):
                 f"TF Hub module {self.handle} is not a TF2 BERT encoder: it needs a callable taking "
                 "input_word_ids/input_mask/input_type_ids and the vocab_file and do_lower_case attributes "
                 "(TF Hub's bert_en_*_L-*_H-*_A-*/3 and later, or `embedx tfhub convert-bert`)")
-        self._tokenizer, self._special = _wordpiece(module)
+        self._tokenizer, self._special = module_wordpiece(module)
         ones = tf.ones([1, 2], tf.int32)
         probe = module({"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros([1, 2], tf.int32)})
         self.num_layers = len(probe["encoder_outputs"])
@@ -209,7 +208,7 @@ def _positions(module: Any) -> int | None:
     return None
 
 
-def _wordpiece(module: Any) -> tuple[Any, tuple[int, int, int]]:
+def module_wordpiece(module: Any) -> tuple[Any, tuple[int, int, int]]:
     """The WordPiece tokenizer of a TF Hub BERT encoder and its [CLS], [SEP], [PAD] ids."""
     from tokenizers import BertWordPieceTokenizer
     from tokenizers.models import WordPiece

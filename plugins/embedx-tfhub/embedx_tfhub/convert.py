@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.keys import file_digest
+from embedx.plugin_api import file_digest
 
 HF_TO_HUB = {
     "embeddings.word_embeddings.weight": "word_embeddings/embeddings",

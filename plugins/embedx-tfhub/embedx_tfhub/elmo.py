@@ -29,8 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedx.embedder import DOCUMENT, TOKEN, Embeddings, Output, Ragged
-from embedx.errors import EmbedderOutputError, EmbedderUnavailable
+from embedx.plugin_api import DOCUMENT, TOKEN, EmbedderOutputError, EmbedderUnavailable, Embeddings, Output, Ragged
 from embedx_tfhub.base import TfHubEmbedder
 
 ELMO_URL = "https://tfhub.dev/google/elmo/3"

@@ -12,8 +12,7 @@ from typing import Annotated
 
 import typer
 
-from embedx.commands import EncodingErrors, guarded_with
-from embedx.errors import OptionError
+from embedx.plugin_api import EncodingErrors, OptionError, guarded_with
 
 _guarded = guarded_with("interrupted; the newest checkpoint is kept, run the same command to resume")
 

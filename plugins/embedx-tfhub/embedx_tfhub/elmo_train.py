@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from embedx.errors import EmbedxError, OptionError
+from embedx.plugin_api import EmbedxError, OptionError
 from embedx_tfhub.elmo_corpus import Batch, Vocabulary, batches, make_batch, summarize
 from embedx_tfhub.elmo_model import SPECIALS, BiLM, BiLMConfig
 from embedx_tfhub.swivel.corpus import Corpus
@@ -263,7 +263,7 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
     target = min(budget, total_tokens) if budget else total_tokens
     last_save = last_log = time.perf_counter()
     window_loss, window_n, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
-    from embedx.progress import progress_bar
+    from embedx.plugin_api import progress_bar
 
     heldout_keys = _heldout_keys(heldout)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 from embedx_tfhub import handles
 from embedx_tfhub.elmo import Elmo, Signature
 from embedx_tfhub.finetune import KerasHubFineTuner

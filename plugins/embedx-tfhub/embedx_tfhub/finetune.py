@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from embedx.finetune import FineTuner, FineTuneResult
+from embedx.plugin_api import FineTuner, FineTuneResult
 
 
 class KerasHubFineTuner(FineTuner):

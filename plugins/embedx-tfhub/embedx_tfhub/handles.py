@@ -21,8 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from embedx.errors import EmbedderUnavailable
-from embedx.keys import file_digest
+from embedx.plugin_api import EmbedderUnavailable, file_digest
 
 URL_PREFIXES = ("http://", "https://", "gs://")
 #: Seconds a stalled socket may wait while resolving a URL (per read, not for the whole download).

@@ -200,10 +200,10 @@ def bert_classifier(handle: str, max_length: int = 128, n_fine_tune_layers: int 
 def bert_inputs(handle: str, texts: Sequence[str], max_length: int = 128) -> dict[str, np.ndarray]:
     """The three int32 ``[len(texts), max_length]`` arrays for :func:`bert_classifier`, tokenized with the
     module's own WordPiece vocabulary (as the ``tfhub-bert`` embedder does)."""
-    from embedx_tfhub.bert import _wordpiece
+    from embedx_tfhub.bert import module_wordpiece
 
     module = handles.load(handle)
-    tokenizer, (cls, sep, pad) = _wordpiece(module)
+    tokenizer, (cls, sep, pad) = module_wordpiece(module)
     ids = np.full((len(texts), max_length), pad, np.int32)
     mask = np.zeros((len(texts), max_length), np.int32)
     for i, enc in enumerate(tokenizer.encode_batch(list(texts), add_special_tokens=False)):

@@ -7,7 +7,7 @@ that needs it runs (see :mod:`embedx_tfhub._tf`).
 
 from __future__ import annotations
 
-from embedx import hookimpl
+from embedx.plugin_api import hookimpl
 from embedx_tfhub.bert import TfHubBert
 from embedx_tfhub.elmo import Elmo
 from embedx_tfhub.elmo_trained import TrainedElmo

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.embedder import DOCUMENT, Embeddings, Output
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import DOCUMENT, EmbedderUnavailable, Embeddings, Output
 from embedx_tfhub.base import TfHubEmbedder
 
 PRESETS = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import embedx
-from embedx.registry import LOAD_PLUGINS_ENV, build_registry
+from embedx.plugin_api.testing import LOAD_PLUGINS_ENV, build_registry
 
 
 @pytest.fixture(scope="session")

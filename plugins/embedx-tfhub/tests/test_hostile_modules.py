@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 
 
 def _module(tf, folder, body):

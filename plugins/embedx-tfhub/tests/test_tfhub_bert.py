@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedx.errors import EmbedderUnavailable, OptionError, RegistryError
+from embedx.plugin_api import EmbedderUnavailable, OptionError, RegistryError
 from embedx_tfhub.bert import TfHubBert
 from embedx_tfhub.bucketing import bucket, length_buckets
 

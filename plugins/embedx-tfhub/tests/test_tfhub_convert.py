@@ -41,9 +41,9 @@ def minilm_hub(minilm_folder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def texts():
-    from embedx import datasets
+    from embedx.plugin_api import load_dataset
 
-    return datasets.load("mr", fetch=True).texts[:N_TEXTS]
+    return load_dataset("mr", fetch=True).texts[:N_TEXTS]
 
 
 @pytest.fixture(scope="module")

@@ -119,7 +119,7 @@ def test_whitespace_tokens_and_max_length(extract, modules):
 
 
 def test_unknown_signature_is_refused(modules, registry):
-    from embedx.errors import OptionError
+    from embedx.plugin_api import OptionError
 
     with pytest.raises(OptionError, match="signature"):
         registry.create("elmo", {"handle": modules["elmo"], "signature": "elmo"})

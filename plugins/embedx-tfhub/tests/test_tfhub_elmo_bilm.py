@@ -181,7 +181,7 @@ def test_cli_trains_exports_and_explains_errors(sentences, tmp_path):
 
 
 def test_trained_preset_says_why_it_cannot_run_without_a_module(registry, tmp_path, monkeypatch, exported):
-    from embedx.catalog import describe_embedders
+    from embedx.plugin_api.testing import describe_embedders
     from embedx_tfhub.elmo_trained import MODULE_ENV, TrainedElmo, TrainedElmoFineTuner
 
     monkeypatch.setenv(MODULE_ENV, str(tmp_path / "nowhere"))

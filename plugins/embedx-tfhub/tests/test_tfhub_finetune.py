@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from embedx import datasets
+from embedx.plugin_api import load_dataset, split_dataset
 from embedx_tfhub.finetune import KerasHubFineTuner
 
 
 @pytest.fixture(scope="module")
 def sms():
-    parts = datasets.split(datasets.load("sms-spam", fetch=True), seed=0, samples_per_class=40)
+    parts = split_dataset(load_dataset("sms-spam", fetch=True), seed=0, samples_per_class=40)
     return parts["train"], parts["validation"], parts["test"]
 
 
@@ -25,7 +25,7 @@ def test_keras_finetuner_trains_with_curves_and_predicts(modules, sms, kind):
 
 
 def test_offline_url_fails_at_once(sms):
-    from embedx.errors import EmbedderUnavailable
+    from embedx.plugin_api import EmbedderUnavailable
 
     train, validation, test = sms
     with pytest.raises(EmbedderUnavailable, match="not in the TF Hub cache"):

@@ -143,8 +143,7 @@ def test_export_packaged_glove(app, tmp_path):
 
 def test_installed_entry_point_adds_the_swivel_group():
     """With the plugin installed, `embedx swivel --help` works through the real command line."""
-    from embedx.cli import add_plugin_commands
-    from embedx.registry import build_registry, get_registry, set_registry
+    from embedx.plugin_api.testing import add_plugin_commands, build_registry, get_registry, set_registry
 
     if "swivel" not in build_registry().plugins:
         pytest.skip("embedx-tfhub is not installed (pip install -e plugins/embedx-tfhub)")

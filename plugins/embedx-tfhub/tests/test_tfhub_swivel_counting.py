@@ -7,7 +7,7 @@ import bz2
 import numpy as np
 import pytest
 
-from embedx.errors import EmbedxError, InputError, OptionError
+from embedx.plugin_api import EmbedxError, InputError, OptionError
 from embedx_tfhub.swivel.cooccurrence import brute_force, count_cooccurrences
 from embedx_tfhub.swivel.corpus import Corpus
 from embedx_tfhub.swivel.shards import make_shards, plan
@@ -121,15 +121,13 @@ def test_clear_errors_for_bad_corpora(tmp_path):
 def test_dataset_source_reads_the_dataset_texts(monkeypatch):
     from types import SimpleNamespace
 
-    from embedx import datasets
-
     calls = []
 
     def fake_load(name, fetch=False):
         calls.append((name, fetch))
         return SimpleNamespace(texts=["first review", "second one"])
 
-    monkeypatch.setattr(datasets, "load", fake_load)
+    monkeypatch.setattr("embedx.datasets.load", fake_load)  # what plugin_api.load_dataset resolves to
     corpus = Corpus.of(["dataset:mr"], texts=["extra"])
     assert list(corpus.lines()) == ["first review", "second one", "extra"]
     assert calls == [("mr", True)]  # fetched from its package registry on first use

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedx.errors import EmbedxError, OptionError
+from embedx.plugin_api import EmbedxError, OptionError
 from embedx_tfhub.swivel.export import export_module, prepare_vocabulary, read_metadata
 from embedx_tfhub.swivel.tokenizer import tokenize
 from embedx_tfhub.swivel.vectors import load_vectors, vectors_from_module

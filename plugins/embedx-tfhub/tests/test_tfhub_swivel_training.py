@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedx.errors import OptionError
+from embedx.plugin_api import OptionError
 from embedx_tfhub.swivel.cooccurrence import count_cooccurrences
 from embedx_tfhub.swivel.corpus import Corpus
 from embedx_tfhub.swivel.evaluate import evaluate_vectors

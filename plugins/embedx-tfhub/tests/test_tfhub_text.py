@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from embedx.errors import EmbedderUnavailable, RegistryError
+from embedx.plugin_api import EmbedderUnavailable, RegistryError
 from embedx_tfhub import handles
 from embedx_tfhub.testing.text_module import WORDS
 from embedx_tfhub.text_embedding import PRESETS

@@ -23,7 +23,7 @@ os.environ.setdefault("USE_TF", "0")
 
 def load_texts(n: int) -> tuple[str, list[str]]:
     try:
-        from embedx.datasets.dataset import load
+        from embedx.plugin_api import load_dataset as load
 
         return "MR", load("mr").texts[:n]
     except Exception:  # not fetched: fall back to a corpus gensim ships

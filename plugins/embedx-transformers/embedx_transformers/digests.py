@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from embedx.keys import file_digest
+from embedx.plugin_api import file_digest
 
 ENV = "EMBEDX_DIGEST_CACHE"
 _MEMORY: dict[str, str] = {}

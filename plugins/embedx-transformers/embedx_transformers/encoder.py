@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedx.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
-from embedx.errors import OptionError
+from embedx.plugin_api import DOCUMENT, TOKEN, Embedder, Embeddings, OptionError, Output, Ragged
 from embedx_transformers.layers import output_width, parse_layers
 from embedx_transformers.segments import TextPlan, owners, plan_text
 from embedx_transformers.source import ModelSource

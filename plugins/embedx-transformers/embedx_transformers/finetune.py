@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from embedx.finetune import FineTuner, FineTuneResult
+from embedx.plugin_api import FineTuner, FineTuneResult
 
 
 class BertFineTuner(FineTuner):

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 
 OPSET = 17
 
 
 def onnx_cache_dir() -> Path:
-    from embedx.digests import cache_root
+    from embedx.plugin_api import cache_root
 
     return cache_root() / "onnx"
 

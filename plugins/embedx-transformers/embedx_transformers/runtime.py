@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedx.errors import EmbedderUnavailable, OptionError
+from embedx.plugin_api import EmbedderUnavailable, OptionError
 from embedx_transformers.batching import Pass
 
 #: Architectures whose encoder is a plain loop over ``<parent>.layer`` (safe to cut short).

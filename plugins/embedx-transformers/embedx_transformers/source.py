@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 from embedx_transformers.digests import file_digests
 
 PACKAGE_PREFIX = "package:"

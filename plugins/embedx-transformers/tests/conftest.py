@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import embedx  # noqa: E402
-from embedx.testing import Stored, installed_registry  # noqa: E402
+from embedx.plugin_api.testing import Stored, installed_registry  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

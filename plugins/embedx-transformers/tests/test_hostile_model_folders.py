@@ -13,7 +13,7 @@ import shutil
 import pytest
 import torch
 
-from embedx.errors import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TEXT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")

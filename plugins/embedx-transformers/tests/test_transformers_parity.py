@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import embedx
-from embedx.testing import Stored
+from embedx.plugin_api.testing import Stored
 
 TOL = 1e-5
 

@@ -73,7 +73,7 @@ def test_half_precision_on_the_bucketed_path(extract, texts, tmp_path, dtype):
     ref, _ = extract(sample, store=tmp_path / "ref.h5", normalize=False)
     half, _ = extract(sample, store=tmp_path / "half.h5", normalize=False, dtype=dtype, shapes="bucketed")
     assert half.set_name != ref.set_name  # the precision is part of the key
-    from embedx.testing import Stored
+    from embedx.plugin_api.testing import Stored
 
     a, b = Stored(tmp_path / "ref.h5", ref.set_name).doc(sample), Stored(tmp_path / "half.h5", half.set_name).doc(sample)
     assert _cosines(a, b).min() >= 0.9999
@@ -115,7 +115,7 @@ def test_int8_is_close_but_keyed_apart(extract, texts, tmp_path, onnx_cache):
 
 
 def test_backend_and_precision_conflicts_are_refused(registry):
-    from embedx.errors import RegistryError
+    from embedx.plugin_api import RegistryError
 
     with pytest.raises(RegistryError, match="backend=onnx computes in float32"):
         registry.create("minilm-l6", {"backend": "onnx", "dtype": "float16"})

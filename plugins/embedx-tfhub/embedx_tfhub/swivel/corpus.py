@@ -80,7 +80,7 @@ def _file_lines(path: str, errors: str) -> Iterator[str]:
 
 
 def _check_dataset(name: str) -> None:
-    from embedx.datasets import DATASETS
+    from embedx.plugin_api import DATASETS
 
     if name not in DATASETS:
         raise CorpusError(f"unknown dataset {DATASET_PREFIX}{name} (known: "
@@ -88,10 +88,9 @@ def _check_dataset(name: str) -> None:
 
 
 def _dataset_texts(name: str) -> list[str]:
-    from embedx import datasets
-    from embedx.errors import EmbedxError
+    from embedx.plugin_api import EmbedxError, load_dataset
 
     try:
-        return datasets.load(name, fetch=True).texts
+        return load_dataset(name, fetch=True).texts
     except EmbedxError as exc:
         raise CorpusError(f"{DATASET_PREFIX}{name}: {exc}") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from embedx.errors import EmbedxError, InputError, OptionError
+from embedx.plugin_api import EmbedxError, InputError, OptionError
 
 
 class SwivelError(EmbedxError):

@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-import embedx
-from embedx.cli import EncodingErrors, guarded_with
+from embedx.plugin_api import EncodingErrors, guarded_with, hookimpl
 
 
 class VectorFormat(str, Enum):
@@ -171,7 +170,7 @@ def _say_evaluation(ev: dict) -> None:
         _say(f"  {escape(word)}: " + ", ".join(f"{escape(w)} {s:.2f}" for w, s in near))
 
 
-@embedx.hookimpl
+@hookimpl
 def register_commands(cli):
     """Add the ``swivel`` command group (train, export, evaluate) to ``cli``."""
     app = typer.Typer(help="Train Swivel word vectors and export word vectors as TF Hub text-embedding modules.",

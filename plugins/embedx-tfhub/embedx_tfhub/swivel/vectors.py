@@ -21,7 +21,7 @@ FORMATS = ("auto", "word2vec-bin", "word2vec-text", "glove", "fasttext-bin", "fa
 
 def load_vectors(path: str, format: str = "auto", trust_pickle: bool = False) -> tuple[list[str], np.ndarray]:
     """(words in file order, float32 matrix) of a vector file or ``kumo:NAME`` packaged vectors."""
-    from embedx.errors import EmbedxError
+    from embedx.plugin_api import EmbedxError
 
     if format not in FORMATS:
         raise SwivelError(f"unknown vector format {format!r} (known: {', '.join(FORMATS)})")

@@ -1,0 +1,97 @@
+"""Plugins use embedx only through its plugin API, and never another module's private names."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import embedx
+from embedx import plugin_api
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_FILES = sorted(p for p in (ROOT / "plugins").rglob("*.py") if "build" not in p.parts)
+ALLOWED = {"embedx.plugin_api", "embedx.plugin_api.testing"}
+USER_API = set(embedx.__all__)  # what a user script may call: tests exercise plugins through it
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, None
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                yield node.lineno, node.module, alias.name
+
+
+def _is_module(module: str, name: str) -> bool:
+    """``from pkg import name`` where ``name`` is itself a module of ``pkg``."""
+    for base in (ROOT / "plugins").glob("*/"):
+        for root in (base, base / "src"):
+            folder = root.joinpath(*module.split("."))
+            if (folder / f"{name}.py").exists() or (folder / name / "__init__.py").exists():
+                return True
+    return False
+
+
+def test_plugins_import_embedx_only_through_the_plugin_api():
+    offenders = []
+    for path in PLUGIN_FILES:
+        is_test = "tests" in path.parts or "benchmarks" in path.parts
+        for line, module, name in _imports(path):
+            where = f"{path.relative_to(ROOT)}:{line}"
+            if module == "embedx":
+                if name is None and is_test:
+                    continue  # `import embedx`: tests drive the plugin through the user API
+                if name in ALLOWED_FROM_ROOT or (is_test and name in USER_API):
+                    continue
+                offenders.append(f"{where}: from embedx import {name}")
+            elif module.startswith("embedx.") and module not in ALLOWED:
+                offenders.append(f"{where}: {module}")
+    assert not offenders, "plugins must import embedx only via embedx.plugin_api:\n" + "\n".join(offenders)
+
+
+ALLOWED_FROM_ROOT = {"plugin_api"}
+
+
+def test_no_private_names_cross_module_boundaries():
+    """Plugin code never reaches for another module's ``_private`` names; a plugin's own tests may test its own."""
+    offenders = []
+    for path in PLUGIN_FILES:
+        is_test = "tests" in path.parts or "benchmarks" in path.parts
+        plugin_dir = ROOT / "plugins" / path.relative_to(ROOT / "plugins").parts[0]
+        own = {d.name for root in (plugin_dir, plugin_dir / "src") if root.is_dir() for d in root.glob("embedx_*")}
+        for line, module, name in _imports(path):
+            if name and name.startswith("_") and not name.startswith("__") and module.startswith("embedx"):
+                if is_test and module.split(".")[0] in own:
+                    continue
+                if not _is_module(module, name):
+                    offenders.append(f"{path.relative_to(ROOT)}:{line}: from {module} import {name}")
+    assert not offenders, "private names imported from another module:\n" + "\n".join(offenders)
+
+
+def test_the_api_lists_what_it_exports_and_everything_resolves():
+    for name in plugin_api.__all__:
+        assert getattr(plugin_api, name) is not None, name
+    assert plugin_api.API_VERSION.split(".")[0] == "1"
+    documented = (ROOT / "docs" / "writing-plugins.md").read_text()
+    undocumented = [n for n in plugin_api.__all__ if f"`{n}`" not in documented]
+    assert not undocumented, f"docs/writing-plugins.md does not describe: {undocumented}"
+
+
+def test_importing_the_plugin_api_stays_light():
+    code = ("import sys, embedx.plugin_api, embedx.plugin_api.testing\n"
+            "heavy = {'torch', 'tensorflow', 'gensim', 'flair', 'transformers', 'sklearn', 'ray', 'typer'} & set(sys.modules)\n"
+            "print(sorted(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("old, new", [("first", "cls"), ("CLS", "cls"), ("mean", "mean")])
+def test_pooling_aliases(old, new):
+    assert plugin_api.canonical_pooling(old) == new
