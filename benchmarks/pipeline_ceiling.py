@@ -82,7 +82,7 @@ def ceiling_registry():
             register(NoopModelEncoder, id=CEILING_ID, defaults={"model": MINILM, "normalize": True},
                      description="minilm-l6 with a no-op model (pipeline ceiling benchmark)")
 
-    return build_registry(extra_plugins=[("pipeline-ceiling", Plugin())])
+    return build_registry(extra_plugins=[("pipeline-ceiling", Plugin())], entry_points=False)
 
 
 def real_tokens(texts: list[str], max_length: int = 256) -> int:
