@@ -23,3 +23,9 @@ def registry():
 @pytest.fixture
 def store_path(tmp_path):
     return tmp_path / "features.h5"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory, monkeypatch):
+    """Keep the persistent digest cache of the tests out of the user's home."""
+    monkeypatch.setenv("EMBEDX_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "embedx-cache"))

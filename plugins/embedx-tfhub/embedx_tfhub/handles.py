@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from embedx.plugin_api import EmbedderUnavailable, file_digest
+from embedx.plugin_api import EmbedderUnavailable, cached_file_digest
 
 URL_PREFIXES = ("http://", "https://", "gs://")
 #: Seconds a stalled socket may wait while resolving a URL (per read, not for the whole download).
@@ -126,18 +126,12 @@ def identity(handle: str) -> dict[str, Any]:
     return {"module_sha256": folder_digest(Path(handle).expanduser())}
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
 def folder_digest(folder: Path) -> str:
-    """SHA-256 over every file of a module folder (relative names and contents), memoised per file version."""
+    """SHA-256 over every file of a module folder (relative names and contents); each file's digest is
+    remembered across runs by the core's digest cache."""
     total = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = path.stat()
-        stamp = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if stamp not in _DIGESTS:
-            _DIGESTS[stamp] = file_digest(str(path))
-        total.update(f"{path.relative_to(folder).as_posix()}\0{_DIGESTS[stamp]}\n".encode())
+        total.update(f"{path.relative_to(folder).as_posix()}\0{cached_file_digest(str(path))}\n".encode())
     return total.hexdigest()
 
 

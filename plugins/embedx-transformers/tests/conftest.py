@@ -9,7 +9,7 @@ import tempfile
 # the persistent digest cache of this test session out of the user's home.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("USE_TF", "0")
-os.environ["EMBEDX_DIGEST_CACHE"] = os.path.join(tempfile.mkdtemp(prefix="embedx-digests-"), "digests.json")
+os.environ["EMBEDX_CACHE_DIR"] = tempfile.mkdtemp(prefix="embedx-cache-")
 
 from pathlib import Path  # noqa: E402
 

@@ -107,7 +107,7 @@ def test_an_uncached_hub_id_fails_at_once(extract, monkeypatch, offline):
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     else:
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(os.path.join(os.path.dirname(os.environ["EMBEDX_DIGEST_CACHE"]), "hf")))
+    monkeypatch.setenv("HF_HOME", str(os.path.join(os.environ["EMBEDX_CACHE_DIR"], "hf")))
     started = time.monotonic()
     with pytest.raises(EmbedderUnavailable, match=r"embedx-test/no-such-model.*local model folder"):
         extract(SAMPLE, "transformer", model="embedx-test/no-such-model")

@@ -1,0 +1,56 @@
+"""The persistent digest cache: a file is hashed once per version, across processes, never served stale."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from embedx import digests
+
+
+def test_a_second_process_reuses_the_digest_without_reading_the_file(tmp_path):
+    model = tmp_path / "vectors.bin"
+    model.write_bytes(os.urandom(1 << 20))
+    expected = hashlib.sha256(model.read_bytes()).hexdigest()
+    assert digests.cached_file_digest(model) == expected
+    # A new process whose hashing function fails: it must answer from the on-disk cache.
+    code = ("import sys, embedx.digests as d\n"
+            "d.file_digest = lambda path: (_ for _ in ()).throw(AssertionError('re-hashed'))\n"
+            "print(d.cached_file_digest(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
+def test_an_edited_file_is_hashed_again(tmp_path, monkeypatch):
+    model = tmp_path / "vectors.bin"
+    model.write_bytes(b"a" * 1000)
+    first = digests.cached_file_digest(model)
+    model.write_bytes(b"b" * 1001)
+    digests.forget_in_memory()
+    assert digests.cached_file_digest(model) == hashlib.sha256(b"b" * 1001).hexdigest() != first
+    with sqlite3.connect(digests.cache_root() / digests.DB_NAME) as db:  # older versions of the file are dropped
+        assert db.execute("SELECT COUNT(*) FROM digests WHERE path=?", (os.path.realpath(model),)).fetchone()[0] == 1
+
+
+def test_a_broken_or_unwritable_cache_costs_a_rehash_not_a_failure(tmp_path, monkeypatch):
+    model = tmp_path / "vectors.bin"
+    model.write_bytes(b"x" * 10)
+    monkeypatch.setenv(digests.ENV, str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / digests.DB_NAME).write_bytes(b"this is not sqlite" * 100)
+    digests.forget_in_memory()
+    assert digests.cached_file_digest(model) == hashlib.sha256(b"x" * 10).hexdigest()
+    monkeypatch.setenv(digests.ENV, str(tmp_path / "cache" / digests.DB_NAME / "not-a-folder"))
+    digests.forget_in_memory()
+    assert digests.cached_file_digest(model) == hashlib.sha256(b"x" * 10).hexdigest()
+
+
+def test_a_missing_file_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        digests.cached_file_digest(tmp_path / "nope.bin")
