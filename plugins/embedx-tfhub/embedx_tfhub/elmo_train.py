@@ -11,7 +11,7 @@ A training folder holds:
 - ``report.json``: perplexity before and after, cost, parameter counts.
 
 Checkpoints are written every ``checkpoint_seconds``, at the end, and when the run is interrupted
-(Ctrl-C): a resumed run restores the newest one, regenerates the epoch's batch order from the
+(Ctrl-C or SIGTERM): a resumed run restores the newest one, regenerates the epoch's batch order from the
 seed and skips the batches already trained, so an interrupted run ends where an uninterrupted one
 would, up to the random draws of dropout and the sampler.
 """
@@ -22,6 +22,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -267,6 +269,7 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
 
     heldout_keys = _heldout_keys(heldout)
 
+    previous = _stop_on_sigterm()
     try:
         with progress_bar("biLM tokens", target, progress) as advance:
             advance(min(state["tokens_seen"], target))
@@ -307,6 +310,9 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
         save()
         log(f"interrupted: checkpoint at step {int(trainer.step.numpy())} saved; run the same command to resume")
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     t0 = time.perf_counter()
     after = trainer.perplexity(heldout, vocab)
     eval_after = time.perf_counter() - t0
@@ -323,6 +329,17 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
     log(f"held-out perplexity after training: {after['mean']:.1f} (forward {after['forward']:.1f}, "
         f"backward {after['backward']:.1f}); {state['tokens_seen']:,} tokens in {state['train_seconds']:.0f} s")
     return TrainResult(folder, report)
+
+
+def _stop_on_sigterm() -> Any:
+    """Treat SIGTERM like Ctrl-C while training (a checkpoint is saved); background jobs ignore SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _resolved_sizes(sizes: dict[str, Any], seed: int) -> dict[str, Any]:
