@@ -27,7 +27,7 @@ from embedx.store.faults import resource_error
 from embedx.store.input_table import InputTableWriter, is_empty
 from embedx.store.keyindex import KEY, KeyIndex, KeySet, binary_to_hex
 from embedx.store.lock import WriterLock, resolve_output
-from embedx.store.segment import SegmentInfo, now, open_segment
+from embedx.store.segment import SegmentInfo, now, read_key_index
 from embedx.store.upgrade import prepare
 from embedx.store.writer import SegmentWriter
 from embedx.validate import BatchChecker, OutputShape
@@ -313,12 +313,11 @@ def _key_index(catalog: Catalog, set_name: str) -> tuple[KeyIndex, KeySet]:
     state = catalog.sets.get(set_name)
     base = 0
     for info in state.all if state else []:
-        with open_segment(catalog.directory / info.file) as handle:
-            keys, rows = handle[L.SORTED_KEYS][:], handle[L.SORTED_ROWS][:]
-            index.add(keys, rows, base)
-            cut = handle[L.TRUNCATED][:][rows] > 0
-            if cut.any():
-                truncated.add(np.ascontiguousarray(keys[cut]).view(KEY).reshape(-1))
+        keys, rows, cut_tokens = read_key_index(catalog.directory / info.file, info.rows)
+        index.add(keys, rows, base)
+        cut = cut_tokens[rows] > 0
+        if cut.any():
+            truncated.add(np.ascontiguousarray(keys[cut]).view(KEY).reshape(-1))
         base += info.rows
     return index, truncated
 

@@ -378,3 +378,22 @@ def test_staging_of_an_older_embedx_is_set_aside_and_the_run_proceeds(registry, 
     assert report.computed == 1 and not store_path.with_name("features.h5.staging").exists()
     assert any("older embedx" in note for note in report.notes)
     assert any(L.quarantine_dir(store_path).glob("staging-*"))
+
+
+def test_key_index_reads_only_plain_datasets_of_the_segment(tmp_path):
+    from embedx.store.segment import read_key_index
+
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as f:
+        f["data"] = np.zeros((2, 16), dtype=np.uint8)
+    linked, external = tmp_path / "linked.h5", tmp_path / "external.h5"
+    with h5py.File(linked, "w") as f:
+        f["index/keys"] = h5py.ExternalLink(str(secret), "data")
+    with h5py.File(external, "w") as f:
+        f.create_dataset("index/keys", shape=(2, 16), dtype=np.uint8, external=[(str(secret), 0, 32)])
+        f["index/rows"] = np.arange(2, dtype=np.uint32)
+        f["truncated"] = np.zeros(2, dtype=np.int32)
+    with pytest.raises(StoreError, match="index/keys is missing or a link"):
+        read_key_index(linked, 2)
+    with pytest.raises(StoreError, match="index/keys is not a plain uint8 dataset"):
+        read_key_index(external, 2)

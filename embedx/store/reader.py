@@ -17,7 +17,7 @@ from embedx.keys import content_key
 from embedx.store import layout as L
 from embedx.store.keyindex import KeyIndex, as_sorted_index, hex_to_binary
 from embedx.store.open import open_checked
-from embedx.store.segment import SegmentInfo, check_segments_present, open_segment
+from embedx.store.segment import SegmentInfo, check_segments_present, read_key_index
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,8 @@ class FeatureStore:
             return index
         base = 0
         for info in self.segments.get(name, []):
-            with open_segment(self.segment_dir / info.file) as handle:
-                index.add(handle[L.SORTED_KEYS][:], handle[L.SORTED_ROWS][:], base)
+            keys, rows, _ = read_key_index(self.segment_dir / info.file, info.rows)
+            index.add(keys, rows, base)
             base += info.rows
         return index
 

@@ -287,6 +287,38 @@ def _check_lengths(handle: h5py.File, info: SegmentInfo, meta: dict[str, Any]) -
         raise ValueError(f"unknown segment kind {info.kind!r}")
 
 
+def read_key_index(path: Path, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A set segment's sorted keys, their rows and its ``truncated`` column, checked and read.
+
+    Every run reads these from every segment, so instead of the whole-file verification of
+    :func:`open_segment` only what is read is checked: reached through hard links only, stored
+    in this file (not virtual, not external), unfiltered, and of the expected dtype and length.
+    """
+    try:
+        with h5py.File(path, "r") as handle:
+            keys = _plain(handle, L.SORTED_KEYS, np.dtype(np.uint8), (rows, 16), path)
+            order = _plain(handle, L.SORTED_ROWS, np.dtype(np.uint32), (rows,), path)
+            truncated = _plain(handle, L.TRUNCATED, np.dtype(np.int32), (rows,), path)
+            return keys[:], order[:], truncated[:]
+    except OSError as exc:
+        raise StoreError(f"segment {path} is unreadable ({str(exc).splitlines()[0][:160]})") from None
+
+
+def _plain(handle: h5py.File, name: str, dtype: np.dtype, shape: tuple[int, ...], path: Path) -> h5py.Dataset:
+    group: h5py.Group = handle
+    parts = name.split("/")
+    for depth, part in enumerate(parts):
+        if part not in group or group.id.links.get_info(part.encode()).type != h5py.h5l.TYPE_HARD:
+            raise StoreError(f"segment {path}: {name} is missing or a link; refusing to read it")
+        if depth < len(parts) - 1:
+            group = group[part]
+    ds = group[parts[-1]]
+    if (not isinstance(ds, h5py.Dataset) or ds.is_virtual or ds.external or ds.dtype != dtype or ds.shape != shape
+            or ds.id.get_create_plist().get_nfilters()):
+        raise StoreError(f"segment {path}: {name} is not a plain {dtype} dataset of shape {shape}; refusing to read it")
+    return ds
+
+
 def token_base(path: Path, output: str) -> int:
     """The first absolute token offset of a set segment's token output."""
     with open_segment(path) as handle:
