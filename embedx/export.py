@@ -1,4 +1,8 @@
-"""Write one feature set's document vectors, in input order, to .npy, .parquet or .csv."""
+"""Write one feature set's document vectors, in input order, to .npy, .npz, .parquet or .csv.
+
+``.npz`` holds the vectors as ``X`` next to the input table's columns (labels, a split column), its
+line numbers and content keys, all as plain arrays that ``np.load(..., allow_pickle=False)`` reads.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import numpy as np
 from embedx.errors import EmbedxError, OptionError, StoreError
 from embedx.store.reader import FeatureStore
 
-FORMATS = (".npy", ".parquet", ".csv")
+FORMATS = (".npy", ".npz", ".parquet", ".csv")
 
 
 def export(store_path: str | Path, embedder: str, out: str | Path, *, config_hash: str | None = None,
@@ -25,7 +29,7 @@ def export(store_path: str | Path, embedder: str, out: str | Path, *, config_has
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise OptionError(f"--output {out}: choose a .npy, .parquet or .csv file name")
+        raise OptionError(f"--output {out}: choose a .npy, .npz, .parquet or .csv file name")
     if not out.parent.is_dir():
         raise OptionError(f"--output {out}: the folder {out.parent} does not exist; create it first")
     if out.is_dir():
@@ -76,6 +80,8 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
                 start += len(chunk)
             target.flush()
             del target
+        elif suffix == ".npz":
+            _npz(out, chunks, columns, keys, len(keys), np.dtype(fset.info.dtype), _inner(spec))
         elif suffix == ".csv":
             with open(out, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
@@ -89,6 +95,20 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
         else:
             _parquet(out, chunks, columns, dim)
     return len(keys)
+
+
+def _npz(out: Path, chunks, columns: dict[str, np.ndarray], keys: np.ndarray, n: int, dtype: np.dtype,
+         inner: tuple[int, ...]) -> None:
+    X = np.empty((n, *inner), dtype=dtype)
+    start = 0
+    for chunk in chunks:
+        X[start:start + len(chunk)] = chunk
+        start += len(chunk)
+    plain = {name: np.asarray(values).astype(str) if np.asarray(values).dtype.kind == "O" else np.asarray(values)
+             for name, values in columns.items()}
+    plain["key"] = np.array([k.decode() if isinstance(k, bytes) else str(k) for k in keys.tolist()])
+    with open(out, "wb") as handle:
+        np.savez(handle, X=X, **{name: v for name, v in plain.items() if name != "X"})
 
 
 def _inner(spec: dict) -> tuple[int, ...]:

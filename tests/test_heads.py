@@ -359,3 +359,55 @@ def test_readers_feed_numpy_torch_and_tf(sms):
     ds = tf_dataset(sms, "hashing-ngrams", input="sms", labels="label", chunk_size=500).batch(700)
     first_x, first_y = next(iter(ds))
     assert np.array_equal(first_x.numpy(), expected[:700]) and first_y.shape == (700,)
+
+
+def test_independent_scikit_learn_pipeline_reproduces_embedx_exactly(tmp_path):
+    """SMS spam with GloVe: export, the saved split and the chosen C are all a reviewer needs.
+
+    Only files embedx wrote are read here (the .npz export, splits.csv, head.json): the folds give the
+    same cross-validated choice, and a plain LogisticRegression refit on train+validation scores the
+    same test accuracy, to the last digit.
+    """
+    import csv
+
+    from sklearn.linear_model import LogisticRegression
+
+    ds = datasets.load("sms-spam", fetch=True)
+    rng = np.random.default_rng(0)
+    keep = np.concatenate([rng.choice(np.flatnonzero(ds.labels == c), 150, replace=False) for c in ("ham", "spam")])
+    features, head_dir, exported = tmp_path / "sms.h5", tmp_path / "head", tmp_path / "sms.npz"
+    embedx.extract([ds.texts[i] for i in keep], "glove-6b-50d", features, name="sms",
+                   columns={"label": [ds.labels[i] for i in keep]})
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "logreg", "-f", str(features), "-e", "glove-6b-50d", "--labels", "label",
+                                 "--seed", "4", "--save", str(head_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.output)
+    result = runner.invoke(app, ["export", str(features), "-e", "glove-6b-50d", "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+
+    with np.load(exported, allow_pickle=False) as saved:
+        X, labels, keys = saved["X"], saved["label"], saved["key"]
+    with open(head_dir / "splits.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["key"] for r in rows] == keys.tolist() and [r["label"] for r in rows] == labels.tolist()
+    part = np.array([r["split"] for r in rows])
+    fold = np.array([int(r["fold"]) if r["fold"] else -1 for r in rows])
+    C = json.loads((head_dir / "head.json").read_text())["outcome"]["chosen"]["C"]
+    assert C == reported["chosen"]["C"]
+
+    pool = np.flatnonzero(np.isin(part, ["train", "validation"]))
+    test = np.flatnonzero(part == "test")
+    grid = [g["options"]["C"] for g in reported["grid"]]
+    cv = {}
+    for c in grid:
+        accuracies = []
+        for f in range(5):
+            fit, held = pool[fold[pool] != f], pool[fold[pool] == f]
+            model = LogisticRegression(C=c, max_iter=2000, random_state=4).fit(X[fit], labels[fit])
+            accuracies.append(float(np.mean(model.predict(X[held]) == labels[held])))
+        cv[c] = float(np.mean(accuracies))
+    assert cv[C] == max(cv.values())
+    assert cv[C] == reported["validation"]["accuracy"]
+    model = LogisticRegression(C=C, max_iter=2000, random_state=4).fit(X[pool], labels[pool])
+    assert float(np.mean(model.predict(X[test]) == labels[test])) == reported["test"]["accuracy"]

@@ -56,6 +56,8 @@ class Selection:
     method: str
     folds: np.ndarray | None = None  # fold of each train+validation row (cv), aligned with ``pool``
     pool: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: per-epoch curves with held-out values: the final fit's, or the first fold's after a refit
+    curves: dict[str, list[float]] = field(default_factory=dict)
 
 
 def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -116,13 +118,14 @@ def _single_split(make, candidates, axes, data, train, validation, n_classes, pr
             best = (head, report, val, combo)
     head, report, val, combo = best
     only = len(candidates) == 1
-    method = ("trained on train with the given settings; nothing chosen" if only and val_data is None else
-              f"{len(candidates)} setting(s) trained on train ({len(train)} rows) and compared on validation "
+    method = (f"trained on train ({len(train)} rows) with the given settings" if only else
+              f"{len(candidates)} settings trained on train ({len(train)} rows) and compared on validation "
               f"({len(validation)} rows); the best kept as trained, no refit")
     if report.chosen.get("epochs") is not None and val_data is not None:
         method += f"; early stopping on validation {report.extra.get('monitor', 'accuracy')}"
     return Selection(head, report, combo, _chosen(report, combo, axes), val, tried if not only else [],
-                     _flags(combo, axes, [report]), method, None, np.concatenate([train, validation]))
+                     _flags(combo, axes, [report]), method, None, np.concatenate([train, validation]),
+                     report.curves)
 
 
 def _cross_validate(make, candidates, axes, data, train, validation, n_classes, protocol) -> Selection:
@@ -161,8 +164,9 @@ def _cross_validate(make, candidates, axes, data, train, validation, n_classes, 
         method += (f" for the median of the folds' best epochs (early stopping on held-out "
                    f"{best['reports'][0].extra.get('monitor', 'accuracy')})")
     shown = [{"options": t["options"], "cv": t["cv"]} for t in tried]
+    curves = dict(best["reports"][0].curves) if best["reports"][0].curves else {}
     return Selection(head, report, best["combo"], chosen, best["cv"], shown if len(candidates) > 1 else [],
-                     _flags(best["combo"], axes, best["reports"]), method, folds, pool)
+                     _flags(best["combo"], axes, best["reports"]), method, folds, pool, curves)
 
 
 def _early_stopping(head: Head) -> bool:
