@@ -24,7 +24,8 @@ class TfHubEmbedder(Embedder):
     versioned: ClassVar[tuple[str, ...]] = ("tensorflow", "tensorflow-hub")
     # identity() pins the module: a URL names an immutable published version, a folder is
     # hashed, so where a folder lives does not change the cache key.
-    unkeyed_options: ClassVar[tuple[str, ...]] = ("handle",)
+    unkeyed_options: ClassVar[tuple[str, ...]] = ("model",)
+    option_aliases: ClassVar[dict[str, str]] = {"handle": "model"}  # the name before the shared vocabulary
 
     handle: str
     _identity: dict[str, Any] | None = None

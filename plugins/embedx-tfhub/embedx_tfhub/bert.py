@@ -12,7 +12,7 @@ cannot be read from the module). A blank text is ``[CLS] [SEP]``.
 Outputs:
 
 - ``doc``: the chosen ``layers`` pooled over real positions ([CLS], pieces, [SEP]; padding
-  never) with ``pooling``: ``first`` (the [CLS] position's hidden state), ``mean`` (masked mean,
+  never) with ``pooling``: ``cls`` (the [CLS] position's hidden state; ``first`` is accepted too), ``mean`` (masked mean,
   ``sum(x*m) / (sum(m) + 1e-10)`` as the seeds' BertLayer), or ``max`` (masked maximum).
   One layer gives ``[dim]`` per text; several (or ``all``) give ``[layers, dim]`` (per layer,
   in the order given), so a head can learn the layer mix.
@@ -36,18 +36,26 @@ from embedx_tfhub.base import REQUIRES, TfHubEmbedder
 from embedx_tfhub.bucketing import MIN_LENGTH, bucket
 from embedx_tfhub.layers import parse_layers, resolve_layers
 
-Pooling = Literal["first", "mean", "max"]
+Pooling = Literal["cls", "mean", "max"]
 MEAN_EPSILON = 1e-10
 DEFAULT_MAX_LENGTH = 512  # BERT's position table
 
 
 class TfHubBert(TfHubEmbedder):
-    """A TF Hub BERT encoder (URL or folder) with its own WordPiece vocabulary, pooled per text."""
+    """A TF Hub BERT encoder (URL or folder) with its own WordPiece vocabulary, pooled per text.
+
+    Options:
+        model: the encoder's TF Hub URL (served from the TF Hub cache) or a local module folder
+        pooling: cls (the [CLS] position), mean or max over the text's real positions
+        layers: which blocks (-1 = last, 1..L, -1,-2, all); several are stored per layer
+        max_length: word pieces kept per text, [CLS] and [SEP] included
+        bucketing: pad lengths to a few shapes so TensorFlow traces few graphs (same numbers)
+    """
 
     id = "tfhub-bert"
-    description = "TF Hub BERT encoder (TF2, encoder_outputs per layer): first/mean/max pooling, pooled_output, tokens"
+    description = "TF Hub BERT encoder (TF2, encoder_outputs per layer): cls/mean/max pooling, pooled_output, tokens"
     outputs = (
-        Output("doc", DOCUMENT, description="the chosen layers pooled per text (first, mean or max)"),
+        Output("doc", DOCUMENT, description="the chosen layers pooled per text (cls, mean or max)"),
         Output("pooled_output", DOCUMENT, description="the module's pooler: dense + tanh on [CLS] (last layer)"),
         Output("tokens", TOKEN, description="hidden states per word piece, [CLS]/[SEP] left out"),
     )
@@ -55,16 +63,18 @@ class TfHubBert(TfHubEmbedder):
     requires = REQUIRES | {"tokenizers": "pip install tokenizers"}
     versioned = ("tensorflow", "tensorflow-hub", "tokenizers")
     # Bucketing pads with masked positions and rows: it changes the speed, not the numbers.
-    unkeyed_options = ("handle", "bucketing")
+    unkeyed_options = ("model", "bucketing")
+    pooling_choices = ("cls", "mean", "max")  # "first" still accepted for cls
+    layer_options = True
     batch_size = 32
 
-    def __init__(self, handle: str, pooling: Pooling = "mean", layers: str = "-1", max_length: int | None = None,
+    def __init__(self, model: str, pooling: Pooling = "mean", layers: str = "-1", max_length: int | None = None,
                  bucketing: bool = True):
-        if pooling not in ("first", "mean", "max"):
-            raise ValueError(f"pooling={pooling!r}: choose first, mean or max")
+        if pooling not in ("cls", "mean", "max"):
+            raise ValueError(f"pooling={pooling!r}: choose cls, mean or max")
         if max_length is not None and max_length < 3:
             raise ValueError("max_length must be at least 3 ([CLS], one piece, [SEP])")
-        self._init_handle(handle)
+        self._init_handle(model)
         self.pooling, self.layers_text, self.bucketing = pooling, layers, bucketing
         self.layer_spec = parse_layers(layers)
         self.max_length_option = max_length
@@ -137,7 +147,7 @@ class TfHubBert(TfHubEmbedder):
             layers = tf.stack([out["encoder_outputs"][i] for i in indices], axis=1)  # [B, k, T, H]
             result = {}
             if "doc" in wanted:
-                if pooling == "first":
+                if pooling == "cls":
                     result["doc"] = layers[:, :, 0]
                 else:
                     m = tf.cast(mask, layers.dtype)[:, tf.newaxis, :, tf.newaxis]

@@ -26,7 +26,7 @@ def convert_bert_command(
     out_dir: Annotated[Path, typer.Argument(help="Where to write the TF Hub-format encoder (a TF2 SavedModel).")],
     overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it holds something.")] = False,
 ) -> None:
-    """Convert a BERT checkpoint into a TF Hub BERT encoder usable as `-e tfhub-bert -O handle=OUT_DIR`."""
+    """Convert a BERT checkpoint into a TF Hub BERT encoder usable as `-e tfhub-bert -O model=OUT_DIR`."""
     from embedx_tfhub.convert import convert_bert
 
     try:

@@ -39,7 +39,13 @@ Signature = Literal["default", "tokens"]
 
 
 class Elmo(TfHubEmbedder):
-    """ELMo through TF Hub: per-layer token features, the module's ``elmo`` mix and ``default`` vector."""
+    """ELMo through TF Hub: per-layer token features, the module's ``elmo`` mix and ``default`` vector.
+
+    Options:
+        model: the module's TF Hub URL (served from the TF Hub cache) or a local module folder
+        signature: default (the module tokenizes on spaces) or tokens (embedx splits, padded per batch)
+        max_length: tokens kept per text; the rest is cut and counted
+    """
 
     id = "elmo"
     description = "ELMo (TF Hub google/elmo/3 interface): per-layer token features, elmo mix, mean-pooled default"
@@ -57,12 +63,12 @@ class Elmo(TfHubEmbedder):
     default_outputs = ("default",)
     batch_size = 32
 
-    def __init__(self, handle: str = ELMO_URL, signature: Signature = "default", max_length: int | None = None):
+    def __init__(self, model: str = ELMO_URL, signature: Signature = "default", max_length: int | None = None):
         if max_length is not None and max_length < 1:
             raise ValueError("max_length must be at least 1 (or none)")
         if signature not in ("default", "tokens"):
             raise ValueError(f"signature={signature!r}: choose default or tokens")
-        self._init_handle(handle)
+        self._init_handle(model)
         self.signature, self.max_length = signature, max_length
         self._run: Any = None
 

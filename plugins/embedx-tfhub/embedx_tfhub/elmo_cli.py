@@ -92,7 +92,7 @@ def train(
          f"  held-out perplexity {before['mean']:.1f} -> {after['mean']:.1f} "
          f"(forward {after['forward']:.1f}, backward {after['backward']:.1f})")
     if export:
-        _say(f"  module    {out / 'module'}  (embedx extract ... -e elmo -O handle={out / 'module'})")
+        _say(f"  module    {out / 'module'}  (embedx extract ... -e elmo -O model={out / 'module'})")
 
 
 def export(
@@ -110,7 +110,7 @@ def export(
         return
     _say(f"[bold]module[/] -> {out}\n  step {meta['step']:,}; signatures default, tokens; outputs word_emb [B,T,512], "
          f"lstm_outputs1/2 [B,T,1024], elmo [B,T,1024], default [B,1024]\n"
-         f"  embedx extract texts.txt -e elmo -O handle={out} --outputs default,layers_mean -o features.h5")
+         f"  embedx extract texts.txt -e elmo -O model={out} --outputs default,layers_mean -o features.h5")
 
 
 def register(cli: typer.Typer) -> None:

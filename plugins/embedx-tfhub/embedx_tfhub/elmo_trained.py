@@ -40,8 +40,8 @@ class TrainedElmo(Elmo):
     id = "elmo-trained"
     description = "ELMo biLM trained here by `embedx elmo train` (module at $EMBEDX_ELMO_MODULE or runs/elmo/module)"
 
-    def __init__(self, handle: str = "", signature: Signature = "default", max_length: int | None = None):
-        super().__init__(handle or default_module(), signature, max_length)
+    def __init__(self, model: str = "", signature: Signature = "default", max_length: int | None = None):
+        super().__init__(model or default_module(), signature, max_length)
 
     def _init_handle(self, handle: str) -> None:
         if missing_reason(handle) is None:

@@ -18,7 +18,7 @@ from embedx_tfhub.text_embedding import PRESETS, TextEmbedding
 def register_embedders(register):
     register(TextEmbedding)
     for embedder_id, (url, description) in PRESETS.items():
-        register(TextEmbedding, id=embedder_id, defaults={"handle": url}, description=description)
+        register(TextEmbedding, id=embedder_id, defaults={"model": url}, description=description)
     register(Elmo)
     register(TrainedElmo)
     register(TfHubBert)

@@ -27,7 +27,11 @@ PRESETS = {
 
 
 class TextEmbedding(TfHubEmbedder):
-    """Any TF Hub text-embedding module: ``handle`` is its URL or folder."""
+    """Any TF Hub text-embedding module (string batch in, one vector per text out).
+
+    Options:
+        model: the module's TF Hub URL (served from the TF Hub cache) or a local module folder
+    """
 
     id = "tfhub-text"
     description = "TF Hub text-embedding module (string batch -> [batch, dim]), e.g. gnews-swivel, nnlm"
@@ -35,8 +39,8 @@ class TextEmbedding(TfHubEmbedder):
     default_outputs = ("doc",)
     batch_size = 256
 
-    def __init__(self, handle: str):
-        self._init_handle(handle)
+    def __init__(self, model: str):
+        self._init_handle(model)
         self.dim: int | None = None
         self._call: Any = None
 

@@ -32,7 +32,7 @@ def test_a_module_that_writes_a_file_is_refused_before_it_runs(extract, tf, hub,
     marker.unlink()
     assert any("WriteFile" in p for p in scan(folder))
     with pytest.raises(EmbedderUnavailable, match=r"WriteFile op .*trust_module=true"):
-        extract(["hello"], "tfhub-text", handle=folder)
+        extract(["hello"], "tfhub-text", model=folder)
     assert not marker.exists()
 
 

@@ -42,7 +42,7 @@ def manual(layers: np.ndarray, pooling: str) -> np.ndarray:
 
 @pytest.mark.parametrize("pooling", ["first", "mean", "max"])
 def test_pooling_matches_numpy_on_every_layer(extract, modules, reference, pooling):
-    report, stored = extract(TEXTS, "tfhub-bert", handle=modules["bert"], pooling=pooling, layers="all")
+    report, stored = extract(TEXTS, "tfhub-bert", model=modules["bert"], pooling=pooling, layers="all")
     doc = stored.doc(TEXTS, "doc")
     assert doc.shape == (4, 3, 32)  # all 3 blocks, per layer
     for i, ref in enumerate(reference):
@@ -51,7 +51,7 @@ def test_pooling_matches_numpy_on_every_layer(extract, modules, reference, pooli
 
 @pytest.mark.parametrize("layers, picked", [("-1", [2]), ("-2", [1]), ("1", [0]), ("3,1", [2, 0]), ("-1,-2,-3", [2, 1, 0])])
 def test_layer_choice(extract, modules, reference, layers, picked):
-    _, stored = extract(TEXTS, "tfhub-bert", handle=modules["bert"], layers=layers, pooling="mean")
+    _, stored = extract(TEXTS, "tfhub-bert", model=modules["bert"], layers=layers, pooling="mean")
     doc = stored.doc(TEXTS, "doc")
     for i, ref in enumerate(reference):
         expected = manual(ref["layers"][picked], "mean")
@@ -60,7 +60,7 @@ def test_layer_choice(extract, modules, reference, layers, picked):
 
 
 def test_pooled_output_and_tokens(extract, modules, reference):
-    _, stored = extract(TEXTS, "tfhub-bert", outputs=["pooled_output", "tokens"], handle=modules["bert"],
+    _, stored = extract(TEXTS, "tfhub-bert", outputs=["pooled_output", "tokens"], model=modules["bert"],
                         layers="-1,-3")
     pooled = stored.doc(TEXTS, "pooled_output")
     tokens = stored.tokens(TEXTS, "tokens")
@@ -74,13 +74,13 @@ def test_pooled_output_and_tokens(extract, modules, reference):
 
 
 def test_blank_text_is_cls_sep(extract, modules, reference):
-    _, stored = extract([""], "tfhub-bert", handle=modules["bert"], pooling="first")
+    _, stored = extract([""], "tfhub-bert", model=modules["bert"], pooling="first")
     np.testing.assert_allclose(stored.doc([""], "doc")[0], reference[2]["layers"][-1, 0], atol=1e-5)
     assert reference[2]["tokens"] == ["[CLS]", "[SEP]"]
 
 
 def test_max_length_cuts_and_counts(extract, modules):
-    report, stored = extract(TEXTS, "tfhub-bert", outputs=["tokens"], handle=modules["bert"], max_length=5)
+    report, stored = extract(TEXTS, "tfhub-bert", outputs=["tokens"], model=modules["bert"], max_length=5)
     cut = stored.truncated(TEXTS)
     tokens = stored.tokens(TEXTS, "tokens")
     assert all(len(t[0]) <= 3 for t in tokens)
@@ -92,7 +92,7 @@ def test_bucketing_bounds_traces_and_changes_no_number(modules):
     texts = [" ".join(["good"] * n) for n in range(1, 20)]  # one piece per word: 3..21 positions
     results, traces = {}, {}
     for bucketing in (True, False):
-        embedder = TfHubBert(handle=modules["bert"], pooling="mean", layers="all", bucketing=bucketing)
+        embedder = TfHubBert(model=modules["bert"], pooling="mean", layers="all", bucketing=bucketing)
         embedder.requested_outputs = ("doc", "tokens")
         embedder.load()
         batches = [texts[i:i + size] for size in (6, 5) for i in range(0, len(texts), size)]
@@ -111,12 +111,12 @@ def test_bucketing_bounds_traces_and_changes_no_number(modules):
 
 def test_bad_layers_and_modules_are_refused(registry, modules):
     with pytest.raises(RegistryError, match="embedding output"):
-        registry.create("tfhub-bert", {"handle": modules["bert"], "layers": "0"})
+        registry.create("tfhub-bert", {"model": modules["bert"], "layers": "0"})
     with pytest.raises(RegistryError, match="comma list"):
-        registry.create("tfhub-bert", {"handle": modules["bert"], "layers": "last"})
-    embedder, _ = registry.create("tfhub-bert", {"handle": modules["bert"], "layers": "-4"})
+        registry.create("tfhub-bert", {"model": modules["bert"], "layers": "last"})
+    embedder, _ = registry.create("tfhub-bert", {"model": modules["bert"], "layers": "-4"})
     with pytest.raises(OptionError, match="blocks 1..3"):
         embedder.load()
-    not_bert, _ = registry.create("tfhub-bert", {"handle": modules["text"]})
+    not_bert, _ = registry.create("tfhub-bert", {"model": modules["text"]})
     with pytest.raises(EmbedderUnavailable, match="not a TF2 BERT encoder"):
         not_bert.load()

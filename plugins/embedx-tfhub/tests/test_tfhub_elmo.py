@@ -39,7 +39,7 @@ def test_module_has_the_published_interface(elmo_module, tf):
 
 @pytest.mark.parametrize("signature", ["default", "tokens"])
 def test_every_output_and_per_layer_storage(extract, modules, signature):
-    report, stored = extract(TEXTS, "elmo", outputs=ALL, handle=modules["elmo"], signature=signature)
+    report, stored = extract(TEXTS, "elmo", outputs=ALL, model=modules["elmo"], signature=signature)
     assert report.computed == len(TEXTS)
     default = stored.doc(TEXTS, "default")
     layers_mean = stored.doc(TEXTS, "layers_mean")
@@ -66,7 +66,7 @@ def test_every_output_and_per_layer_storage(extract, modules, signature):
 def test_signatures_agree_and_padding_is_never_returned(modules):
     embedders = {}
     for signature in ("default", "tokens"):
-        embedders[signature] = Elmo(handle=modules["elmo"], signature=signature)
+        embedders[signature] = Elmo(model=modules["elmo"], signature=signature)
         embedders[signature].requested_outputs = ("layers", "default")
         embedders[signature].load()
     batched = {name: e.embed_batch(TEXTS).outputs for name, e in embedders.items()}
@@ -83,7 +83,7 @@ def test_signatures_agree_and_padding_is_never_returned(modules):
 
 def test_blank_texts_get_zero_rows_and_zero_vectors(extract, modules):
     texts = ["", "the film", "   \t ", "good"]
-    report, stored = extract(texts, "elmo", outputs=["default", "layers_mean", "layers", "elmo"], handle=modules["elmo"])
+    report, stored = extract(texts, "elmo", outputs=["default", "layers_mean", "layers", "elmo"], model=modules["elmo"])
     assert report.empty == 2
     default = stored.doc(texts, "default")
     assert not default[[0, 2]].any() and default[[1, 3]].any()
@@ -95,7 +95,7 @@ def test_blank_texts_get_zero_rows_and_zero_vectors(extract, modules):
 
 
 def test_a_batch_of_blank_texts_never_runs_the_module(modules):
-    embedder = Elmo(handle=modules["elmo"])
+    embedder = Elmo(model=modules["elmo"])
     embedder.requested_outputs = ("default", "layers")
     embedder.module = object()  # loaded: embed_batch must not load or call anything
 
@@ -110,7 +110,7 @@ def test_a_batch_of_blank_texts_never_runs_the_module(modules):
 
 def test_whitespace_tokens_and_max_length(extract, modules):
     texts = ["one\ttwo  three\nfour five", "six"]
-    report, stored = extract(texts, "elmo", outputs=["word_emb"], handle=modules["elmo"], max_length=3)
+    report, stored = extract(texts, "elmo", outputs=["word_emb"], model=modules["elmo"], max_length=3)
     assert report.truncated_computed == 1
     assert stored.truncated(texts).tolist() == [2, 0]
     rows = stored.tokens(texts, "word_emb")
@@ -122,4 +122,4 @@ def test_unknown_signature_is_refused(modules, registry):
     from embedx.plugin_api import OptionError
 
     with pytest.raises(OptionError, match="signature"):
-        registry.create("elmo", {"handle": modules["elmo"], "signature": "elmo"})
+        registry.create("elmo", {"model": modules["elmo"], "signature": "elmo"})

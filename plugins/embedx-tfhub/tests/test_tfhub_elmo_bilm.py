@@ -133,7 +133,7 @@ def test_export_runs_through_the_elmo_embedder_keras_layer_and_fine_tuner(export
 
     _, module_dir, _ = exported
     texts = [" ".join(t) for t in SAMPLE] + [""]
-    report, stored = extract(texts, "elmo", outputs=["default", "layers"], handle=str(module_dir))
+    report, stored = extract(texts, "elmo", outputs=["default", "layers"], model=str(module_dir))
     assert report.computed == 4
     direct = hub.load(str(module_dir)).signatures["default"](default=tf.constant(texts[:3]))["default"].numpy()
     np.testing.assert_allclose(stored.doc(texts[:3], "default"), direct, atol=1e-5)

@@ -33,7 +33,7 @@ def test_registry_cli_and_catalog_import_no_tensorflow():
         rows = {r["id"]: r for r in describe_embedders(registry)}
         # a URL runs only from the TF Hub cache: "runs here" says so instead of failing later in extract
         assert not rows["elmo"]["available"] and "TF Hub cache" in rows["elmo"]["reason"], rows["elmo"]
-        assert rows["tfhub-bert"]["available"] and rows["tfhub-bert"]["needs"] == "handle"
+        assert rows["tfhub-bert"]["available"] and rows["tfhub-bert"]["needs"] == "model"
         add_plugin_commands(app)
         runner = CliRunner()
         for args in (["--help"], ["tfhub", "--help"], ["embedders", "-v"], ["plugins"]):
@@ -64,13 +64,13 @@ def test_embedx_help_imports_no_tensorflow():
 def test_ids_and_options(registry):
     elmo = registry.entry("elmo")
     assert elmo.cls.__init__.__defaults__[0] == "https://tfhub.dev/google/elmo/3"
-    assert set(option_specs(elmo.cls)) == {"handle", "signature", "max_length"}
-    assert set(option_specs(registry.entry("tfhub-bert").cls)) == {"handle", "pooling", "layers", "max_length",
+    assert set(option_specs(elmo.cls)) == {"model", "signature", "max_length"}
+    assert set(option_specs(registry.entry("tfhub-bert").cls)) == {"model", "pooling", "layers", "max_length",
                                                                     "bucketing"}
     assert registry.entry("gnews-swivel-20dim").defaults == {
-        "handle": "https://tfhub.dev/google/tf2-preview/gnews-swivel-20dim/1"}
-    assert registry.entry("nnlm-en-dim50").defaults == {"handle": "https://tfhub.dev/google/nnlm-en-dim50/2"}
-    assert registry.entry("nnlm-en-dim128").defaults == {"handle": "https://tfhub.dev/google/nnlm-en-dim128/2"}
+        "model": "https://tfhub.dev/google/tf2-preview/gnews-swivel-20dim/1"}
+    assert registry.entry("nnlm-en-dim50").defaults == {"model": "https://tfhub.dev/google/nnlm-en-dim50/2"}
+    assert registry.entry("nnlm-en-dim128").defaults == {"model": "https://tfhub.dev/google/nnlm-en-dim128/2"}
     outputs = {o.name: o for o in elmo.cls.outputs}
     assert outputs["layers"].per_layer and outputs["layers"].layers == 3 and outputs["layers"].dim == 1024
     assert outputs["word_emb"].dim == 512 and outputs["default"].level == "document"

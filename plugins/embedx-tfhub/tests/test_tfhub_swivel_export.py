@@ -179,6 +179,6 @@ def test_overwrite_replaces_a_module_whole(hub, tf, tmp_path, vectors):
 def test_module_serves_the_tfhub_text_embedder(tmp_path, module_dir, vectors):
     import embedx
 
-    got = embedx.embed(SENTENCES[:3], "tfhub-text", tmp_path / "f.h5", options={"handle": str(module_dir)})
+    got = embedx.embed(SENTENCES[:3], "tfhub-text", tmp_path / "f.h5", options={"model": str(module_dir)})
     expected = np.stack([sqrtn_in_numpy(s, WORDS, vectors) for s in SENTENCES[:3]])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

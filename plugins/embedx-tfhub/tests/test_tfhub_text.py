@@ -22,7 +22,7 @@ SWIVEL_URL = PRESETS["gnews-swivel-20dim"][0]
 
 
 def test_text_module_vectors_match_the_module(extract, modules, hub, tf):
-    report, stored = extract(TEXTS, "tfhub-text", handle=modules["text"])
+    report, stored = extract(TEXTS, "tfhub-text", model=modules["text"])
     assert report.computed == 4
     vectors = stored.doc(TEXTS, "doc")
     module = hub.load(modules["text"])
@@ -39,7 +39,7 @@ def test_text_module_vectors_match_the_module(extract, modules, hub, tf):
 def test_tf1_style_default_signature_is_used_when_the_module_is_not_callable(modules, monkeypatch):
     from embedx_tfhub.text_embedding import TextEmbedding
 
-    embedder = TextEmbedding(handle=modules["text"])
+    embedder = TextEmbedding(model=modules["text"])
     embedder.requested_outputs = ("doc",)
     real = handles.load(modules["text"])
 
@@ -71,7 +71,7 @@ def test_a_cached_url_loads_offline_from_tfhub_cache_dir(extract, modules, hub, 
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
     assert hub.resolve(SWIVEL_URL) == str(folder)  # the folder tensorflow_hub itself computes, offline
     report, stored = extract(TEXTS, "gnews-swivel-20dim")
-    _, direct = extract(TEXTS, "tfhub-text", handle=modules["text"], store=tmp_path / "direct.h5")
+    _, direct = extract(TEXTS, "tfhub-text", model=modules["text"], store=tmp_path / "direct.h5")
     np.testing.assert_array_equal(stored.doc(TEXTS, "doc"), direct.doc(TEXTS, "doc"))
     assert handles.identity(SWIVEL_URL) == {"handle": SWIVEL_URL}
 
@@ -93,9 +93,9 @@ def test_a_lock_left_by_a_dead_process_does_not_make_tfhub_wait(tmp_path, monkey
 
 def test_local_handles_are_checked_and_hashed(registry, modules, tmp_path):
     with pytest.raises(RegistryError, match="does not exist"):
-        registry.create("tfhub-text", {"handle": str(tmp_path / "missing")})
+        registry.create("tfhub-text", {"model": str(tmp_path / "missing")})
     with pytest.raises(RegistryError, match="no SavedModel"):
-        registry.create("tfhub-text", {"handle": str(tmp_path)})
+        registry.create("tfhub-text", {"model": str(tmp_path)})
     copy = shutil.copytree(modules["text"], tmp_path / "copy")
     # the module's content, not its place, keys the cache
     assert handles.identity(str(copy)) == handles.identity(modules["text"])
@@ -115,3 +115,10 @@ def test_cli_offline_error_is_one_clear_line_without_tensorflow_noise(tmp_path):
     assert "https://tfhub.dev/google/nnlm-en-dim50/2 is not in the TF Hub cache" in done.stderr
     noise = [line for line in done.stderr.splitlines() if "cuda" in line.lower() or "absl" in line or "oneDNN" in line]
     assert not noise, done.stderr
+
+
+def test_the_old_option_name_handle_still_works_with_a_warning(extract, modules):
+    first, _ = extract(TEXTS, "tfhub-text", model=modules["text"])
+    with pytest.warns(FutureWarning, match="'handle' is now called 'model'"):
+        again, _ = extract(TEXTS, "tfhub-text", handle=modules["text"])
+    assert again.set_name == first.set_name and again.computed == 0
