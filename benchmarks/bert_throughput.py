@@ -1,4 +1,4 @@
-"""MiniLM (a real 6-layer BERT) throughput: embedx vs sentence-transformers vs a naive loop, same run.
+"""MiniLM (a real 6-layer BERT) throughput: embedx (torch, ONNX, int8) vs sentence-transformers vs a naive loop.
 
 Every measurement runs in a fresh worker process (so peak resident memory is its own), on the
 same MR movie-review snippets, with the same batch size and 2 threads, after a warm-up that
@@ -6,8 +6,11 @@ loads the model. Printed per method: texts/s, real (unpadded) tokens/s, peak RSS
 fraction of this machine's fp32 GEMM peak (measured in the same run) that MiniLM's matrix
 work reaches (21.2 MFLOP per real token). Then sweeps over batch size, sequence length
 (16 / 64 / 256 tokens) and pooling layer (-1 vs a lower one, where fewer layers run).
+Rows ``embedx onnx`` and ``embedx onnx-int8`` use ``backend=onnx`` / ``onnx-int8`` (ONNX Runtime;
+the export is cached, and made once before timing). The pipeline ceiling is the same extraction
+with the model replaced by a no-op (``pipeline_ceiling.py``): the most any accelerator could get.
 
-    python benchmarks/bert_throughput.py [--texts 2000] [--quick]
+    python benchmarks/bert_throughput.py [--texts 2000] [--quick] [--no-sweeps]
 """
 
 from __future__ import annotations
@@ -65,12 +68,12 @@ def worker(args: argparse.Namespace) -> None:
     texts = load_texts(args.n, args.min_tokens)
     warm = [f"warm-up sentence number {i}" for i in range(8)]
     layer = args.layer
-    if args.method == "embedx":
+    if args.method.startswith("embedx"):
         import embedx
 
         # all-MiniLM-L6-v2 ends in a Normalize module, so SentenceTransformer.encode returns unit vectors
         options = {"pooling": "mean", "layers": layer, "max_length": args.max_length, "threads": THREADS,
-                   "normalize": True}
+                   "normalize": True, "backend": args.method.partition(" ")[2] or "torch"}
         with tempfile.TemporaryDirectory() as tmp:
             embedx.extract(warm, "minilm-l6", Path(tmp) / "warm.h5", options=options, batch_size=args.batch)
             started = time.perf_counter()
@@ -119,6 +122,20 @@ def worker(args: argparse.Namespace) -> None:
 
 # -- driver ----------------------------------------------------------------------------------------
 
+def ceiling_row(n: int, threads: int) -> None:
+    """The same MR texts through embedx with a no-op model, in a fresh process."""
+    code = ("import sys, json, torch; sys.path.insert(0, sys.argv[1]); import pipeline_ceiling as pc, bert_throughput as bt; "
+            f"torch.set_num_threads({threads}); "
+            f"print(json.dumps(pc.measure(bt.load_texts({n}, None), 32, {{'device': 'cpu', 'threads': {threads}}})))")
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"pipeline ceiling failed:\n{done.stderr[-3000:]}")
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\npipeline ceiling (same texts, batch 32, no-op model): {r['texts_s']:,.0f} texts/s, {r['tokens_s']:,.0f} "
+          f"tokens/s on {r['cores']} cores; {r['texts_per_cpu_s']:,.0f} texts and {r['tokens_per_cpu_s']:,.0f} "
+          "tokens per CPU-second")
+
+
 def gemm_peak() -> float:
     import torch
 
@@ -157,7 +174,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="smaller sweeps")
-    parser.add_argument("--worker", choices=["embedx", "sentence-transformers", "naive"])
+    parser.add_argument("--no-sweeps", action="store_true", help="only the main rows, batch 128 and the ceiling")
+    parser.add_argument("--worker", choices=["embedx", "embedx onnx", "embedx onnx-int8", "sentence-transformers",
+                                             "naive"])
     parser.add_argument("--n", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--max-length", type=int)
@@ -195,13 +214,23 @@ def main() -> None:
                 "gemm": tokens / seconds * FLOP_PER_TOKEN * depth / 6 / peak, "out": out, "n": len(texts)}
 
     n = args.texts
-    main_rows = [row(m, n, 32, 256) for m in ("embedx", "sentence-transformers", "naive")]
-    table(f"MR snippets, {main_rows[0]['n']:,} texts, batch 32, max length 256, mean pooling, layer -1", main_rows)
-    ours, st, naive = (np.load(r["out"]) for r in main_rows)
-    print(f"embedx / sentence-transformers throughput: {main_rows[0]['texts_s'] / main_rows[1]['texts_s']:.2f}x; "
-          f"embedx / naive: {main_rows[0]['texts_s'] / main_rows[2]['texts_s']:.2f}x")
-    print(f"max |embedx - sentence-transformers| = {np.abs(ours - st).max():.1e}; "
-          f"max |naive - sentence-transformers| = {np.abs(naive - st).max():.1e}")
+    methods = ("embedx", "embedx onnx", "embedx onnx-int8", "sentence-transformers", "naive")
+    for batch in (32, 128):
+        rows = [row(m, n, batch, 256) for m in (methods if batch == 32 else methods[:4])]
+        table(f"MR snippets, {rows[0]['n']:,} texts, batch {batch}, max length 256, mean pooling, layer -1", rows)
+        vectors = {r["method"]: np.load(r["out"]) for r in rows}
+        rate = {r["method"]: r["texts_s"] for r in rows}
+        st = vectors["sentence-transformers"]
+        for m in methods[:3]:
+            cosine = (vectors[m] * st).sum(1).min()
+            print(f"{m:17} / sentence-transformers: {rate[m] / rate['sentence-transformers']:.2f}x throughput; "
+                  f"max |diff| {np.abs(vectors[m] - st).max():.1e}, min cosine {cosine:.5f}")
+        if "naive" in rate:
+            print(f"embedx / naive: {rate['embedx'] / rate['naive']:.2f}x; "
+                  f"max |naive - sentence-transformers| = {np.abs(vectors['naive'] - st).max():.1e}")
+    ceiling_row(n, THREADS)
+    if args.no_sweeps:
+        return
 
     sweep_n = max(200, n // 2 if not args.quick else n // 4)
     batches = (8, 32, 128)

@@ -69,16 +69,18 @@ def _cosines(a, b):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_on_the_bucketed_path(extract, texts, tmp_path, dtype):
+    """The issue's bounds on unit vectors: bf16 cosine >= 0.9999; fp16 within 2e-4 per element on CUDA
+    (measured there: 1.8e-4), and within 5e-4 here, since CPU fp16 kernels round more (measured: 3.2e-4)."""
     sample = texts[10:30]
-    ref, _ = extract(sample, store=tmp_path / "ref.h5", normalize=False)
-    half, _ = extract(sample, store=tmp_path / "half.h5", normalize=False, dtype=dtype, shapes="bucketed")
+    ref, _ = extract(sample, store=tmp_path / "ref.h5", normalize=True)
+    half, _ = extract(sample, store=tmp_path / "half.h5", normalize=True, dtype=dtype, shapes="bucketed")
     assert half.set_name != ref.set_name  # the precision is part of the key
     from embedx.plugin_api.testing import Stored
 
     a, b = Stored(tmp_path / "ref.h5", ref.set_name).doc(sample), Stored(tmp_path / "half.h5", half.set_name).doc(sample)
     assert _cosines(a, b).min() >= 0.9999
     if dtype == "float16":
-        assert np.abs(a - b).max() < 2e-3  # CPU fp16 kernels accumulate in fp16 less carefully than CUDA's
+        assert np.abs(a - b).max() < 5e-4 and _cosines(a, b).min() >= 0.99999
 
 
 @pytest.fixture
