@@ -65,7 +65,9 @@ def option_help(cls: type) -> dict[str, str]:
     one above. This keeps the description beside the code, like a docstring's ``Args:``.
     """
     helps: dict[str, str] = {}
-    for doc in (inspect.getdoc(cls.__init__) if cls.__init__ is not object.__init__ else None, inspect.getdoc(cls)):
+    docs = [inspect.getdoc(cls.__init__) if cls.__init__ is not object.__init__ else None]
+    docs += [klass.__doc__ and inspect.cleandoc(klass.__doc__) for klass in cls.__mro__]  # a subclass inherits
+    for doc in docs:
         if not doc:
             continue
         inside, indent, last = False, None, None

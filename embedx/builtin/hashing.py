@@ -21,6 +21,18 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 class HashingNgrams(Embedder):
+    """Signed feature hashing of word n-grams into ``dim`` buckets.
+
+    Options:
+        dim: number of hash buckets (the vector size)
+        ngram_min: shortest word n-gram hashed
+        ngram_max: longest word n-gram hashed
+        lowercase: lowercase words before hashing
+        weighting: count, log (log1p of counts) or binary
+        normalize: L2-normalise each vector
+        max_length: words kept per text; the rest is cut and counted
+    """
+
     id = "hashing-ngrams"
     description = "Hashed word n-gram counts (bag-of-words baseline, no dependencies)"
     outputs = (Output("doc", DOCUMENT, description="signed hashed n-gram counts, L2-normalised"),)

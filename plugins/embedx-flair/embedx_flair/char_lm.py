@@ -8,7 +8,19 @@ from embedx_flair.token_embedder import FlairTokenEmbedder, Pooling
 
 
 class CharLMEmbedder(FlairTokenEmbedder):
-    """``FlairEmbeddings`` of a forward and/or backward character LM ``.pt`` (forward first when both)."""
+    """``FlairEmbeddings`` of a forward and/or backward character LM ``.pt`` (forward first when both).
+
+    Options:
+        forward: the forward character language model (.pt)
+        backward: the backward character language model (.pt)
+        chars_per_chunk: characters per chunk the LM reads (memory stays flat on long texts)
+        with_whitespace: include the space after a token in its state, as flair does by default
+        lowercase: lowercase texts before the LM reads them
+        pooling: how token vectors become the document vector (mean, max, min)
+        tokenizer: how texts are split into flair tokens
+        max_length: tokens kept per text; the rest is cut and counted
+        trust_pickle: allow legacy-format .pt files, which torch unpickles (can run code)
+    """
 
     id = "flair-char-lm"
     description = "Flair contextual string embeddings from local forward/backward character LMs, pooled"

@@ -41,7 +41,19 @@ def parse_stack(stack: str) -> list[tuple[str, str]]:
 
 
 class StackedEmbedder(FlairTokenEmbedder):
-    """Concatenated token vectors of a list of components; see the module docstring for ``stack``."""
+    """Concatenated token vectors of a list of components; see the module docstring for ``stack``.
+
+    Options:
+        stack: the components, KIND:SOURCE separated by commas (char-lm:fw.pt,word:glove.txt,transformer:DIR)
+        pooling: how token vectors become the document vector (mean, max, min)
+        tokenizer: how texts are split into flair tokens
+        max_length: tokens kept per text; the rest is cut and counted
+        chars_per_chunk: characters per character-LM chunk (memory stays flat on long texts)
+        layers: transformer layers for transformer components
+        subtoken_pooling: how a token's word pieces become its vector, for transformer components
+        trust_pickle: allow legacy-format .pt and .kv pickles, which can run code
+        cache_dir: where word-vector files flair cannot read are converted once
+    """
 
     id = "flair-stacked"
     description = "Several flair token embeddings (char LMs, word vectors, transformers) concatenated, pooled"

@@ -19,6 +19,13 @@ FEATURES = ("chars", "words", "mean_word_length", "upper_ratio", "digit_ratio", 
 
 
 class TextStats(api.Embedder):
+    """Surface statistics of a text, and per-token length, case and digits.
+
+    Options:
+        log_counts: log1p of counts, so long texts do not dominate
+        max_length: whitespace tokens kept per text; the rest is cut and counted
+    """
+
     id = "text-stats"
     description = "Surface statistics: length, case, digits, punctuation, URLs (example plugin)"
     outputs = (
