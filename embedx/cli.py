@@ -180,7 +180,7 @@ def _size(n: int) -> str:
 def export(
     file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id or set name.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Destination: .npy, .parquet or .csv.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Destination: .npy, .npz (vectors as X plus labels and other input columns, keys), .parquet or .csv.")],
     config: Annotated[str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
     input: Annotated[str | None, typer.Option(help="Input table giving the row order (needed if the file has several).")] = None,
     output_name: Annotated[str | None, typer.Option(help="Document output to export (default: the first).")] = None,

@@ -26,17 +26,18 @@ def fake_plugins(monkeypatch, registry):
 def small_config(**overrides) -> BenchConfig:
     config = BenchConfig(datasets=["sms-spam"], embedders=["hashing-ngrams:dim=256", "word-stats", "layered"],
                          heads=["logreg", "dense"], finetuners=["char-count-tuner"], seeds=[0, 1],
-                         samples_per_class=60, finetune_samples_per_class=30, layer_sweep=None)
+                         finetune_seeds=[0], samples_per_class=60, finetune_samples_per_class=30, layer_sweep=None,
+                         selection="validation")
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
 
 
 def test_compare_runs_heads_and_finetuning_and_writes_a_report(fake_plugins, tmp_path):
-    results = Comparison(small_config(), tmp_path, log=lambda m: None).run()
+    results = Comparison(small_config(selection="cv", heads=["logreg"]), tmp_path, log=lambda m: None).run()
     rows = results["rows"]
     heads = {(r["features"], r["head"]) for r in rows}
-    assert ("hashing-ngrams[dim=256]", "logreg") in heads and ("word-stats", "dense") in heads
+    assert ("hashing-ngrams[dim=256]", "logreg") in heads and ("word-stats", "logreg") in heads
     assert ("char-count-tuner", "fine-tune") in heads
     assert ("layered", "logreg") in heads  # a per-layer document output is flattened for plain heads
     assert len([r for r in rows if r["head"] == "logreg"]) == 3 * 2  # 3 embedders x 2 seeds
@@ -45,12 +46,37 @@ def test_compare_runs_heads_and_finetuning_and_writes_a_report(fake_plugins, tmp
     assert 0.5 < tuned["test"]["accuracy"] <= 1
     table = aggregate(results)["sms-spam"]
     assert all(r["seeds"] == 2 for r in table if r["head"] != "fine-tune")
+    logreg = [r for r in rows if r["head"] == "logreg"]
+    assert all("5-fold cross-validation" in r["method"] and r["n_train"] == 102 for r in logreg)
     report = write_report(results, tmp_path)
     text = report.read_text()
     assert "| features | head | test accuracy" in text and "char-count-tuner" in text
+    assert "## How the numbers were obtained" in text and "refit on all train+validation" in text
+    assert "| hashing-ngrams | logreg |" in text and "`hashing-ngrams[dim=256]`" in text  # short label + full spec
     assert (tmp_path / "cost-sms-spam.png").stat().st_size > 10_000
-    assert (tmp_path / "curves-sms-spam.png").exists()
     assert json.loads((tmp_path / "results.json").read_text())["config"]["seeds"] == [0, 1]
+
+
+def test_frontier_labels_never_overlap(tmp_path):
+    """Twenty results crowded at nearly one cost and accuracy: the frontier labels are moved apart."""
+    from embedx.bench.plots import cost_plot, pareto
+
+    rows = [{"features": f"embedder-{i}", "head": "logreg", "test_accuracy": 0.80 + 0.001 * i,
+             "test_accuracy_std": 0.0, "extract_seconds": 1.0 + 0.01 * i, "train_seconds": 0.0} for i in range(20)]
+    assert pareto([(1.0, 0.5), (2.0, 0.4), (3.0, 0.6), (0.5, 0.1)]) == [3, 0, 2]
+    boxes = cost_plot(rows, "crowded", tmp_path / "c.png", {}, {})
+    assert len(boxes) == 20  # every point is on the frontier here
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_learning_curves_get_one_panel_per_family(fake_plugins, tmp_path):
+    results = Comparison(small_config(heads=["dense"], finetuners=[]), tmp_path, log=lambda m: None).run()
+    results["families"] = {"hashing-ngrams[dim=256]": "core", "word-stats": "fakes", "layered": "fakes"}
+    write_report(results, tmp_path)
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(tmp_path / "curves-sms-spam.png").shape[:2]
+    assert width > 1.5 * height  # two panels side by side
 
 
 def test_second_run_recomputes_nothing_and_keeps_first_extraction_time(fake_plugins, tmp_path):

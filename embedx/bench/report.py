@@ -1,12 +1,18 @@
-"""Turn comparison results into Markdown with PNG plots: tables, learning curves, accuracy vs cost."""
+"""Turn comparison results into Markdown with PNG plots: tables, how each number was obtained, figures.
+
+Tables and plots use short labels (the embedder id); the full option strings behind them are listed
+once in a table, so a long model path never crowds a figure.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from embedx.bench.plots import cost_plot, curve_plot
 
 
 def aggregate(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -19,47 +25,86 @@ def aggregate(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for (dataset, features, head), rows in groups.items():
         acc = [r["test"]["accuracy"] for r in rows]
         f1 = [r["test"]["macro_f1"] for r in rows]
+        selection = [r["validation"]["accuracy"] for r in rows if r.get("validation")]
         table[dataset].append({
             "features": features, "head": head, "seeds": len(rows), "test_accuracy": float(np.mean(acc)),
             "test_accuracy_std": float(np.std(acc)), "macro_f1": float(np.mean(f1)), "macro_f1_std": float(np.std(f1)),
-            "validation_accuracy": float(np.mean([r["validation"]["accuracy"] for r in rows])),
+            "validation_accuracy": float(np.mean(selection)) if selection else None,
             "train_seconds": float(np.mean([r["train_seconds"] for r in rows])),
             "extract_seconds": extraction.get((dataset, features), 0.0) if head != "fine-tune" else 0.0,
             "peak_rss_mb": max((r.get("peak_rss_mb", 0.0) for r in rows), default=0.0),
-            "n_train": rows[0].get("n_train", 0), "fine_tune": head == "fine-tune"})
+            "n_train": rows[0].get("n_train", 0), "fine_tune": head == "fine-tune",
+            "chosen": _chosen_summary(rows), "flags": sorted({f for r in rows for f in r.get("flags", [])}),
+            "method": rows[0].get("method", ""), "selection": rows[0].get("selection", "")})
     for rows in table.values():
         rows.sort(key=lambda r: -r["test_accuracy"])
     return table
+
+
+def _chosen_summary(rows: list[dict[str, Any]]) -> str:
+    """The settings picked per seed, most common first: ``C=0.1 (2/3), C=1 (1/3)``."""
+    picks = Counter()
+    for r in rows:
+        chosen = {k: v for k, v in r.get("chosen", {}).items() if k not in ("solver", "fold_best_epochs")}
+        picks[", ".join(f"{k}={v}" for k, v in sorted(chosen.items()))] += 1
+    if list(picks) == [""]:
+        return ""
+    return "; ".join(f"{k} ({n}/{len(rows)})" if len(picks) > 1 else k for k, n in picks.most_common())
+
+
+def short_labels(labels: list[str]) -> dict[str, str]:
+    """``id[options]`` -> ``id``; two specs of one id become ``id #1``, ``id #2``."""
+    by_id: dict[str, list[str]] = defaultdict(list)
+    for label in dict.fromkeys(labels):
+        by_id[label.split("[", 1)[0]].append(label)
+    short = {}
+    for ident, members in by_id.items():
+        for n, label in enumerate(members, start=1):
+            short[label] = ident if len(members) == 1 else f"{ident} #{n}"
+    return short
 
 
 def write_report(results: dict[str, Any], out: Path) -> Path:
     out = Path(out)
     table = aggregate(results)
     config = results["config"]
+    families = results.get("families", {})
+    short = short_labels([r["features"] for rows in table.values() for r in rows])
+    selection = config.get("selection", "validation")
     lines = ["# Frozen features + light heads vs fine-tuning", "",
              f"Datasets: {', '.join(config['datasets'])}. Seeds for heads: {config['seeds']}; for fine-tuning: "
-             f"{config['finetune_seeds']}. Up to {config['samples_per_class']} texts per class, split 70/15/15 "
-             f"(stratified, per seed); texts cut to {config['max_tokens']} tokens. Fine-tuning trains on at most "
-             f"{config['finetune_samples_per_class']} texts per class of the same training split (a subsample, to fit a "
-             "2-core CPU) and is scored on the same test split.",
+             f"{config['finetune_seeds']}. Mean ± standard deviation over those seeds.",
              f"Machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}. "
-             f"Whole run: {results.get('seconds', 0) / 60:.1f} min.", ""]
+             f"Whole run (wall time): {results.get('seconds', 0) / 60:.1f} min.", ""]
+    lines += _how(config, selection)
     for dataset, rows in table.items():
-        lines += [f"## {dataset}", "", "| features | head | test accuracy | macro-F1 | val. accuracy | extract s "
-                  "| train s | peak MB |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"## {dataset}", "", "| features | head | test accuracy | macro-F1 | selection acc. | chosen "
+                  "| extract s | train s | peak MB |", "|---|---|---:|---:|---:|---|---:|---:|---:|"]
         for r in rows:
             peak = f"{r['peak_rss_mb']:,.0f}" if r["peak_rss_mb"] else ""
-            lines.append(f"| {r['features']} | {r['head']} | {r['test_accuracy']:.3f} ± {r['test_accuracy_std']:.3f} "
-                         f"| {r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f} | {r['validation_accuracy']:.3f} "
-                         f"| {r['extract_seconds']:.1f} | {r['train_seconds']:.1f} | {peak} |")
+            sel = f"{r['validation_accuracy']:.3f}" if r["validation_accuracy"] is not None else ""
+            mark = " ⚠" if r["flags"] else ""
+            lines.append(f"| {short[r['features']]} | {r['head']} | {r['test_accuracy']:.3f} ± "
+                         f"{r['test_accuracy_std']:.3f} | {r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f} | {sel} "
+                         f"| {r['chosen']}{mark} | {r['extract_seconds']:.1f} | {r['train_seconds']:.1f} | {peak} |")
         lines.append("")
+        flagged = [(r, f) for r in rows for f in r["flags"]]
+        if flagged:
+            lines += ["⚠ Choices at the edge of their grid (the best setting may lie beyond it):", ""]
+            lines += [f"- {short[r['features']]} + {r['head']}: {f}" for r, f in flagged]
+            lines.append("")
         cost = out / f"cost-{dataset}.png"
-        if _cost_plot(rows, dataset, cost):
+        if cost_plot(rows, dataset, cost, families, short):
             lines += [f"![accuracy vs cost, {dataset}]({cost.name})", ""]
         curves = [c for c in results["curves"] if c["dataset"] == dataset and c["curves"]]
         path = out / f"curves-{dataset}.png"
-        if curves and _curve_plot(curves, dataset, path):
+        if curves and curve_plot(curves, dataset, path, families, short):
             lines += [f"![learning curves, {dataset}]({path.name})", ""]
+    lines += ["## Features: short names and full specifications", "", "| short | family | full specification |",
+              "|---|---|---|"]
+    for label, name in short.items():
+        lines.append(f"| {name} | {families.get(label, '')} | `{label}` |")
+    lines.append("")
     if results["layers"]:
         lines += _layer_table(results["layers"], config)
     if results["skipped"]:
@@ -72,11 +117,40 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
                 why = s["why"].replace("|", "/").replace("\n", " ")[:200]
                 lines.append(f"| {s['dataset']} | {s['what']} | {why} |")
         lines.append("")
-    lines += ["Extract s is the time of the run that computed the features (later runs read the cache); "
-              "train s is per fit, averaged over seeds, and includes choosing hyperparameters on validation.", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def _how(config: dict[str, Any], selection: str) -> list[str]:
+    """How every number in the tables was obtained."""
+    cap = config["samples_per_class"]
+    lines = ["## How the numbers were obtained", "",
+             f"- **Split.** Per seed, each class is shuffled and its first {cap or 'all'} texts are dealt 70% / 15% "
+             f"/ 15% into train / validation / test (stratified; `embedx.datasets.split`). Texts are cut to "
+             f"{config['max_tokens']} tokens. No built-in dataset ships a standard split (`embedx datasets list`).",
+             ]
+    if selection == "cv":
+        lines.append(f"- **Heads' settings** (logistic regression's and the linear SVM's C, the dense head's "
+                     f"epochs) are chosen by stratified {config.get('folds', 5)}-fold cross-validation on "
+                     "train+validation together, by mean accuracy; the head is then refit on all train+validation "
+                     "rows with that setting (the dense head for the median of the folds' best epochs, early "
+                     "stopping on held-out accuracy) and scored once on test. Heads with nothing to choose "
+                     "(random forest, gradient boosting) train on train+validation. *Selection acc.* is the "
+                     "cross-validated mean accuracy of the chosen setting.")
+    else:
+        lines.append("- **Heads' settings** are chosen on the validation split (each candidate trained on train); "
+                     "the winner is scored once on test without a refit. *Selection acc.* is its validation "
+                     "accuracy.")
+    lines += [
+        f"- **Fine-tuning** trains on at most {config['finetune_samples_per_class']} texts per class of the same "
+        "train split (a subsample, to fit a 2-core CPU), uses the validation split as the fine-tuner does, and is "
+        "scored on the same test split. *Selection acc.* is its validation accuracy.",
+        "- **Chosen**: the settings picked, per seed when they differ. ⚠ marks a choice at the edge of its grid.",
+        "- **Extract s** is the time of the run that computed the features (later runs read the cache); "
+        "**train s** is per seed and includes the whole selection (every fold and candidate) and the refit.",
+        "- The layers x pooling table, if present, uses the validation split for its choices (for cost).", ""]
+    return lines
 
 
 def _layer_table(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[str]:
@@ -92,7 +166,7 @@ def _layer_table(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[s
     lines = [f"## Layers x pooling, {config['layer_sweep']} on {dataset} (like the BERT paper's Table 7)", "",
              "Test accuracy, mean ± std over seeds; one extraction per pooling with `layers=all` (stored per layer), "
              "every row trained from that cache: logistic regression on one layer or the concatenation, "
-             "the layer-mix head for weighted sums.", "",
+             "the layer-mix head for weighted sums; settings chosen on the validation split.", "",
              "| features | " + " | ".join(poolings) + " |", "|---|" + "---:|" * len(poolings)]
     for v in variants:
         row = [f"{np.mean(cells[(v, p)]):.3f} ± {np.std(cells[(v, p)]):.3f}" if cells[(v, p)] else "" for p in poolings]
@@ -102,62 +176,3 @@ def _layer_table(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[s
         lines.append(f"- learned layer weights, {variant}, {pooling} pooling: {', '.join(f'{x:.2f}' for x in w)}")
     lines.append("")
     return lines
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _cost_plot(rows: list[dict[str, Any]], dataset: str, path: Path) -> bool:
-    if not rows:
-        return False
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in rows:
-        cost = max(r["extract_seconds"] + r["train_seconds"], 1e-2)
-        marker, color = ("*", "#C44E52") if r["fine_tune"] else ("o", "#4C72B0")
-        ax.errorbar(cost, r["test_accuracy"], yerr=r["test_accuracy_std"], fmt=marker, color=color, ms=8 if
-                    r["fine_tune"] else 5, capsize=2)
-        ax.annotate(f"{r['features']} + {r['head']}", (cost, r["test_accuracy"]), fontsize=6,
-                    xytext=(3, 2), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("seconds: feature extraction (first run) + training")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"{dataset}: accuracy vs cost (stars: fine-tuning)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return True
-
-
-def _curve_plot(curves: list[dict[str, Any]], dataset: str, path: Path) -> bool:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for c in curves:
-        k = c["curves"]
-        if "val_accuracy" not in k:
-            continue
-        epochs = np.arange(1, len(k["val_accuracy"]) + 1)
-        line, = axes[0].plot(epochs, k["val_accuracy"], label=c["what"])
-        if "train_accuracy" in k:
-            axes[0].plot(epochs, k["train_accuracy"], ls=":", color=line.get_color())
-        if "val_loss" in k:
-            axes[1].plot(epochs, k["val_loss"], color=line.get_color())
-            if "train_loss" in k:
-                axes[1].plot(epochs, k["train_loss"], ls=":", color=line.get_color())
-    axes[0].set_title(f"{dataset}: accuracy per epoch (solid validation, dotted train)")
-    axes[1].set_title("loss per epoch")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return True

@@ -101,6 +101,7 @@ class Comparison:
             self.results["skipped"].append({"dataset": dataset, "what": spec.label, "why": str(exc)})
             self.log(f"  skip {spec.label}: {exc}")
             return None
+        self.results.setdefault("families", {})[spec.label] = self._family(self.registry.embedders, spec.id)
         key = f"{dataset}/{report.set_name}"
         if report.computed:
             self.times[key] = {"seconds": report.seconds_total, "computed": report.computed,
@@ -118,6 +119,12 @@ class Comparison:
         full[used] = vectors
         return full
 
+    @staticmethod
+    def _family(kind: dict, entry_id: str) -> str:
+        """The plugin that registered an id: the embedder family the plots colour by."""
+        entry = kind.get(entry_id)
+        return str(getattr(entry, "plugin", "") or entry_id)
+
     # -- heads -------------------------------------------------------------------------------------
     def _heads(self, dataset: str, features: str, X: np.ndarray, ds: Any, splits: dict) -> None:
         y, classes = ds.label_ids, list(ds.label_names)
@@ -127,7 +134,9 @@ class Comparison:
                 self._fit_head(dataset, features, head_id, flat, y, classes, splits[seed], seed)
 
     def _fit_head(self, dataset: str, features: str, head_id: str, X: np.ndarray, y: np.ndarray, classes: list[str],
-                  split: Any, seed: int, label: str | None = None, options: dict | None = None) -> dict | None:
+                  split: Any, seed: int, label: str | None = None, options: dict | None = None,
+                  selection: str | None = None) -> dict | None:
+        from embedx.heads.selection import Protocol, choose_and_fit
         from embedx.training import build_head
 
         entry = self.registry.heads.get(head_id)
@@ -136,21 +145,24 @@ class Comparison:
         opts = dict(options or {})
         if "seed" in option_specs(entry.cls):
             opts["seed"] = seed
-        head = build_head(head_id, opts, self.registry)
+        protocol = Protocol(selection or self.config.selection, self.config.folds, seed)
         data = MemoryData(X, y, classes)
-        train, validation, test = data.subset(split.train), data.subset(split.validation), data.subset(split.test)
         started = time.perf_counter()
-        fit = head.fit(train, validation)
+        picked = choose_and_fit(lambda combo: build_head(head_id, combo, self.registry), opts, {}, data,
+                                split.train, split.validation, protocol)
         seconds = time.perf_counter() - started
+        test = data.subset(split.test)
         n = len(classes)
         row = {"dataset": dataset, "features": features, "head": label or head_id, "seed": seed,
-               "validation": scores(validation.y, head.predict(validation), n),
-               "test": scores(test.y, head.predict(test), n), "train_seconds": seconds, "chosen": fit.chosen,
-               "extra": fit.extra, "n_train": len(train)}
+               "validation": picked.selection_scores, "test": scores(test.y, picked.head.predict(test), n),
+               "train_seconds": seconds, "chosen": picked.chosen, "extra": picked.report.extra,
+               "n_train": len(split.train) + len(split.validation) if protocol.selection == "cv" else len(split.train),
+               "selection": protocol.selection, "method": picked.method, "flags": picked.flags}
         self.results["rows"].append(row)
-        if fit.curves and seed == self.config.seeds[0]:
+        curves = picked.curves
+        if curves and seed == self.config.seeds[0]:
             self.results["curves"].append({"dataset": dataset, "what": f"{features} + {label or head_id}",
-                                           "curves": fit.curves})
+                                           "features": features, "head": label or head_id, "curves": curves})
         return row
 
     # -- BERT Table 7 ------------------------------------------------------------------------------
@@ -175,7 +187,7 @@ class Comparison:
             for name, (head_id, features) in variants.items():
                 for seed in self.config.seeds:
                     row = self._fit_head(dataset, f"{self.config.layer_sweep}:{pooling}:{name}", head_id,
-                                         features, y, classes, splits[seed], seed)
+                                         features, y, classes, splits[seed], seed, selection="validation")
                     self.results["rows"].pop()  # these rows go to the layer table, not the main one
                     self.results["layers"].append({**row, "pooling": pooling, "variant": name})
 
@@ -197,13 +209,18 @@ class Comparison:
                 self.log(f"  skip {spec.label}: {exc}")
                 return
             n = len(ds.label_names)
+            self.results.setdefault("families", {})[spec.label] = "fine-tuning"
             row = {"dataset": dataset, "features": spec.label, "head": "fine-tune", "seed": seed,
                    "validation": scores(y[split.validation], np.asarray(result["validation_pred"]), n),
                    "test": scores(y[split.test], np.asarray(result["test_pred"]), n),
                    "train_seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "n_train": len(train),
-                   "extra": result.get("extra", {}), "chosen": {}}
+                   "extra": result.get("extra", {}), "chosen": {}, "selection": "fine-tune",
+                   "method": f"fine-tuned on up to {self.config.finetune_samples_per_class} texts per class of "
+                             "train; validation used by the fine-tuner (early stopping where it has it); scored "
+                             "once on test", "flags": []}
             self.results["rows"].append(row)
             self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
+                                           "features": spec.label, "head": "fine-tune",
                                            "curves": result.get("curves", {})})
             self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
                      f"peak {result['peak_rss_mb']:.0f} MB")
