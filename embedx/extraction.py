@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from embedx.embedder import Embedder
+from embedx.engines import check_engine, import_ray
 from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, InputError, OptionError, StoreError
 from embedx.inputs import InputSpec, Record, RecordStream, iter_records
 from embedx.keys import KEY_BYTES, config_hash
@@ -84,6 +85,10 @@ class ExtractSettings:
     store_text: bool = True
     progress: bool = False
     checkpoint_rows: int = 4096
+    engine: str = "local"  # or "ray": compute on a pool of Ray actors (embedx.engines); checks and writes stay here
+    workers: int | None = None  # Ray actors (default: as many as the cluster's CPUs, or GPUs / gpus_per_worker)
+    ray_address: str | None = None  # join this Ray cluster ("auto", "ray://host:10001"); default: start a local one
+    gpus_per_worker: float = 0.0
 
 
 def extract_file(spec: InputSpec, settings: ExtractSettings, name: str | None = None,
@@ -136,6 +141,9 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         raise OptionError(f"--compression {settings.compression!r}: choose gzip or lzf")
     if settings.empty not in ("keep", "skip", "error"):
         raise OptionError(f"--empty {settings.empty!r}: choose keep, skip or error")
+    check_engine(settings.engine, settings.workers, settings.gpus_per_worker, settings.ray_address)
+    if settings.engine == "ray":
+        import_ray()  # without Ray: one line with the install command, before any input is read
     registry = registry or get_registry()
     embedder, config, requested, plugin = _build(registry, settings)
     chash = config_hash(config)
@@ -161,6 +169,7 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         table: InputTableWriter | None = None
         failure: BaseException | None = None
         records: Iterable[Record] | None = None
+        engine = None
         try:
             records, columns = open_records()
             if input_name is not None:
@@ -172,10 +181,10 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
             total = len(records) if isinstance(records, list) else None
             with progress_bar(f"{settings.embedder}", total, settings.progress) as advance:
                 for chunk in _chunks(records):
-                    chunk = _apply_empty_policy(chunk, settings.empty, source, stats)
+                    chunk, empty = _apply_empty_policy(chunk, settings.empty, source, stats)
                     binary, hexkeys = _keys([r.text for r in chunk])
                     if table is not None:
-                        table.append(chunk, hexkeys)
+                        table.append(chunk, hexkeys, empty)
                     stats.rows += len(chunk)
                     todo = _new_rows(binary, seen, index, stats)
                     if not len(todo):
@@ -183,7 +192,10 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
                         advance(len(chunk))
                         continue
                     if checker is None:
-                        _load(embedder, settings.embedder, plugin)
+                        if settings.engine == "ray":
+                            engine = _ray_engine(registry, settings, requested, plugin, embedder)
+                        else:
+                            _load(embedder, settings.embedder, plugin)
                         _refresh_shapes(embedder, shapes)
                         checker = BatchChecker(settings.embedder, plugin, shapes, np.dtype(settings.dtype))
                         bases = {s.name: state.tokens(s.name) if state else 0 for s in shapes}
@@ -191,14 +203,20 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
                                                lambda: meta | {"outputs": [s.as_dict() for s in shapes]},
                                                catalog.take_seq, bases, checkpoint_rows=settings.checkpoint_rows)
                     todo = sorted(todo.tolist(), key=lambda i: -len(chunk[i].text))
+                    batches = []
                     for start in range(0, len(todo), batch_size):
                         rows = todo[start:start + batch_size]
                         stats.batches += 1
-                        texts = [chunk[i].text for i in rows]
                         lines = sorted(chunk[i].line for i in rows)
-                        where = f"batch {stats.batches} ({len(texts)} texts, input lines {_span(lines)} of {source})"
-                        truncated = embed_batch(embedder, texts, where, settings.embedder, plugin, checker, stats,
-                                                writer, hexkeys[rows])
+                        where = f"batch {stats.batches} ({len(rows)} texts, input lines {_span(lines)} of {source})"
+                        batches.append((rows, [chunk[i].text for i in rows], where))
+                    if engine is None:
+                        def compute(texts: list[str], where: str) -> Any:
+                            return _call(embedder, texts, where, settings.embedder, plugin)
+                    else:  # the pool computes ahead; results come back in batch order
+                        compute = _remote(engine, ((texts, where) for _, texts, where in batches), shapes)
+                    for rows, texts, where in batches:
+                        truncated = embed_batch(compute, texts, where, checker, stats, writer, hexkeys[rows])
                         truncated_keys.add(binary[rows][truncated > 0])
                     stats.truncated_input += int(truncated_keys.contains(binary).sum())
                     advance(len(chunk))
@@ -215,6 +233,8 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         finally:
             if records is not None and hasattr(records, "close"):
                 records.close()
+            if engine is not None:
+                engine.close(drain=failure is None)
         if writer is not None:
             try:
                 writer.close()
@@ -258,13 +278,13 @@ class _Stats:
     seconds_commit: float = 0.0
 
 
-def embed_batch(embedder: Embedder, texts: list[str], where: str, embedder_id: str, plugin: str,
-                checker: BatchChecker, stats: _Stats, writer: SegmentWriter, keys: np.ndarray) -> np.ndarray:
+def embed_batch(compute: Callable[[list[str], str], Any], texts: list[str], where: str, checker: BatchChecker,
+                stats: _Stats, writer: SegmentWriter, keys: np.ndarray) -> np.ndarray:
     """Turn one batch of texts into checked arrays and hand them to the writer (the one place that embeds).
 
     Returns the tokens ``max_length`` cut from each text."""
     t0 = time.perf_counter()
-    result = _call(embedder, texts, where, embedder_id, plugin)
+    result = compute(texts, where)  # this process, or the Ray pool's result for this batch: checked the same way
     arrays, truncated = checker.check(result, len(texts), where)
     stats.seconds_compute += time.perf_counter() - t0
     stats.truncated += int((truncated > 0).sum())
@@ -273,6 +293,33 @@ def embed_batch(embedder: Embedder, texts: list[str], where: str, embedder_id: s
     arrays["truncated"] = truncated
     writer.put(arrays)
     return truncated
+
+
+def _ray_engine(registry: Registry, settings: ExtractSettings, requested: list[str], plugin: str,
+               embedder: Embedder) -> Any:
+    """Start the Ray pool; its workers must compute what this process keys the cache with."""
+    from embedx.engines.ray_engine import RayEngine, fingerprint
+
+    options = dict(settings.options or {})
+    if settings.max_length is not None:
+        options["max_length"] = settings.max_length
+    engine = RayEngine(settings.embedder, options, requested, plugin=plugin, workers=settings.workers,
+                       address=settings.ray_address, gpus_per_worker=settings.gpus_per_worker,
+                       expected=fingerprint(embedder, registry.entry(settings.embedder).cls.versioned))
+    engine.start()
+    return engine
+
+
+def _remote(engine: Any, batches: Iterator[tuple[list[str], str]],
+            shapes: list[OutputShape]) -> Callable[[list[str], str], Any]:
+    results = engine.map(batches)
+
+    def compute(texts: list[str], where: str) -> Any:
+        result = next(results)
+        _refresh_shapes(engine, shapes)  # dims the loaded model reports, as after a local load()
+        return result
+
+    return compute
 
 
 def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
@@ -333,18 +380,21 @@ def _add_pending(catalog: Catalog, set_name: str, meta: dict[str, Any], shapes: 
     state.pending.extend(written)
 
 
-def _apply_empty_policy(records: list[Record], policy: str, source: str, stats: _Stats) -> list[Record]:
-    empty = [r for r in records if is_empty(r)]
-    if not empty:
-        return records
+def _apply_empty_policy(records: list[Record], policy: str, source: str,
+                        stats: _Stats) -> tuple[list[Record], np.ndarray]:
+    """The chunk's records as the policy keeps them, and which of those are empty."""
+    empty = np.array([is_empty(r) for r in records], dtype=bool)
+    if not empty.any():
+        return records, empty
     if policy == "error":
-        raise InputError(f"{source}, line {empty[0].line}: empty or whitespace-only text; "
+        first = records[int(np.flatnonzero(empty)[0])]
+        raise InputError(f"{source}, line {first.line}: empty or whitespace-only text; "
                          "pass --empty keep or --empty skip")
     if policy == "skip":
-        stats.skipped += len(empty)
-        return [r for r in records if not is_empty(r)]
-    stats.empty += len(empty)
-    return records
+        stats.skipped += int(empty.sum())
+        return [r for r, e in zip(records, empty, strict=True) if not e], np.zeros(len(records) - int(empty.sum()), bool)
+    stats.empty += int(empty.sum())
+    return records, empty
 
 
 def _build(registry: Registry, settings: ExtractSettings) -> tuple[Embedder, dict[str, Any], list[str], str]:

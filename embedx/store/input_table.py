@@ -85,8 +85,8 @@ class InputTableWriter:
             self.columns[name] = _Column(len(self.columns), name, self.rows)
         return self.columns[name]
 
-    def append(self, records: Sequence[Record], keys: np.ndarray) -> None:
-        """Add a chunk of rows (``keys``: their ``S32`` content keys)."""
+    def append(self, records: Sequence[Record], keys: np.ndarray, empty: np.ndarray | None = None) -> None:
+        """Add a chunk of rows (``keys``: their ``S32`` content keys; ``empty``: which are empty, if known)."""
         if not records:
             return
         for record in records:
@@ -97,7 +97,7 @@ class InputTableWriter:
                     check_unicode(value, self.source, record.line, f"column {column!r}")
         arrays: dict[str, np.ndarray] = {
             L.KEYS: np.asarray(keys, dtype=L.KEY_DTYPE),
-            L.EMPTY: np.array([is_empty(r) for r in records], dtype=bool),
+            L.EMPTY: np.array([is_empty(r) for r in records], dtype=bool) if empty is None else empty,
             L.LINE: np.array([r.line for r in records], dtype=np.int64),
         }
         for key in (L.KEYS, L.EMPTY, L.LINE):
