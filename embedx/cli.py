@@ -33,6 +33,11 @@ class EmptyPolicy(str, Enum):
     error = "error"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 _fail = fail  # short names used throughout this module
 
 
@@ -63,6 +68,10 @@ def extract(
     checkpoint_rows: Annotated[int, typer.Option(min=1, help="Rows computed between durable checkpoints (less = less recomputed after a crash).")] = 4096,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    engine: Annotated[Engine, typer.Option(help="Where the embedder runs: local (this process) or ray (a pool of Ray actors; pip install 'embedx[ray]'). Checking and writing stay here.")] = Engine.local,
+    workers: Annotated[int | None, typer.Option(min=1, help="--engine ray: actors in the pool, each loading the model once (default: the cluster's CPUs, or its GPUs / --gpus-per-worker).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="--engine ray: join this Ray cluster (auto, ray://head:10001); default: start a local Ray for the run.")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(min=0, help="--engine ray: GPUs per actor (0.5 shares one GPU between two).")] = 0.0,
 ) -> None:
     """Compute features for every text and cache them; cached texts cost nothing, a killed run resumes."""
     from embedx.extraction import ExtractSettings, extract_file
@@ -74,7 +83,8 @@ def extract(
         outputs=[o.strip() for o in outputs.split(",") if o.strip()] if outputs else None,
         batch_size=batch_size, max_length=max_length, dtype=dtype.value,
         compression=None if compression is Compression.none else compression.value, empty=empty.value,
-        store_text=store_text, progress=progress and not as_json, checkpoint_rows=checkpoint_rows)
+        store_text=store_text, progress=progress and not as_json, checkpoint_rows=checkpoint_rows,
+        engine=engine.value, workers=workers, ray_address=ray_address, gpus_per_worker=gpus_per_worker)
     spec = InputSpec(input, format=format, text_field=text_column, encoding_errors=encoding_errors.value)
     report = extract_file(spec, settings, name=name)
     if as_json:
