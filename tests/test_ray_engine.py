@@ -111,14 +111,17 @@ def test_a_pool_larger_than_the_cluster_is_refused_at_once(ray_cluster):
         RayEngine("word-stats", {}, ["doc"], workers=1, gpus_per_worker=1).start()
 
 
-def test_without_ray_the_engine_is_one_line_with_the_install_command():
+def test_without_ray_extract_engine_ray_is_one_line_with_the_install_command(tmp_path):
+    """Ray made unimportable in a fresh process: the CLI refuses before reading input or creating the file."""
+    (tmp_path / "t.txt").write_text("a film\n", encoding="utf-8")
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from embedx.engines.ray_engine import RayEngine\n"
-            "from embedx.errors import EmbedxError\n"
-            "try:\n    RayEngine('hashing-ngrams').start()\nexcept EmbedxError as exc:\n    print(exc)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "--engine ray" in done.stdout and "pip install 'embedx[ray]'" in done.stdout
+            "sys.argv = ['embedx', 'extract', 't.txt', '-e', 'hashing-ngrams', '-o', 'f.h5', '--engine', 'ray']\n"
+            "import embedx.cli\n"
+            "embedx.cli.main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert "--engine ray" in done.stderr and "pip install 'embedx[ray]'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "f.h5").exists()
 
 
 def _stored(path: Path, set_name: str, input_name: str) -> dict:
