@@ -40,7 +40,7 @@ IN_FLIGHT_PER_WORKER = 3
 #: Index of the empty item that pushes the last batch of a ``map`` call through Ray Data.
 FILLER = -1
 #: Seconds without any result, while batches are in flight, before a filler nudges Ray Data.
-NUDGE_SECONDS = 0.5
+NUDGE_SECONDS = 0.25
 
 
 def fingerprint(embedder: Any, versioned: Iterable[str]) -> str:
@@ -333,6 +333,7 @@ class RayEngine:
                 item = next(source, None)
                 if item is None:
                     exhausted = True
+                    self._queue.put((FILLER, b""))  # pushes the last batch through at once (see _receive)
                     break
                 texts, label = item
                 where[self._next_index] = label
