@@ -1,8 +1,8 @@
 """The report's figures: accuracy against cost with its Pareto frontier, and learning curves per family.
 
 Points are coloured by embedder family (the plugin that registered the embedder) and marked by
-head. Only the frontier (no other result is both cheaper and more accurate) is labelled, with
-short labels, and the labels are nudged apart until none overlaps.
+head. Only the frontier (no other result is both cheaper and more accurate) is labelled: numbers
+beside its points, nudged apart until none overlaps, and short names in a key beside the plot.
 """
 
 from __future__ import annotations
@@ -42,26 +42,29 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return frontier
 
 
-def separate_labels(fig, texts: list, steps: int = 200) -> list:
-    """Nudge text labels vertically (in display space) until no two bounding boxes overlap; return the boxes."""
+def separate_labels(fig, texts: list, steps: int = 60) -> list:
+    """Nudge labels apart vertically (in points) until no two bounding boxes overlap; return the boxes.
+
+    Labels are annotations placed in offset points, so moving one never needs a redraw of the figure.
+    """
     if not texts:
         return []
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for _ in range(steps):
-        boxes = [t.get_window_extent(renderer).expanded(1.05, 1.15) for t in texts]
+        boxes = [t.get_window_extent(renderer) for t in texts]
         moved = False
         for i in range(len(texts)):
             for j in range(i + 1, len(texts)):
                 if boxes[i].overlaps(boxes[j]):
                     lower, upper = (i, j) if boxes[i].y0 <= boxes[j].y0 else (j, i)
                     for index, sign in ((lower, -1), (upper, 1)):
-                        x, y = texts[index].get_position()  # offset points from the annotated point
-                        texts[index].set_position((x, y + sign * 3))
+                        x, y = texts[index].get_position()
+                        texts[index].set_position((x, y + sign * 2))
+                    boxes = [t.get_window_extent(renderer) for t in texts]
                     moved = True
         if not moved:
             break
-        fig.canvas.draw()
     return [t.get_window_extent(renderer) for t in texts]
 
 
@@ -74,7 +77,7 @@ def cost_plot(rows: list[dict[str, Any]], dataset: str, path: Path, families: di
     fams = [families.get(r["features"], r["features"]) for r in rows]
     palette = colours(fams)
     points = [(max(r["extract_seconds"] + r["train_seconds"], 1e-2), r["test_accuracy"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 6))
     for r, fam, (cost, acc) in zip(rows, fams, points, strict=True):
         ax.errorbar(cost, acc, yerr=r["test_accuracy_std"], fmt=MARKERS.get(r["head"], "x"), color=palette[fam],
                     ms=11 if r["head"] == "fine-tune" else 6, capsize=2, alpha=0.85, elinewidth=0.8)
@@ -82,16 +85,17 @@ def cost_plot(rows: list[dict[str, Any]], dataset: str, path: Path, families: di
     xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
     ax.step(xs, ys, where="post", color="black", lw=1, ls="--", alpha=0.6, zorder=0)
     ax.scatter(xs, ys, s=160, facecolors="none", edgecolors="black", lw=1, zorder=3)
-    texts = []
-    for n, i in enumerate(front):
+    texts, key = [], []
+    for n, i in enumerate(front, start=1):  # numbers on the plot, names in the key beside it
         r = rows[i]
-        texts.append(ax.annotate(f"{short.get(r['features'], r['features'])} + {r['head']}", points[i], fontsize=7,
-                                 xytext=(8, -12 if n % 2 else 6), textcoords="offset points",
-                                 arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.4"}))
+        texts.append(ax.annotate(str(n), points[i], fontsize=8, fontweight="bold", xytext=(6, 4),
+                                 textcoords="offset points"))
+        key.append(f"{n}  {short.get(r['features'], r['features'])} + {r['head']}: "
+                   f"{r['test_accuracy']:.3f}, {points[i][0]:.3g} s")
     ax.set_xscale("log")
     ax.set_xlabel("seconds: feature extraction (first run) + training and selection")
     ax.set_ylabel("test accuracy (mean over seeds; bars: std)")
-    ax.set_title(f"{dataset}: accuracy vs cost; circled and labelled: the Pareto frontier")
+    ax.set_title(f"{dataset}: accuracy vs cost; circled and numbered: the Pareto frontier")
     ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
 
@@ -101,8 +105,10 @@ def cost_plot(rows: list[dict[str, Any]], dataset: str, path: Path, families: di
     first = ax.legend(handles=family_handles, title="family", fontsize=7, title_fontsize=8,
                       loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.add_artist(first)
-    ax.legend(handles=head_handles, title="head", fontsize=7, title_fontsize=8, loc="lower left",
-              bbox_to_anchor=(1.01, 0.0))
+    ax.legend(handles=head_handles, title="head", fontsize=7, title_fontsize=8, loc="center left",
+              bbox_to_anchor=(1.01, 0.45))
+    ax.text(1.01, 0.0, "Pareto frontier\n" + "\n".join(key), transform=ax.transAxes, fontsize=7, va="bottom",
+            ha="left", family="monospace")
     fig.tight_layout()
     boxes = separate_labels(fig, texts)
     fig.savefig(path, dpi=130)

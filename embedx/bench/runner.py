@@ -160,7 +160,7 @@ class Comparison:
                "selection": protocol.selection, "method": picked.method, "flags": picked.flags}
         self.results["rows"].append(row)
         curves = picked.curves
-        if curves and seed == self.config.seeds[0]:
+        if curves and seed == self.config.seeds[0] and selection is None:  # the layer sweep keeps to its table
             self.results["curves"].append({"dataset": dataset, "what": f"{features} + {label or head_id}",
                                            "features": features, "head": label or head_id, "curves": curves})
         return row
