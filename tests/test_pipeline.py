@@ -55,8 +55,15 @@ def test_each_configuration_is_its_own_set(registry, store_path):
         sets = store.sets()
         assert len(sets) == 4
         assert len({s.config_hash for s in sets}) == 4
-        with pytest.raises(StoreError, match="configurations of 'word-stats'"):
+        with pytest.raises(StoreError, match="configurations of 'word-stats'") as error:
             store.feature_set("word-stats")
+        lines = str(error.value).splitlines()[1:]  # one per configuration: short hash, the settings that differ
+        by_hash = {s.config_hash[:12]: s for s in sets if s.embedder == "word-stats"}
+        assert sorted(line.split(":")[0].strip() for line in lines) == sorted(by_hash)
+        for line in lines:
+            fs = by_hash[line.split(":")[0].strip()]
+            assert f"scale={fs.config['options']['scale']}" in line and f'dtype="{fs.dtype}"' in line
+            assert "max_length" not in line  # the same in all three: not listed
         scaled = [s for s in sets if s.config["options"]["scale"] == 3][0]
         assert store.feature_set("word-stats", scaled.config_hash[:8]).vectors(["x y"])[0, 3] == 3
         half = [s for s in sets if s.dtype == "float16"][0]

@@ -92,9 +92,11 @@ class FeatureStore:
             have = ", ".join(f"{s.embedder} ({s.config_hash[:12]})" for s in self.sets()) or "none"
             raise StoreError(f"{self.path} has no feature set for embedder {embedder!r}"
                              f"{'' if config_hash is None else f' with configuration {config_hash}'} (it has: {have})")
-        names = ", ".join(m.name for m in matches)
-        raise StoreError(f"{self.path} has {len(matches)} configurations of {embedder!r} ({names}); "
-                         "choose one with its configuration hash (--config / config_hash=)")
+        from embedx.config_diff import differences
+
+        listing = differences({m.config_hash[:12]: m.config for m in matches})
+        raise StoreError(f"{self.path} has {len(matches)} configurations of {embedder!r}; choose one with its "
+                         f"configuration hash (--config / config_hash=); they differ in:\n{listing}")
 
     # input tables -------------------------------------------------------
     def input_names(self) -> list[str]:
