@@ -192,6 +192,7 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
                         advance(len(chunk))
                         continue
                     if checker is None:
+                        _check_available(embedder, settings.embedder, plugin)
                         if settings.engine == "ray":
                             engine = _ray_engine(registry, settings, requested, plugin, embedder)
                         else:
@@ -447,6 +448,19 @@ def _refresh_shapes(embedder: Embedder, shapes: list[OutputShape]) -> None:
         if spec is not None:
             shape.dim = shape.dim or spec.dim
             shape.layers = shape.layers or spec.layers
+
+
+def _check_available(embedder: Embedder, embedder_id: str, plugin: str) -> None:
+    """Refuse at once, before any import or load, when the embedder says it cannot run here."""
+    try:
+        reason = embedder.unavailable_reason()
+    except EmbedxError:
+        raise
+    except Exception as exc:  # a broken check is the plugin's failure, named like a failed load
+        raise EmbedderUnavailable(f"embedder {embedder_id!r} (plugin {plugin!r}) could not check whether it can "
+                                  f"run here: {type(exc).__name__}: {exc}") from exc
+    if reason:
+        raise EmbedderUnavailable(f"embedder {embedder_id!r} (plugin {plugin!r}) cannot run here: {reason}")
 
 
 def _load(embedder: Embedder, embedder_id: str, plugin: str) -> None:

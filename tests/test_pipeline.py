@@ -188,6 +188,32 @@ def test_a_plugin_whose_load_fails_is_named(registry, store_path):
         embedx.extract(["a"], "broken", store_path)
 
 
+def test_an_embedder_that_cannot_run_here_fails_before_loading(registry, store_path):
+    loads = []
+
+    class Unavailable(WordStats):
+        missing = True
+
+        def unavailable_reason(self):
+            return "hub module not in the cache (run: embedx fetch x)" if Unavailable.missing else None
+
+        def load(self):
+            loads.append(1)
+
+    from embedx.embedder import EmbedderEntry
+    from embedx.errors import EmbedderUnavailable
+
+    registry.embedders["offline"] = EmbedderEntry("offline", Unavailable, "fakes")
+    with pytest.raises(EmbedderUnavailable, match=r"'offline' \(plugin 'fakes'\) cannot run here: hub module not in"):
+        embedx.extract(["a b", "c"], "offline", store_path)
+    assert loads == [] and WordStats.calls == []
+    Unavailable.missing = False
+    assert embedx.extract(["a b", "c"], "offline", store_path).computed == 2 and loads == [1]
+    Unavailable.missing = True  # everything cached: the cached features stay usable, no error, no load
+    report = embedx.extract(["c", "a b"], "offline", store_path, name="again")
+    assert report.computed == 0 and report.cached == 2 and loads == [1]
+
+
 def test_a_fully_cached_rerun_does_not_rewrite_the_file(registry, store_path):
     embedx.extract(TEXTS, "word-stats", store_path, name="t", columns={"y": list(range(6))})
     before = store_path.stat()
