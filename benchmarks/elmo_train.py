@@ -141,7 +141,7 @@ def layers_stage(args) -> None:
         used = sorted({int(i) for s in splits.values() for i in np.concatenate([s.train, s.validation, s.test])})
         chosen = [texts[i] for i in used]
         started = time.perf_counter()
-        embedx.extract(chosen, "elmo-trained", cache, options={"handle": str(module)},
+        embedx.extract(chosen, "elmo-trained", cache, options={"model": str(module)},
                        outputs=["default", "layers_mean"])
         seconds = time.perf_counter() - started
         with embedx.open_store(cache) as store:

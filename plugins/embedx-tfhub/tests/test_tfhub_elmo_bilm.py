@@ -31,11 +31,11 @@ def sentences():
 def test_tiny_training_lowers_heldout_perplexity(sentences, tmp_path):
     settings = TrainSettings(max_train_tokens=0, epochs=3, heldout=40, min_count=2, max_vocab=500, batch_size=16,
                              learning_rate=5e-3)
-    result = train_bilm(Corpus.of(texts=sentences), tmp_path / "run", TINY | {"projection_dim": 32, "cell_dim": 32},
-                        settings)
+    result = train_bilm(Corpus.of(texts=sentences[:250]), tmp_path / "run",
+                        TINY | {"projection_dim": 32, "cell_dim": 32}, settings)
     report = result.report
     before, after = report["perplexity_before"], report["perplexity_after"]
-    assert before["mean"] > 300  # an untrained model is about uniform over the ~500 words
+    assert before["mean"] > 200  # an untrained model is about uniform over the vocabulary
     assert after["forward"] < 0.5 * before["forward"] and after["backward"] < 0.5 * before["backward"], (before, after)
     assert report["epochs_completed"] == 3 and report["corpus"]["heldout_sequences"] == 40
     heldout = (tmp_path / "run" / "heldout.txt").read_text().splitlines()
