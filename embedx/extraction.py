@@ -16,6 +16,7 @@ import numpy as np
 from embedx.embedder import Embedder
 from embedx.engines import check_engine, import_ray
 from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, InputError, OptionError, StoreError
+from embedx.input_fingerprint import InputFingerprint, input_fingerprint
 from embedx.inputs import InputSpec, Record, RecordStream, iter_records
 from embedx.keys import KEY_BYTES, config_hash
 from embedx.options import option_specs
@@ -24,6 +25,7 @@ from embedx.registry import Registry, get_registry
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, SetState
 from embedx.store.commit import commit
+from embedx.store.coverage import covered_counts, record_coverage
 from embedx.store.faults import resource_error
 from embedx.store.input_table import InputTableWriter, is_empty
 from embedx.store.keyindex import KEY, KeyIndex, KeySet, binary_to_hex
@@ -60,6 +62,7 @@ class ExtractReport:
     seconds_staging: float
     seconds_commit: float
     notes: list[str] = field(default_factory=list)  # what recovery set aside or upgraded
+    input_read: bool = True  # False: a fully cached re-run answered from the index (embedx.store.coverage)
 
     @property
     def texts_per_second(self) -> float:
@@ -101,7 +104,14 @@ def extract_file(spec: InputSpec, settings: ExtractSettings, name: str | None = 
         stream = iter_records(spec)
         return stream, stream.columns
 
-    return run(open_records, settings, name or spec.default_name, spec.source, registry)
+    input_name = name or spec.default_name
+
+    def fingerprint() -> InputFingerprint | None:
+        return input_fingerprint(spec.path, format=spec.resolved_format, text_field=spec.text_field,
+                                 encoding_errors=spec.encoding_errors, empty=settings.empty,
+                                 store_text=settings.store_text, input_name=L.safe_name(input_name))
+
+    return run(open_records, settings, input_name, spec.source, registry, fingerprint)
 
 
 def extract(texts: Sequence[str], embedder: str, path: str | Path, *, name: str | None = None,
@@ -132,8 +142,13 @@ CHUNK_BYTES = 16 << 20  # ... or fewer, when their text is this long
 
 
 def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings: ExtractSettings,
-        input_name: str | None, source: str, registry: Registry | None = None) -> ExtractReport:
-    """The pipeline: lock, recover, then per chunk of input: dedupe, skip what is cached, embed, stage; commit."""
+        input_name: str | None, source: str, registry: Registry | None = None,
+        fingerprint: Callable[[], InputFingerprint | None] | None = None) -> ExtractReport:
+    """The pipeline: lock, recover, then per chunk of input: dedupe, skip what is cached, embed, stage; commit.
+
+    With ``fingerprint`` (a regular input file), a re-run whose input and set the index records
+    as fully covered is answered from the index without reading the input.
+    """
     started = time.perf_counter()
     if settings.dtype not in DTYPES:
         raise OptionError(f"--dtype {settings.dtype!r}: choose {' or '.join(DTYPES)}")
@@ -159,6 +174,16 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
             catalog.directory.mkdir(exist_ok=True)
         except OSError as exc:
             raise resource_error(exc, catalog.directory) from None
+        identity = fingerprint() if fingerprint is not None and input_name is not None else None
+        if identity is not None:
+            counts = covered_counts(catalog, L.safe_name(input_name), set_name, chash, identity.value)
+            if counts is not None:
+                return ExtractReport(
+                    path=str(path), set_name=set_name, embedder=settings.embedder, config_hash=chash,
+                    input_name=input_name, rows=counts["rows"], unique=counts["unique"], cached=counts["unique"],
+                    computed=0, empty=counts["empty"], skipped_empty=counts["skipped_empty"], truncated_computed=0,
+                    truncated_input=counts["truncated_input"], seconds_total=time.perf_counter() - started,
+                    seconds_compute=0.0, seconds_staging=0.0, seconds_commit=0.0, input_read=False)
         state = catalog.sets.get(set_name)
         shapes = _shapes(embedder, requested, state.meta["outputs"] if state else None)
         index, truncated_keys = _key_index(catalog, set_name)
@@ -243,6 +268,8 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
                 failure = failure or exc
             stats.seconds_staging = writer.seconds_writing
             _add_pending(catalog, set_name, meta, shapes, writer.written)
+        if failure is None and table is not None and identity is not None and identity.unchanged():
+            _record_coverage(catalog, L.safe_name(input_name), set_name, identity.value, stats)
         t_commit = time.perf_counter()
         try:
             commit(catalog)  # also after a failure: finished batches are kept, not recomputed
@@ -368,6 +395,18 @@ def _key_index(catalog: Catalog, set_name: str) -> tuple[KeyIndex, KeySet]:
             truncated.add(np.ascontiguousarray(keys[cut]).view(KEY).reshape(-1))
         base += info.rows
     return index, truncated
+
+
+def _record_coverage(catalog: Catalog, name: str, set_name: str, fingerprint: str, stats: _Stats) -> None:
+    """Note in the index that this input, as fingerprinted, is fully covered by the set (the next run reads nothing)."""
+    table = catalog.pending_inputs.get(name) or catalog.inputs.get(name)
+    if table is None:
+        return
+    counts = {"rows": stats.rows, "unique": stats.unique, "empty": stats.empty, "skipped_empty": stats.skipped,
+              "truncated_input": stats.truncated_input}
+    updated = record_coverage(catalog, table, set_name, fingerprint, counts)
+    if updated is not table:
+        catalog.pending_inputs[name] = updated
 
 
 def _add_pending(catalog: Catalog, set_name: str, meta: dict[str, Any], shapes: list[OutputShape],

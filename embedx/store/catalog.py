@@ -136,12 +136,29 @@ def load(path: Path) -> Catalog:
             if len(finals) != 1:
                 raise StoreError(f"{path}: input {name!r} lists {len(finals)} final pieces; the index is damaged")
             meta = {k: _attr(group.attrs, k) for k in ("source", "columns", "text_stored", "digest", "typed")}
+            meta |= _coverage(group.attrs)
             catalog.inputs[name] = InputState(name, meta, sorted((p for p in parts if p.kind == INPUT),
                                                                  key=lambda p: p.part), finals[0],
                                               created=str(group.attrs.get("created", "")))
         catalog.next_seq = 1 + max((max(i.lo, i.hi) for i in infos), default=0)
     catalog.loaded = catalog.referenced()
     return catalog
+
+
+def _coverage(attrs: Any) -> dict[str, Any]:
+    """The table's coverage record (:mod:`embedx.store.coverage`); none when it is absent or malformed."""
+    fingerprint, covered = attrs.get("fingerprint"), attrs.get("covered")
+    if isinstance(fingerprint, bytes):
+        fingerprint = fingerprint.decode("utf-8", "replace")
+    if isinstance(covered, bytes):
+        covered = covered.decode("utf-8", "replace")
+    if not isinstance(fingerprint, str) or not fingerprint or not isinstance(covered, str):
+        return {}
+    try:
+        parsed = json.loads(covered)
+    except (ValueError, RecursionError):
+        return {}
+    return {"fingerprint": fingerprint, "covered": parsed} if isinstance(parsed, dict) else {}
 
 
 def _attr(attrs: Any, key: str) -> Any:

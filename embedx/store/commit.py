@@ -191,6 +191,9 @@ def _input_group(parent: h5py.Group, table: InputState, prefix: str) -> None:
     group.attrs["text_stored"] = bool(meta.get("text_stored"))
     group.attrs["digest"] = meta.get("digest") or ""
     group.attrs["typed"] = _json(meta.get("typed") or {})
+    if meta.get("fingerprint") and isinstance(meta.get("covered"), dict):  # see embedx.store.coverage
+        group.attrs["fingerprint"] = meta["fingerprint"]
+        group.attrs["covered"] = _json(meta["covered"])
     group.attrs["created"] = table.created or now()
     group.attrs["rows"] = table.final.rows
     pieces = [(prefix + p.file, p.rows) for p in table.pieces]
