@@ -95,3 +95,15 @@ def test_importing_the_plugin_api_stays_light():
 @pytest.mark.parametrize("old, new", [("first", "cls"), ("CLS", "cls"), ("mean", "mean")])
 def test_pooling_aliases(old, new):
     assert plugin_api.canonical_pooling(old) == new
+
+
+def test_every_installed_embedder_option_has_a_description():
+    """`embedx embedders -v` shows one line per option; an undocumented option is a gap a user falls into."""
+    from embedx.options import option_specs
+    from embedx.plugin_api.testing import installed_registry
+
+    registry = installed_registry(set(), "")
+    missing = sorted(f"{embedder_id}: {name}" for embedder_id, entry in registry.embedders.items()
+                     for name, spec in option_specs(entry.cls).items() if not spec.help)
+    assert not missing, "options without a description (add an 'Options:' section to the class docstring):\n" + \
+        "\n".join(missing)
