@@ -72,6 +72,16 @@ class _Verifier:
         return StoreError(f"{self.path}: {obj} {why}; refusing to use this file (embedx never follows "
                           "references out of a feature file, and checks its shapes before reading)")
 
+    def renamed(self, folder: str) -> StoreError:
+        """The index was written under another name: its virtual datasets name that name's segment folder."""
+        assert self.allowed is not None
+        written = folder.removesuffix(L.SEGMENT_DIR_SUFFIX)
+        return StoreError(f"{self.path} was renamed: it was written as {written}, and its rows are read from the "
+                          f"folder {folder}/ beside it (that name is recorded inside the file), not from "
+                          f"{self.allowed.name}/. Rename it back to {written}, and its segment folder back to "
+                          f"{folder} if that was renamed too; then copy or move the pair under any folder, "
+                          "keeping both names")
+
     def run(self) -> None:
         try:
             self._group(self.handle, "/")
@@ -213,12 +223,15 @@ class _Verifier:
         pure = PurePath(name)
         if name in ("", ".") or "%" in name or ".." in pure.parts:
             raise self.fail(what, f"maps source file {name!r}; only plain names inside the segment folder are followed")
+        assert self.allowed is not None
+        folder = pure.parts[0] if len(pure.parts) > 1 and not pure.is_absolute() else ""
+        if folder.endswith(L.SEGMENT_DIR_SUFFIX) and folder != self.allowed.name:
+            raise self.renamed(folder)
         candidate = pure if pure.is_absolute() else self.path.absolute().parent / pure
         try:
             resolved = Path(candidate).resolve(strict=True)
         except (OSError, RuntimeError):
             raise self.fail(what, f"maps source file {name!r}, which does not exist") from None
-        assert self.allowed is not None
         if not resolved.is_relative_to(self.allowed) or not resolved.is_file():
             raise self.fail(what, f"maps source file {name!r}, which resolves to {resolved}, outside "
                                   f"the segment folder {self.allowed}")
