@@ -81,6 +81,8 @@ class TransformerEncoder(Embedder):
     # changes the numbers and is named in identity().
     unkeyed_options = ("model", "revision", "device", "token_budget", "threads", "shapes", "backend")
     batch_size = 256
+    pooling_choices = ("cls", "mean", "max", "mean_max", "last")  # the shared vocabulary; "first" means cls
+    layer_options = True
 
     def __init__(self, model: str, revision: str | None = None, pooling: Pooling = "mean", layers: str = "-1",
                  layer_combine: LayerCombine = "concat", max_length: int = 256, truncation_side: Side = "right",

@@ -184,3 +184,9 @@ def test_cli_extract_with_options(registry, tmp_path):
         fs = store.feature_set("minilm-l6")
         assert fs.vectors(["dull and far too long"]).shape == (1, 384)
         assert fs.info.config["options"]["layers"] == "-2" and fs.info.config["options"]["pooling"] == "cls"
+
+
+def test_pooling_first_is_the_shared_vocabulary_name_for_cls(extract):
+    cls_report, cls = extract(SAMPLE[:2], "minilm-l6", pooling="cls")
+    first_report, first = extract(SAMPLE[:2], "minilm-l6", pooling="first")
+    assert first_report.set_name == cls_report.set_name and first_report.computed == 0
