@@ -284,14 +284,14 @@ def test_a_file_that_makes_libhdf5_loop_or_crash_is_refused_not_fatal(good, monk
 
     from embedx.store import verify
 
-    monkeypatch.setattr(verify, "_child_verify", lambda path, allowed: time.sleep(30) or "K")
+    monkeypatch.setattr(verify, "_child_verify", lambda path, allowed, *_: time.sleep(30) or "K")
     assert verify._forked(good, None, 0.5) == "timeout"
-    monkeypatch.setattr(verify, "_child_verify", lambda path, allowed: os.kill(os.getpid(), signal.SIGSEGV) or "K")
+    monkeypatch.setattr(verify, "_child_verify", lambda path, allowed, *_: os.kill(os.getpid(), signal.SIGSEGV) or "K")
     assert verify._forked(good, None, 5) == f"signal {signal.SIGSEGV}"
     verify._VERIFIED.clear()
     for outcome, match in (("timeout", "did not finish within"), (f"signal {signal.SIGSEGV}", "crashes the HDF5")):
-        monkeypatch.setattr(verify, "_forked", lambda path, allowed, limit, o=outcome: o)
-        monkeypatch.setattr(verify, "_spawned", lambda path, allowed, limit, o=outcome: o)
+        monkeypatch.setattr(verify, "_forked", lambda path, allowed, limit, *_, o=outcome: o)
+        monkeypatch.setattr(verify, "_spawned", lambda path, allowed, limit, *_, o=outcome: o)
         with pytest.raises(StoreError, match=match):
             verify.verify_isolated(good, timeout=1)
 

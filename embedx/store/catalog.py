@@ -83,6 +83,7 @@ class Catalog:
     next_seq: int = 1
     messages: list[str] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)  # files the index on disk maps (readers may be using them)
+    rewrite: bool = False  # the index names another segment folder (renamed with it): the next commit rewrites it
 
     @property
     def directory(self) -> Path:
@@ -113,7 +114,7 @@ def load(path: Path) -> Catalog:
     """The committed state of ``path`` (format 2), or an empty catalog if it does not exist yet."""
     if not path.exists():
         return Catalog(path, created=now())
-    with open_checked(path) as handle:
+    with open_checked(path, renamed_ok=True) as handle:  # the writer reads no virtual data through HDF5
         version = int(handle.attrs.get("format_version", 0))
         if version < 2:
             raise NeedsUpgrade(f"{path} uses embedx format version {version}; it must be upgraded first")
@@ -141,8 +142,19 @@ def load(path: Path) -> Catalog:
                                                                  key=lambda p: p.part), finals[0],
                                               created=str(group.attrs.get("created", "")))
         catalog.next_seq = 1 + max((max(i.lo, i.hi) for i in infos), default=0)
+        catalog.rewrite = _recorded_folder(handle) not in (None, catalog.directory.name)
     catalog.loaded = catalog.referenced()
     return catalog
+
+
+def _recorded_folder(handle: Any) -> str | None:
+    """The segment folder the index's virtual datasets name (its name when it was written), if any."""
+    for section in (L.SETS, L.INPUTS):
+        for group in handle[section].values():
+            sources = group[L.KEYS].virtual_sources() if group[L.KEYS].is_virtual else []
+            if sources:
+                return sources[0].file_name.split("/", 1)[0]
+    return None
 
 
 def _coverage(attrs: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ MERGE_BYTES = 32 << 20
 
 def commit(catalog: Catalog, merge: bool = True) -> int:
     """Map all pending segments in a new index; return the number of feature rows it added."""
-    if not any(s.pending for s in catalog.sets.values()) and not catalog.pending_inputs:
+    if not any(s.pending for s in catalog.sets.values()) and not catalog.pending_inputs and not catalog.rewrite:
         remove_unreferenced(catalog, set())
         if not catalog.path.exists() and catalog.directory.is_dir() and not any(catalog.directory.iterdir()):
             catalog.directory.rmdir()  # a first run that failed before anything was written leaves nothing
@@ -47,6 +47,7 @@ def commit(catalog: Catalog, merge: bool = True) -> int:
     if not check_free_space(catalog.path.parent, needed, "the commit"):
         raise StoreError(needs_space_message(catalog.path.parent, needed, f"committing {catalog.path}"))
     write_index(catalog)
+    catalog.rewrite = False
     for state in catalog.sets.values():
         state.segments += state.pending
         state.pending = []

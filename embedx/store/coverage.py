@@ -22,7 +22,7 @@ COUNTS = ("rows", "unique", "empty", "skipped_empty", "truncated_input")
 def covered_counts(catalog: Catalog, input_name: str, set_name: str, config_hash: str,
                    fingerprint: str) -> dict[str, int] | None:
     """The counts of the run that covered this input, if a re-run would compute nothing; else ``None``."""
-    if catalog.pending_inputs or catalog.messages or any(s.pending for s in catalog.sets.values()):
+    if catalog.rewrite or catalog.pending_inputs or catalog.messages or any(s.pending for s in catalog.sets.values()):
         return None  # a killed run's leftovers or a recovery: the normal path commits or reports them
     table, state = catalog.inputs.get(input_name), catalog.sets.get(set_name)
     if table is None or state is None or not state.segments or table.meta.get("fingerprint") != fingerprint:

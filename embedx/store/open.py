@@ -14,8 +14,10 @@ from embedx.store.verify import is_verified, verify_isolated, verify_structure
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def open_checked(path: Path | str) -> h5py.File:
-    """Open ``path`` as an embedx feature file, or raise :class:`StoreError` saying what is wrong."""
+def open_checked(path: Path | str, renamed_ok: bool = False) -> h5py.File:
+    """Open ``path`` as an embedx feature file, or raise :class:`StoreError` saying what is wrong.
+
+    ``renamed_ok``: for the writer only (see :func:`~embedx.store.verify.verify_structure`)."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path}: no such feature file")
@@ -29,7 +31,7 @@ def open_checked(path: Path | str) -> h5py.File:
     # libhdf5 can hang or crash on damaged metadata: look at the file in a child process first.
     real = Path(os.path.realpath(path))  # a symlinked index still maps only its real segment folder
     segments = real.with_name(real.name + ".segments")
-    verify_isolated(path, allowed_dir=segments)
+    verify_isolated(path, allowed_dir=segments, renamed_ok=renamed_ok)
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
@@ -55,8 +57,8 @@ def open_checked(path: Path | str) -> h5py.File:
                 dict(group[name].attrs)
         # The file is untrusted: no links out of it, virtual data only from its own segment folder
         # (FILE.h5.segments/), sane dtypes and shapes.
-        if not is_verified(path, segments):  # the child checked this very version already
-            verify_structure(handle, path, allowed_dir=segments)
+        if not is_verified(path, segments, renamed_ok):  # the child checked this very version already
+            verify_structure(handle, path, allowed_dir=segments, renamed_ok=renamed_ok)
     except StoreError:
         handle.close()
         raise

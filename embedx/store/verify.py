@@ -53,15 +53,21 @@ JSON_ATTRS = {"config": dict, "outputs": list, "columns": list}
 INT_ROLES = {L.OFFSETS: 8, L.LINE: 8, L.TRUNCATED: 0}  # 0: any integer width
 
 
-def verify_structure(handle: h5py.File, path: Path | str, allowed_dir: Path | str | None = None) -> None:
+def verify_structure(handle: h5py.File, path: Path | str, allowed_dir: Path | str | None = None,
+                     renamed_ok: bool = False) -> None:
     """Raise :class:`StoreError` unless every object in ``handle`` stays inside the file (or
-    ``allowed_dir``) and every dataset has a sane dtype and a shape consistent with ``rows``."""
-    _Verifier(handle, Path(path), None if allowed_dir is None else Path(allowed_dir)).run()
+    ``allowed_dir``) and every dataset has a sane dtype and a shape consistent with ``rows``.
+
+    ``renamed_ok`` (the writer only, which never reads virtual data through HDF5): sources
+    recorded under another segment folder name (the file was renamed with its folder) are
+    checked in ``allowed_dir`` instead, so the writer can load the file and record the new name."""
+    _Verifier(handle, Path(path), None if allowed_dir is None else Path(allowed_dir), renamed_ok).run()
 
 
 class _Verifier:
-    def __init__(self, handle: h5py.File, path: Path, allowed_dir: Path | None):
+    def __init__(self, handle: h5py.File, path: Path, allowed_dir: Path | None, renamed_ok: bool = False):
         self.handle = handle
+        self.renamed_ok = renamed_ok
         self.path = path
         self.allowed = allowed_dir.resolve() if allowed_dir is not None else None
         self.seen: set[tuple[int, int]] = set()
@@ -79,8 +85,8 @@ class _Verifier:
         return StoreError(f"{self.path} was renamed: it was written as {written}, and its rows are read from the "
                           f"folder {folder}/ beside it (that name is recorded inside the file), not from "
                           f"{self.allowed.name}/. Rename it back to {written}, and its segment folder back to "
-                          f"{folder} if that was renamed too; then copy or move the pair under any folder, "
-                          "keeping both names")
+                          f"{folder} if that was renamed too (or, with the folder renamed along to "
+                          f"{self.allowed.name}, run `embedx compact {self.path}` once to record the new names)")
 
     def run(self) -> None:
         try:
@@ -226,11 +232,17 @@ class _Verifier:
         assert self.allowed is not None
         folder = pure.parts[0] if len(pure.parts) > 1 and not pure.is_absolute() else ""
         if folder.endswith(L.SEGMENT_DIR_SUFFIX) and folder != self.allowed.name:
-            raise self.renamed(folder)
-        candidate = pure if pure.is_absolute() else self.path.absolute().parent / pure
+            if not self.renamed_ok:
+                raise self.renamed(folder)
+            candidate, remapped = self.allowed / PurePath(*pure.parts[1:]), True  # the same file, in the folder now
+        else:
+            remapped = False
+            candidate = pure if pure.is_absolute() else self.path.absolute().parent / pure
         try:
             resolved = Path(candidate).resolve(strict=True)
         except (OSError, RuntimeError):
+            if remapped:
+                raise self.renamed(folder) from None  # renamed without its folder (or the folder elsewhere)
             raise self.fail(what, f"maps source file {name!r}, which does not exist") from None
         if not resolved.is_relative_to(self.allowed) or not resolved.is_file():
             raise self.fail(what, f"maps source file {name!r}, which resolves to {resolved}, outside "
@@ -416,33 +428,34 @@ def _count(value: Any) -> bool:
 _VERIFIED: set[tuple] = set()  # file states (path, inode, size, mtime) a child has verified
 
 
-def file_state(path: Path, allowed_dir: Path | str | None) -> tuple | None:
-    """What identifies one version of a file: a rename or an edit in place changes it."""
+def file_state(path: Path, allowed_dir: Path | str | None, renamed_ok: bool = False) -> tuple | None:
+    """What identifies one version of a file (and the check asked): a rename or an edit in place changes it."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return (str(path.absolute()), st.st_ino, st.st_size, st.st_mtime_ns, str(allowed_dir))
+    return (str(path.absolute()), st.st_ino, st.st_size, st.st_mtime_ns, str(allowed_dir), renamed_ok)
 
 
-def is_verified(path: Path | str, allowed_dir: Path | str | None = None) -> bool:
+def is_verified(path: Path | str, allowed_dir: Path | str | None = None, renamed_ok: bool = False) -> bool:
     """Whether a child already verified this very version of ``path`` (the caller may skip its own check)."""
-    return file_state(Path(path), allowed_dir) in _VERIFIED
+    return file_state(Path(path), allowed_dir, renamed_ok) in _VERIFIED
 
 
-def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, timeout: float | None = None) -> None:
+def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, timeout: float | None = None,
+                    renamed_ok: bool = False) -> None:
     """Open and verify ``path`` in a child process first, so a file that makes libhdf5 hang or
     crash is refused with a message instead of taking embedx down. Raises :class:`StoreError`
     for a hang, a crash or a refusal; returns otherwise (other errors are left to the caller's
     own open, which words them). The limit is ``EMBEDX_VERIFY_TIMEOUT`` seconds (default 60)."""
     path = Path(path)
-    state = file_state(path, allowed_dir)
+    state = file_state(path, allowed_dir, renamed_ok)
     if not hasattr(os, "fork") or state is None or state in _VERIFIED:
         return
     limit = timeout if timeout is not None else float(os.environ.get("EMBEDX_VERIFY_TIMEOUT", "60"))
-    outcome = _forked(path, allowed_dir, limit)
+    outcome = _forked(path, allowed_dir, limit, renamed_ok)
     if outcome == "timeout" or outcome.startswith("signal"):  # a forked child can also stall or die on a lock
-        outcome = _spawned(path, allowed_dir, limit)  # some library held at fork time: confirm in a fresh interpreter
+        outcome = _spawned(path, allowed_dir, limit, renamed_ok)  # some library held at fork time: confirm in a fresh interpreter
     if outcome == "timeout":
         raise StoreError(f"{path}: reading its HDF5 metadata did not finish within {limit:g} s, so the file is "
                          "damaged in a way that makes the HDF5 library loop; move it aside and re-run the extraction")
@@ -455,11 +468,11 @@ def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, tim
         _VERIFIED.add(state)
 
 
-def _child_verify(path: Path, allowed_dir: Path | str | None) -> str:
+def _child_verify(path: Path, allowed_dir: Path | str | None, renamed_ok: bool = False) -> str:
     try:
         with h5py.File(path, "r") as handle:
             dict(handle.attrs)
-            verify_structure(handle, path, allowed_dir)
+            verify_structure(handle, path, allowed_dir, renamed_ok)
     except StoreError as exc:
         return "R" + str(exc)
     except BaseException:  # noqa: BLE001 - the parent's own open reports ordinary errors
@@ -467,7 +480,7 @@ def _child_verify(path: Path, allowed_dir: Path | str | None) -> str:
     return "K"
 
 
-def _forked(path: Path, allowed_dir: Path | str | None, limit: float) -> str:
+def _forked(path: Path, allowed_dir: Path | str | None, limit: float, renamed_ok: bool = False) -> str:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: verify, report, exit without running the parent's cleanup
@@ -475,7 +488,7 @@ def _forked(path: Path, allowed_dir: Path | str | None, limit: float) -> str:
             os.close(read_end)
             os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # a crash report of the child is not the user's
             faulthandler.disable()
-            os.write(write_end, _child_verify(path, allowed_dir).encode("utf-8", "replace")[:60000])
+            os.write(write_end, _child_verify(path, allowed_dir, renamed_ok).encode("utf-8", "replace")[:60000])
         finally:
             os._exit(0)
     os.close(write_end)
@@ -504,11 +517,11 @@ def _forked(path: Path, allowed_dir: Path | str | None, limit: float) -> str:
             os.waitpid(pid, 0)
 
 
-def _spawned(path: Path, allowed_dir: Path | str | None, limit: float) -> str:
+def _spawned(path: Path, allowed_dir: Path | str | None, limit: float, renamed_ok: bool = False) -> str:
     code = ("import sys; from pathlib import Path; from embedx.store.verify import _child_verify; "
-            "sys.stdout.write(_child_verify(Path(sys.argv[1]), sys.argv[2] or None))")
+            "sys.stdout.write(_child_verify(Path(sys.argv[1]), sys.argv[2] or None, sys.argv[3] == '1'))")
     try:
-        child = subprocess.run([sys.executable, "-c", code, str(path), str(allowed_dir or "")],
+        child = subprocess.run([sys.executable, "-c", code, str(path), str(allowed_dir or ""), "1" if renamed_ok else "0"],
                                capture_output=True, timeout=limit + 5)  # + interpreter start
     except subprocess.TimeoutExpired:
         return "timeout"
