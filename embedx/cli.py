@@ -97,7 +97,8 @@ def extract(
         f"[bold]{report.embedder}[/] -> {report.path} [dim]({report.set_name})[/]\n"
         f"  {report.rows:,} texts, {report.unique:,} unique: {report.computed:,} computed, {report.cached:,} cached"
         f"{f', {report.empty:,} empty (kept, flagged)' if report.empty else ''}"
-        f"{f', {report.skipped_empty:,} empty skipped' if report.skipped_empty else ''}\n"
+        f"{f', {report.skipped_empty:,} empty skipped' if report.skipped_empty else ''}"
+        f"{'' if report.input_read else ' (input file unchanged: not read again)'}\n"
         f"  {report.truncated_input:,} texts truncated by max_length\n"
         f"  {report.seconds_total:.2f} s total, {report.texts_per_second:,.0f} texts/s computing, "
         f"{report.seconds_staging + report.seconds_commit:.2f} s writing", highlight=False)
