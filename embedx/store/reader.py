@@ -280,10 +280,19 @@ def missing_rows(dataset: h5py.Dataset, values: np.ndarray) -> None:
     """Refuse what a virtual dataset returns for a segment file that is gone (NaN, -1: never stored)."""
     kind = values.dtype.kind
     gone = np.isnan(values).any() if kind == "f" else (values < 0).any() if kind == "i" else False
-    if gone:
-        raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} read as missing: a segment file "
-                         "it maps is gone (removed by hand, or replaced by a compaction more than 10 minutes "
+    if not gone:
+        return
+    base = Path(dataset.file.filename).parent
+    sources = dataset.virtual_sources() if dataset.is_virtual else []
+    absent = sorted({s.file_name for s in sources if not (base / s.file_name).is_file()})
+    if absent:
+        raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} read as missing: a segment file it maps is "
+                         f"gone ({absent[0]}: removed by hand, or replaced by a compaction more than 10 minutes "
                          "after this file was opened); open the file again")
+    what = "NaN" if kind == "f" else "negative numbers"
+    raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} hold {what}, which embedx never stores, so "
+                     f"a segment file it maps is damaged; run `embedx check {dataset.file.filename}` to find it, "
+                     "and re-extract into a new file")
 
 
 def _gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
