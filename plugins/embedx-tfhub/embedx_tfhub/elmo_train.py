@@ -137,7 +137,14 @@ class _Trainer:
         def nll(tokens, lengths, targets):
             return model.nll_sums(tokens, lengths, targets)
 
-        self.train_step, self.nll = train_step, nll
+        @tf.function(input_signature=specs[:2])
+        def spread(tokens, lengths):
+            out = model.features(tokens, lengths)
+            mask = tf.sequence_mask(lengths, tf.shape(tokens)[1])
+            return {name: tf.reduce_mean(tf.math.reduce_std(tf.boolean_mask(value, mask), axis=0))
+                    for name, value in out.items()}
+
+        self.train_step, self.nll, self._spread = train_step, nll, spread
 
     def run(self, batch: Batch) -> float:
         tf = self.tf
@@ -146,6 +153,16 @@ class _Trainer:
 
     def perplexity(self, heldout: list[list[str]], vocab: Vocabulary, batch_size: int = 64) -> dict[str, float]:
         return perplexity(self.nll, heldout, vocab, batch_size)
+
+    def spread(self, heldout: list[list[str]], vocab: Vocabulary, rows: int = 256) -> dict[str, float]:
+        """Per layer, the standard deviation of each feature over held-out tokens, averaged over features.
+
+        A layer whose spread falls far below its value at initialisation has collapsed (saturated
+        LSTM gates give every token the same vector): perplexity alone does not show it.
+        """
+        b = make_batch(sorted(heldout, key=len)[-rows:], vocab)
+        out = self._spread(self.tf.constant(b.tokens.astype(str)), self.tf.constant(b.lengths))
+        return {name: float(value) for name, value in out.items()}
 
 
 def perplexity(nll: Callable, heldout: list[list[str]], vocab: Vocabulary, batch_size: int = 64) -> dict[str, float]:
@@ -252,6 +269,7 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
     if "perplexity_before" not in state:
         t0 = time.perf_counter()
         state["perplexity_before"] = trainer.perplexity(heldout, vocab)
+        state["spread_before"] = trainer.spread(heldout, vocab)
         state["eval_seconds_before"] = time.perf_counter() - t0
         log(f"held-out perplexity before training: {state['perplexity_before']['mean']:.1f} "
             f"(forward {state['perplexity_before']['forward']:.1f}, backward {state['perplexity_before']['backward']:.1f})")
@@ -317,6 +335,14 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
     after = trainer.perplexity(heldout, vocab)
     eval_after = time.perf_counter() - t0
     state["perplexity_after"] = after
+    spread_after = trainer.spread(heldout, vocab)
+    spread_before = state.get("spread_before") or {}
+    collapsed = [name for name, value in spread_after.items()
+                 if spread_before.get(name) and value < 0.05 * spread_before[name]]
+    if collapsed:
+        log(f"warning: {', '.join(collapsed)} barely vary over held-out tokens any more (spread "
+            + ", ".join(f"{spread_before[n]:.3g} -> {spread_after[n]:.3g}" for n in collapsed)
+            + "): the layer has collapsed; lower --learning-rate")
     save()
     report = {"corpus": summary, "model": config.to_json(), "parameters": model.parameter_counts(),
               "training": asdict(settings), "steps": int(trainer.step.numpy()), "tokens_trained": state["tokens_seen"],
@@ -324,7 +350,9 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
               "tokens_per_second": state["tokens_seen"] / state["train_seconds"] if state["train_seconds"] else None,
               "eval_seconds": {"before": state.get("eval_seconds_before"), "after": eval_after},
               "this_run_wall_seconds": time.perf_counter() - started,
-              "perplexity_before": state["perplexity_before"], "perplexity_after": after, "curve": state["curve"]}
+              "perplexity_before": state["perplexity_before"], "perplexity_after": after,
+              "spread_before": state.get("spread_before"), "spread_after": spread_after, "collapsed_layers": collapsed,
+              "curve": state["curve"]}
     _write_json(folder / "report.json", report)
     log(f"held-out perplexity after training: {after['mean']:.1f} (forward {after['forward']:.1f}, "
         f"backward {after['backward']:.1f}); {state['tokens_seen']:,} tokens in {state['train_seconds']:.0f} s")

@@ -38,6 +38,9 @@ def test_tiny_training_lowers_heldout_perplexity(sentences, tmp_path):
     assert before["mean"] > 200  # an untrained model is about uniform over the vocabulary
     assert after["forward"] < 0.5 * before["forward"] and after["backward"] < 0.5 * before["backward"], (before, after)
     assert report["epochs_completed"] == 3 and report["corpus"]["heldout_sequences"] == 40
+    spread = report["spread_after"]
+    assert set(spread) == {"word_emb", "lstm_outputs1", "lstm_outputs2"} and all(v > 0 for v in spread.values())
+    assert report["collapsed_layers"] == [name for name in spread if spread[name] < 0.05 * report["spread_before"][name]]
     heldout = (tmp_path / "run" / "heldout.txt").read_text().splitlines()
     assert len(heldout) == 40
     assert json.loads((tmp_path / "run" / "report.json").read_text())["perplexity_after"] == after
