@@ -24,15 +24,18 @@ class TfHubEmbedder(Embedder):
     versioned: ClassVar[tuple[str, ...]] = ("tensorflow", "tensorflow-hub")
     # identity() pins the module: a URL names an immutable published version, a folder is
     # hashed, so where a folder lives does not change the cache key.
-    unkeyed_options: ClassVar[tuple[str, ...]] = ("model",)
+    # trust_module decides whether a module may load, not what it computes
+    unkeyed_options: ClassVar[tuple[str, ...]] = ("model", "trust_module")
     option_aliases: ClassVar[dict[str, str]] = {"handle": "model"}  # the name before the shared vocabulary
 
     handle: str
     _identity: dict[str, Any] | None = None
 
-    def _init_handle(self, handle: str) -> None:
+    trust_module: bool = False
+
+    def _init_handle(self, handle: str, trust_module: bool = False) -> None:
         handles.check_handle(handle)
-        self.handle = handle
+        self.handle, self.trust_module = handle, trust_module
         self.module: Any = None
 
     def identity(self) -> dict[str, Any]:
@@ -47,7 +50,7 @@ class TfHubEmbedder(Embedder):
         return None
 
     def _load_module(self) -> Any:
-        self.module = handles.load(self.handle)
+        self.module = handles.load(self.handle, self.trust_module)
         return self.module
 
     def _ensure_loaded(self) -> None:

@@ -50,6 +50,7 @@ class TfHubBert(TfHubEmbedder):
         layers: which blocks (-1 = last, 1..L, -1,-2, all); several are stored per layer
         max_length: word pieces kept per text, [CLS] and [SEP] included
         bucketing: pad lengths to a few shapes so TensorFlow traces few graphs (same numbers)
+        trust_module: load a module folder whose graph reads or writes files or runs Python (skips the scan)
     """
 
     id = "tfhub-bert"
@@ -63,18 +64,18 @@ class TfHubBert(TfHubEmbedder):
     requires = REQUIRES | {"tokenizers": "pip install tokenizers"}
     versioned = ("tensorflow", "tensorflow-hub", "tokenizers")
     # Bucketing pads with masked positions and rows: it changes the speed, not the numbers.
-    unkeyed_options = ("model", "bucketing")
+    unkeyed_options = ("model", "bucketing", "trust_module")
     pooling_choices = ("cls", "mean", "max")  # "first" still accepted for cls
     layer_options = True
     batch_size = 32
 
     def __init__(self, model: str, pooling: Pooling = "mean", layers: str = "-1", max_length: int | None = None,
-                 bucketing: bool = True):
+                 bucketing: bool = True, trust_module: bool = False):
         if pooling not in ("cls", "mean", "max"):
             raise ValueError(f"pooling={pooling!r}: choose cls, mean or max")
         if max_length is not None and max_length < 3:
             raise ValueError("max_length must be at least 3 ([CLS], one piece, [SEP])")
-        self._init_handle(model)
+        self._init_handle(model, trust_module)
         self.pooling, self.layers_text, self.bucketing = pooling, layers, bucketing
         self.layer_spec = parse_layers(layers)
         self.max_length_option = max_length

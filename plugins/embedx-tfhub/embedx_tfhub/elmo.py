@@ -45,6 +45,7 @@ class Elmo(TfHubEmbedder):
         model: the module's TF Hub URL (served from the TF Hub cache) or a local module folder
         signature: default (the module tokenizes on spaces) or tokens (embedx splits, padded per batch)
         max_length: tokens kept per text; the rest is cut and counted
+        trust_module: load a module folder whose graph reads or writes files or runs Python (skips the scan)
     """
 
     id = "elmo"
@@ -63,12 +64,13 @@ class Elmo(TfHubEmbedder):
     default_outputs = ("default",)
     batch_size = 32
 
-    def __init__(self, model: str = ELMO_URL, signature: Signature = "default", max_length: int | None = None):
+    def __init__(self, model: str = ELMO_URL, signature: Signature = "default", max_length: int | None = None,
+                 trust_module: bool = False):
         if max_length is not None and max_length < 1:
             raise ValueError("max_length must be at least 1 (or none)")
         if signature not in ("default", "tokens"):
             raise ValueError(f"signature={signature!r}: choose default or tokens")
-        self._init_handle(model)
+        self._init_handle(model, trust_module)
         self.signature, self.max_length = signature, max_length
         self._run: Any = None
 

@@ -40,14 +40,15 @@ class TrainedElmo(Elmo):
     id = "elmo-trained"
     description = "ELMo biLM trained here by `embedx elmo train` (module at $EMBEDX_ELMO_MODULE or runs/elmo/module)"
 
-    def __init__(self, model: str = "", signature: Signature = "default", max_length: int | None = None):
-        super().__init__(model or default_module(), signature, max_length)
+    def __init__(self, model: str = "", signature: Signature = "default", max_length: int | None = None,
+                 trust_module: bool = False):
+        super().__init__(model or default_module(), signature, max_length, trust_module)
 
-    def _init_handle(self, handle: str) -> None:
+    def _init_handle(self, handle: str, trust_module: bool = False) -> None:
         if missing_reason(handle) is None:
-            super()._init_handle(handle)
+            super()._init_handle(handle, trust_module)
         else:  # stays listable and says why it cannot run (Elmo's own check would raise here)
-            self.handle, self.module = handle, None
+            self.handle, self.module, self.trust_module = handle, None, trust_module
 
     def unavailable_reason(self) -> str | None:
         return missing_reason(self.handle) or super().unavailable_reason()

@@ -101,15 +101,15 @@ def _resolve_folder(handle: str) -> str:
         raise EmbedderUnavailable(
             f"TF Hub module {handle} is not in the TF Hub cache and could not be downloaded "
             f"({type(exc).__name__}: {exc}). Offline, unpack the module into {target} "
-            f"(the cache folder comes from TFHUB_CACHE_DIR) or pass a local module folder as handle=..."
+            f"(the cache folder comes from TFHUB_CACHE_DIR) or pass a local module folder as model=..."
         ) from exc
     finally:
         socket.setdefaulttimeout(previous)
 
 
-def load(handle: str) -> Any:
-    """``hub.load`` on the resolved folder; a folder TensorFlow cannot read becomes ``EmbedderUnavailable``."""
-    path = resolve(handle)
+def load(handle: str, trust_module: bool = False) -> Any:
+    """``hub.load`` on the resolved, scanned folder; a folder TensorFlow cannot read becomes ``EmbedderUnavailable``."""
+    path = resolve(handle, trust_module)
     from embedx_tfhub import _tf
 
     hub = _tf.hub()

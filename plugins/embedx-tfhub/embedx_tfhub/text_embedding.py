@@ -31,6 +31,7 @@ class TextEmbedding(TfHubEmbedder):
 
     Options:
         model: the module's TF Hub URL (served from the TF Hub cache) or a local module folder
+        trust_module: load a module folder whose graph reads or writes files or runs Python (skips the scan)
     """
 
     id = "tfhub-text"
@@ -39,8 +40,8 @@ class TextEmbedding(TfHubEmbedder):
     default_outputs = ("doc",)
     batch_size = 256
 
-    def __init__(self, model: str):
-        self._init_handle(model)
+    def __init__(self, model: str, trust_module: bool = False):
+        self._init_handle(model, trust_module)
         self.dim: int | None = None
         self._call: Any = None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedx.plugin_api import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable, EmbedxError
 
 
 def _module(tf, folder, body):
@@ -34,6 +34,12 @@ def test_a_module_that_writes_a_file_is_refused_before_it_runs(extract, tf, hub,
     with pytest.raises(EmbedderUnavailable, match=r"WriteFile op .*trust_module=true"):
         extract(["hello"], "tfhub-text", model=folder)
     assert not marker.exists()
+    # The user's explicit trust is an embedder option: the scan is skipped and the module runs as written.
+    try:
+        extract(["hello"], "tfhub-text", model=folder, trust_module="true")
+    except EmbedxError as exc:  # whatever it returns, it was not refused by the scan
+        assert "WriteFile op" not in str(exc)
+    assert marker.exists()
 
 
 @pytest.mark.parametrize("kind", ["read", "glob", "save"])

@@ -64,9 +64,9 @@ def test_embedx_help_imports_no_tensorflow():
 def test_ids_and_options(registry):
     elmo = registry.entry("elmo")
     assert elmo.cls.__init__.__defaults__[0] == "https://tfhub.dev/google/elmo/3"
-    assert set(option_specs(elmo.cls)) == {"model", "signature", "max_length"}
+    assert set(option_specs(elmo.cls)) == {"model", "signature", "max_length", "trust_module"}
     assert set(option_specs(registry.entry("tfhub-bert").cls)) == {"model", "pooling", "layers", "max_length",
-                                                                    "bucketing"}
+                                                                    "bucketing", "trust_module"}
     assert registry.entry("gnews-swivel-20dim").defaults == {
         "model": "https://tfhub.dev/google/tf2-preview/gnews-swivel-20dim/1"}
     assert registry.entry("nnlm-en-dim50").defaults == {"model": "https://tfhub.dev/google/nnlm-en-dim50/2"}
