@@ -77,6 +77,8 @@ class PooledLayers(Embedder):
     id = "pooled-layers"
     outputs = (Output("doc", DOCUMENT, dim=4, per_layer=True, layers=3),)
     default_outputs = ("doc",)
+    pooling_choices = ("cls", "mean", "max")  # what a layer sweep reads, as a real plugin declares it
+    layer_options = True
 
     def __init__(self, pooling: str = "mean", layers: str = "all"):
         self.pooling, self.layers = pooling, layers

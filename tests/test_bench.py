@@ -88,11 +88,25 @@ def test_second_run_recomputes_nothing_and_keeps_first_extraction_time(fake_plug
 
 def test_layer_sweep_table(fake_plugins, tmp_path):
     results = Comparison(small_config(embedders=[], finetuners=[], layer_sweep="pooled-layers",
-                                      layer_sweep_poolings=["mean"]), tmp_path, log=lambda m: None).run()
+                                      layer_sweep_poolings=["mean", "last"]), tmp_path, log=lambda m: None).run()
+    assert {r["pooling"] for r in results["layers"]} == {"mean"}  # "last" is not among its declared poolings
     variants = {r["variant"] for r in results["layers"]}
     assert "weighted sum, all layers (layer-mix)" in variants and "last hidden" in variants
+    assert {r["embedder"] for r in results["layers"]} == {"pooled-layers"}
     text = write_report(results, tmp_path).read_text()
-    assert "Layers x pooling" in text and "learned layer weights" in text
+    assert "Layers x pooling, pooled-layers" in text and "learned layer weights" in text
+
+
+def test_layer_sweep_auto_takes_every_embedder_that_declares_layers(fake_plugins, tmp_path):
+    from embedx.bench.runner import layer_sweep_ids
+    from embedx.registry import get_registry
+
+    registry = get_registry()
+    ids = layer_sweep_ids("auto", registry)
+    assert "pooled-layers" in ids  # declares layer_options and runs here with its defaults
+    assert all(registry.embedders[i].cls.layer_options for i in ids)
+    assert "hashing-ngrams" not in ids and layer_sweep_ids("a, b", registry) == ["a", "b"]
+    assert layer_sweep_ids(None, registry) == []
 
 
 def test_unrunnable_embedders_are_listed_not_fatal(fake_plugins, tmp_path):

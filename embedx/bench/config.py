@@ -25,7 +25,9 @@ class BenchConfig:
     finetune_samples_per_class: int | None = 300
     max_tokens: int | None = 100
     max_token_length: int | None = None
-    #: embedder for the layers x pooling table (BERT paper Table 7); None skips it
+    #: embedders for the layers x pooling table (BERT paper Table 7): ids, or "auto" for every embedder
+    #: that declares layer options (``Embedder.layer_options``) and runs here with its defaults; None skips it.
+    #: Each is swept over the poolings below that it declares (``Embedder.pooling_choices``).
     layer_sweep: str | None = "minilm-l6"
     layer_sweep_poolings: list[str] = field(default_factory=lambda: ["cls", "mean", "max"])
     #: embedders too slow for the default, left out of AUTO unless --full
@@ -51,4 +53,4 @@ def quick_config() -> BenchConfig:
 def full_config() -> BenchConfig:
     return BenchConfig(datasets=["mr", "tweets", "sms-spam", "email-spam", "trec"], seeds=[0, 1, 2, 3, 4],
                        finetune_seeds=[0, 1, 2], samples_per_class=1000, finetune_samples_per_class=1000,
-                       max_tokens=200)
+                       max_tokens=200, layer_sweep=AUTO)

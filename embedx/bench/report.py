@@ -154,6 +154,17 @@ def _how(config: dict[str, Any], selection: str) -> list[str]:
 
 
 def _layer_table(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[str]:
+    """One layers x pooling table per swept embedder."""
+    by_embedder: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in layers:
+        by_embedder[r.get("embedder") or str(config["layer_sweep"])].append(r)
+    lines: list[str] = []
+    for embedder_id, rows in by_embedder.items():
+        lines += _one_layer_table(embedder_id, rows, config)
+    return lines
+
+
+def _one_layer_table(embedder_id: str, layers: list[dict[str, Any]], config: dict[str, Any]) -> list[str]:
     poolings = list(dict.fromkeys(r["pooling"] for r in layers))
     variants = list(dict.fromkeys(r["variant"] for r in layers))
     cells: dict[tuple, list[float]] = defaultdict(list)
@@ -163,7 +174,7 @@ def _layer_table(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[s
         if "layer_weights" in r.get("extra", {}) and r["seed"] == config["seeds"][0]:
             weights[(r["variant"], r["pooling"])] = r["extra"]["layer_weights"]
     dataset = layers[0]["dataset"]
-    lines = [f"## Layers x pooling, {config['layer_sweep']} on {dataset} (like the BERT paper's Table 7)", "",
+    lines = [f"## Layers x pooling, {embedder_id} on {dataset} (like the BERT paper's Table 7)", "",
              "Test accuracy, mean ± std over seeds; one extraction per pooling with `layers=all` (stored per layer), "
              "every row trained from that cache: logistic regression on one layer or the concatenation, "
              "the layer-mix head for weighted sums; settings chosen on the validation split.", "",

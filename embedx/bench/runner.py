@@ -167,9 +167,20 @@ class Comparison:
 
     # -- BERT Table 7 ------------------------------------------------------------------------------
     def _layer_sweep(self, dataset: str, ds: Any, used: np.ndarray, splits: dict) -> None:
+        for embedder_id in layer_sweep_ids(self.config.layer_sweep, self.registry):
+            self._sweep_one(embedder_id, dataset, ds, used, splits)
+
+    def _sweep_one(self, embedder_id: str, dataset: str, ds: Any, used: np.ndarray, splits: dict) -> None:
+        """One embedder's layers x pooling rows, with the options it declares (the shared vocabulary)."""
+        from embedx.options import option_specs
+
         y, classes = ds.label_ids, list(ds.label_names)
-        for pooling in self.config.layer_sweep_poolings:
-            spec = EmbedderSpec(self.config.layer_sweep, {"pooling": pooling, "layers": "all"})
+        cls = self.registry.embedders[embedder_id].cls
+        poolings = [p for p in self.config.layer_sweep_poolings if p in cls.pooling_choices] or [None]
+        extra = {"normalize": False} if "normalize" in option_specs(cls) else {}  # raw layers, not unit vectors
+        for pooling in poolings:
+            options = {"layers": "all", **extra, **({"pooling": pooling} if pooling else {})}
+            spec = EmbedderSpec(embedder_id, options)
             X = self._extract(dataset, ds.texts, used, spec)
             if X is None:
                 return
@@ -186,10 +197,11 @@ class Comparison:
             }
             for name, (head_id, features) in variants.items():
                 for seed in self.config.seeds:
-                    row = self._fit_head(dataset, f"{self.config.layer_sweep}:{pooling}:{name}", head_id,
+                    row = self._fit_head(dataset, f"{embedder_id}:{pooling}:{name}", head_id,
                                          features, y, classes, splits[seed], seed, selection="validation")
                     self.results["rows"].pop()  # these rows go to the layer table, not the main one
-                    self.results["layers"].append({**row, "pooling": pooling, "variant": name})
+                    self.results["layers"].append({**row, "pooling": pooling or "-", "variant": name,
+                                                   "embedder": embedder_id})
 
     # -- fine-tuning -------------------------------------------------------------------------------
     def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:
@@ -264,3 +276,16 @@ def _json(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def layer_sweep_ids(setting: str | None, registry: Any) -> list[str]:
+    """The embedders a layer sweep covers: the ids given, or with ``auto`` every one declaring layer options
+    that runs here with its defaults (``embedx embedders`` says "yes")."""
+    if not setting:
+        return []
+    if setting != AUTO:
+        return [s.strip() for s in setting.split(",") if s.strip()]
+    from embedx.catalog import describe_embedders
+
+    runs = {row["id"] for row in describe_embedders(registry) if row["available"] and not row["needs"]}
+    return [i for i, entry in sorted(registry.embedders.items()) if entry.cls.layer_options and i in runs]
