@@ -411,3 +411,54 @@ def test_independent_scikit_learn_pipeline_reproduces_embedx_exactly(tmp_path):
     assert cv[C] == reported["validation"]["accuracy"]
     model = LogisticRegression(C=C, max_iter=2000, random_state=4).fit(X[pool], labels[pool])
     assert float(np.mean(model.predict(X[test]) == labels[test])) == reported["test"]["accuracy"]
+
+
+@pytest.mark.parametrize("split, message", [
+    ("0.7,0.3", "give three fractions train,validation,test"),
+    ("0.7,0.2,0.2", "must sum to 1"),
+    ("0.8,0.2,0", "the test fraction is 0"),
+    ("0,0.5,0.5", "the train fraction is 0"),
+    ("0.7,x,0.3", "are not all numbers"),
+    ("1.2,-0.1,-0.1", "a split fraction must be a number from 0 to 1"),
+])
+def test_bad_split_fractions_give_one_clear_error(sms, split, message):
+    result = CliRunner().invoke(app, ["train", "logreg", "-f", str(sms), "-e", "hashing-ngrams", "--labels",
+                                      "label", "--split", split])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_zero_validation_works_with_cross_validation_and_is_refused_for_a_single_split(sms):
+    runner = CliRunner()
+    base = ["train", "logreg", "-f", str(sms), "-e", "hashing-ngrams", "--labels", "label", "--split", "0.8,0,0.2",
+            "--samples-per-class", "100", "-O", "C=0.1,1,10"]
+    result = runner.invoke(app, [*base, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sizes"] == {"train": 160, "validation": 0, "test": 40}
+    result = runner.invoke(app, [*base, "--selection", "validation"])
+    assert result.exit_code == 2 and "needs validation rows" in result.output
+
+
+def test_given_split_column(tmp_path):
+    """A column of split names (any case, dev/val/valid spellings) is used as given; train+test only -> carved."""
+    texts = [f"{'good great fine' if i % 2 else 'bad awful poor'} text {i}" for i in range(200)]
+    labels = ["pos" if i % 2 else "neg" for i in range(200)]
+    parts = ["Train"] * 120 + ["DEV"] * 40 + ["test"] * 40
+    path = tmp_path / "given.h5"
+    embedx.extract(texts, "hashing-ngrams", path, name="t", options={"dim": 64},
+                   columns={"label": labels, "split": parts, "two": ["training"] * 160 + ["Testing"] * 40,
+                            "bad": ["train"] * 199 + ["holdout"]})
+    outcome = train("logreg", path, "hashing-ngrams", "label", split=SplitSpec(column="split"),
+                    options={"C": "1"}, save=tmp_path / "h")
+    assert outcome.sizes == {"train": 120, "validation": 40, "test": 40}
+    import csv
+
+    with open(tmp_path / "h" / "splits.csv", newline="") as handle:
+        recorded = [r["split"] for r in csv.DictReader(handle)]
+    assert recorded == ["train"] * 120 + ["validation"] * 40 + ["test"] * 40
+    carved = train("logreg", path, "hashing-ngrams", "label", split=SplitSpec(column="two"), options={"C": "1"})
+    assert carved.sizes == {"train": 132, "validation": 28, "test": 40}  # round(80 * 0.15 / 0.85) = 14 per class
+    again = train("logreg", path, "hashing-ngrams", "label", split=SplitSpec(column="two"), options={"C": "1"})
+    assert again.test == carved.test
+    result = CliRunner().invoke(app, ["train", "logreg", "-f", str(path), "-e", "hashing-ngrams", "--labels", "label",
+                                      "--split-column", "bad"])
+    assert result.exit_code == 2 and "row 200 has 'holdout'" in result.output and "dev" in result.output
