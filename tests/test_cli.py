@@ -96,3 +96,17 @@ def test_embedders_and_plugins_listings(registry):
     assert "--option scale=<float>" in verbose.output
     plugins = json.loads(runner.invoke(app, ["plugins", "--json"]).output)
     assert {"hashing", "fakes"} <= {p["name"] for p in plugins}
+
+
+def test_predict_prints_a_header_and_what_it_computed_and_reused(registry, tmp_path):
+    texts = [f"good film number {i}" for i in range(12)] + [f"bad film number {i}" for i in range(12)]
+    embedx.extract(texts, "hashing-ngrams", tmp_path / "f.h5", name="r", options={"dim": 64},
+                   columns={"label": ["pos"] * 12 + ["neg"] * 12})
+    trained = runner.invoke(app, ["train", "logreg", "-f", str(tmp_path / "f.h5"), "-e", "hashing-ngrams",
+                                  "--labels", "label", "--save", str(tmp_path / "head")])
+    assert trained.exit_code == 0, trained.output
+    done = runner.invoke(app, ["predict", str(tmp_path / "head"), "a good film", texts[0], "--proba"])
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    assert lines[0] == "label\tp(neg)\tp(pos)\ttext" and lines[1].endswith("\ta good film") and len(lines) == 3
+    assert "2 texts: 1 embedded now with hashing-ngrams, 1 reused from" in done.stderr
