@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from embedx.atomic import atomic_write
 
 ENV = "EMBEDX_DATA"
 FORMAT = 1  # bump when data.jsonl or meta.json change shape; older caches then count as not fetched
@@ -52,16 +53,11 @@ def read_meta(root: Path, name: str) -> dict[str, Any] | None:
 
 
 def write_atomic(path: Path, write: Callable[[IO[str]], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it over ``path``."""
+    """Write UTF-8 text through a temporary file in the same folder, then rename it over ``path`` (durably)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "x") rather than mkstemp: the file gets the umask's usual mode, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
+
+    def write_text(tmp: Path) -> None:
         with open(tmp, "x", encoding="utf-8", newline="\n") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write_text)
