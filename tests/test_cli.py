@@ -110,3 +110,17 @@ def test_predict_prints_a_header_and_what_it_computed_and_reused(registry, tmp_p
     lines = done.stdout.splitlines()
     assert lines[0] == "label\tp(neg)\tp(pos)\ttext" and lines[1].endswith("\ta good film") and len(lines) == 3
     assert "2 texts: 1 embedded now with hashing-ngrams, 1 reused from" in done.stderr
+
+
+@pytest.mark.parametrize("width", [50, 80, 200])
+def test_embedder_ids_are_never_cut(width):
+    """The id is what a user must type: whole at any terminal width (other columns wrap)."""
+    import os
+
+    from embedx.plugin_api.testing import installed_registry
+
+    expected = set(installed_registry(set(), "").embedders)
+    done = subprocess.run([sys.executable, "-m", "embedx.cli", "embedders"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": str(width)}, check=True)
+    shown = {line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│")}
+    assert expected <= shown, sorted(expected - shown)
