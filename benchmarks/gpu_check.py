@@ -363,16 +363,20 @@ def agreement(results: dict) -> dict:
     """embedx vs sentence-transformers per dtype, and half precision vs fp32 (first 256 texts, unit vectors)."""
     import numpy as np
 
+    def diff(a, b) -> float:  # timed runs are sized by speed, so they share only their first texts
+        n = min(len(a), len(b))
+        return float(np.abs(np.asarray(a[:n], dtype=np.float32) - np.asarray(b[:n], dtype=np.float32)).max())
+
     out = {}
     for dtype in ("float32", "float16", "bfloat16"):
         a, b = results.get((dtype, "embedx")), results.get((dtype, "sentence-transformers"))
         if a is not None and b is not None:
-            out[f"embedx_vs_st_{dtype}_max_abs"] = float(np.abs(a - b).max())
+            out[f"embedx_vs_st_{dtype}_max_abs"] = diff(a, b)
     ref = results.get(("float32", "embedx"))
     for dtype in ("float16", "bfloat16"):
         half = results.get((dtype, "embedx"))
         if ref is not None and half is not None:
-            out[f"{dtype}_vs_fp32_max_abs"] = float(np.abs(half - ref).max())
+            out[f"{dtype}_vs_fp32_max_abs"] = diff(half, ref)
             out[f"{dtype}_vs_fp32_min_cosine"] = float((half * ref).sum(1).min())
     return out
 

@@ -276,7 +276,7 @@ def embedders(
     for row in rows:
         outs = " ".join(f"{o['name']}{'*' if o['default'] else ''}" for o in row["outputs"])
         if not row["available"]:
-            short = row["reason"].split(":")[0] if verbose is False else row["reason"]
+            short = row["reason"].split(": ")[0] if verbose is False else row["reason"]
             status = f"[yellow]no: {_escape(short)}[/]"
         elif row["needs"]:
             status = "once given its options (-v)" if " " in row["needs"] else f"needs -O {_escape(row['needs'])}"

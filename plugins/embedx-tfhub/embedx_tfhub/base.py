@@ -46,7 +46,8 @@ class TfHubEmbedder(Embedder):
     def unavailable_reason(self) -> str | None:
         """A URL runs only once its module is in the TF Hub cache (nothing can be downloaded offline)."""
         if handles.local_folder(self.handle) is None:
-            return f"module not in the TF Hub cache: {handles.cached_folder(self.handle)}"
+            return (f"TF Hub module {self.handle} is not in the TF Hub cache: offline, unpack it into "
+                    f"{handles.cached_folder(self.handle)} (TFHUB_CACHE_DIR) or pass a module folder as -O model=...")
         return None
 
     def _load_module(self) -> Any:

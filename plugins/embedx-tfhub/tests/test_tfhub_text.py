@@ -46,7 +46,7 @@ def test_tf1_style_default_signature_is_used_when_the_module_is_not_callable(mod
     class SignaturesOnly:  # what hub.load returns for a TF1 Hub format module: signatures, no __call__
         signatures = real.signatures
 
-    monkeypatch.setattr(handles, "load", lambda handle: SignaturesOnly())
+    monkeypatch.setattr(handles, "load", lambda handle, trust_module=False: SignaturesOnly())
     embedder.load()
     np.testing.assert_allclose(embedder.embed_batch(TEXTS).outputs["doc"], real(np.array(TEXTS)).numpy(), atol=1e-6)
 
