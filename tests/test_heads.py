@@ -334,7 +334,8 @@ def test_cli_train_and_predict(sms, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["test"]["accuracy"] > 0.9
     result = runner.invoke(app, ["predict", str(out), "Free entry! Text WIN to 80086 to claim your prize", "--proba"])
-    assert result.exit_code == 0 and result.output.startswith("spam\t")
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and lines[0] == "label\tp(ham)\tp(spam)\ttext" and lines[1].startswith("spam\t")
     result = runner.invoke(app, ["train", "nope", "-f", str(sms), "-e", "hashing-ngrams", "--labels", "label"])
     assert result.exit_code == 2 and "no head 'nope'" in result.output
     result = runner.invoke(app, ["train", "logreg", "-f", str(sms), "-e", "hashing-ngrams", "--labels", "colour"])
