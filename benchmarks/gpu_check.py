@@ -377,7 +377,8 @@ def agreement(results: dict) -> dict:
         half = results.get((dtype, "embedx"))
         if ref is not None and half is not None:
             out[f"{dtype}_vs_fp32_max_abs"] = diff(half, ref)
-            out[f"{dtype}_vs_fp32_min_cosine"] = float((half * ref).sum(1).min())
+            n = min(len(half), len(ref))
+            out[f"{dtype}_vs_fp32_min_cosine"] = float((np.asarray(half[:n]) * np.asarray(ref[:n])).sum(1).min())
     return out
 
 
