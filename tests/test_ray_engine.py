@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -96,11 +95,11 @@ def test_pool_returns_the_local_results_in_order_then_the_local_error(ray_cluste
 def test_a_worker_that_would_compute_something_else_refuses_to_load(registry):
     """The actor class itself, in this process: what it reports when its model differs from the driver's."""
     worker = EmbedWorker("word-stats", {}, ["doc"], '{"identity": {"model": "another file"}, "versions": {}}')
-    payload = worker({"index": np.array([0]), "texts": [pickle.dumps(["a text"])]})["payload"][0]
+    payload = worker({"index": np.array([0]), "texts": [json.dumps(["a text"]).encode("utf-8")]})["payload"][0]
     with pytest.raises(EmbedderUnavailable, match="could not load on Ray node .*would compute something else"):
         RayEngine("word-stats", plugin="fakes")._unpack(payload, "batch 1")
     same = EmbedWorker("word-stats", {}, ["doc"], fingerprint(registry.create("word-stats")[0], ()))
-    payload = same({"index": np.array([0]), "texts": [pickle.dumps(["a text"])]})["payload"][0]
+    payload = same({"index": np.array([0]), "texts": [json.dumps(["a text"]).encode("utf-8")]})["payload"][0]
     assert RayEngine("word-stats")._unpack(payload, "batch 1").outputs["doc"].shape == (1, 4)
 
 

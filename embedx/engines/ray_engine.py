@@ -110,7 +110,7 @@ class EmbedWorker:
             if not blob:  # the driver's filler
                 payloads.append(b"")
                 continue
-            texts = pickle.loads(blob)
+            texts = json.loads(bytes(blob).decode("utf-8"))  # texts travel as plain JSON, never as pickles
             if self.error is not None:
                 payloads.append(_pack("load", self.error, None, self.node))
                 continue
@@ -337,7 +337,7 @@ class RayEngine:
                     break
                 texts, label = item
                 where[self._next_index] = label
-                self._queue.put((self._next_index, pickle.dumps(list(texts), protocol=5)))
+                self._queue.put((self._next_index, json.dumps(list(texts)).encode("utf-8")))
                 self._next_index += 1
             if following in arrived:
                 label = where.pop(following)
