@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("stage", nargs="?", choices=["all", "train", "layers"], default="all")
     parser.add_argument("--out", default="runs/elmo")
-    parser.add_argument("--max-train-tokens", type=int, default=1_000_000)
+    parser.add_argument("--max-train-tokens", type=int, default=1_200_000)
     parser.add_argument("--datasets", default="tweets,trec")
     parser.add_argument("--samples-per-class", type=int, default=500)
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])

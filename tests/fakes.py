@@ -93,9 +93,22 @@ class PooledLayers(Embedder):
         return {"doc": out}
 
 
+class MeanAndLayers(Embedder):
+    """Like ELMo: a default document vector plus a per-layer document output the layer-mix head can learn from."""
+
+    id = "mean-and-layers"
+    outputs = (Output("default", DOCUMENT, dim=4), Output("layers_mean", DOCUMENT, dim=4, per_layer=True, layers=3))
+    default_outputs = ("default",)
+
+    def embed_batch(self, texts):
+        layers = PooledLayers().embed_batch(texts)["doc"]
+        return {"default": layers.mean(1), "layers_mean": layers}
+
+
 @embedx.hookimpl
 def register_embedders(register):
     register(PooledLayers)
+    register(MeanAndLayers)
     register(WordStats)
     register(WordStats, id="word-stats-x2", defaults={"scale": 2.0})
     register(LayeredTokens)

@@ -97,6 +97,19 @@ def test_layer_sweep_table(fake_plugins, tmp_path):
     assert "Layers x pooling, pooled-layers" in text and "learned layer weights" in text
 
 
+def test_a_per_layer_document_output_gets_a_layer_mix_row(fake_plugins, tmp_path):
+    """ELMo's case: heads on the default vector, and the layer-mix head on the frozen layers (one extraction)."""
+    results = Comparison(small_config(embedders=["mean-and-layers"], finetuners=[]), tmp_path, log=lambda m: None).run()
+    heads = [r["head"] for r in results["rows"]]
+    assert heads.count("logreg") == heads.count("dense") == heads.count("layer-mix") == 2
+    mixes = [r for r in results["rows"] if r["head"] == "layer-mix"]
+    assert all(len(r["extra"]["layer_weights"]) == 3 and abs(sum(r["extra"]["layer_weights"]) - 1) < 1e-3
+               for r in mixes)
+    assert len(results["extraction"]) == 2 and results["extraction"][1]["computed_now"] == 0  # read from the cache
+    text = write_report(results, tmp_path).read_text()
+    assert "| mean-and-layers | layer-mix |" in text and "layer-mix weights learned on mean-and-layers" in text
+
+
 def test_layer_sweep_auto_takes_every_embedder_that_declares_layers(fake_plugins, tmp_path):
     from embedx.bench.runner import layer_sweep_ids
     from embedx.registry import get_registry

@@ -93,6 +93,7 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
             lines += ["⚠ Choices at the edge of their grid (the best setting may lie beyond it):", ""]
             lines += [f"- {short[r['features']]} + {r['head']}: {f}" for r, f in flagged]
             lines.append("")
+        lines += _mix_weights(results["rows"], dataset, short)
         cost = out / f"cost-{dataset}.png"
         if cost_plot(rows, dataset, cost, families, short):
             lines += [f"![accuracy vs cost, {dataset}]({cost.name})", ""]
@@ -151,6 +152,18 @@ def _how(config: dict[str, Any], selection: str) -> list[str]:
         "**train s** is per seed and includes the whole selection (every fold and candidate) and the refit.",
         "- The layers x pooling table, if present, uses the validation split for its choices (for cost).", ""]
     return lines
+
+
+def _mix_weights(rows: list[dict[str, Any]], dataset: str, short: dict[str, str]) -> list[str]:
+    """What the layer-mix rows learned: the softmax weight of each layer, mean over seeds."""
+    learned: dict[str, list[list[float]]] = defaultdict(list)
+    for r in rows:
+        if r["dataset"] == dataset and "layer_weights" in r.get("extra", {}):
+            learned[r["features"]].append(r["extra"]["layer_weights"])
+    lines = [f"- layer-mix weights learned on {short.get(features, features)} (layer 0 first, mean of "
+             f"{len(ws)} seeds): {', '.join(f'{x:.2f}' for x in np.mean(ws, axis=0))}"
+             for features, ws in learned.items()]
+    return lines + [""] if lines else []
 
 
 def _layer_table(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[str]:

@@ -76,9 +76,14 @@ class Comparison:
             used = np.unique(np.concatenate([np.concatenate([s.train, s.validation, s.test]) for s in splits.values()]))
             self.log(f"[{name}] {len(used):,} texts used of {len(ds):,}; labels {', '.join(ds.label_names)}")
             for spec in embedders:
-                X = self._extract(name, knobbed.texts, used, spec)
+                layered = self._layered_output(spec.id)
+                both = [self._first_document_output(spec.id), layered] if layered else None  # one set, one pass
+                X = self._extract(name, knobbed.texts, used, spec, outputs=both)
                 if X is not None:
                     self._heads(name, spec.label, X, knobbed, splits)
+                if X is not None and layered:
+                    self._layer_mix(name, spec, self._extract(name, knobbed.texts, used, spec, outputs=both,
+                                                              read=layered), knobbed, splits)
             if self.config.layer_sweep and index == 0:
                 self._layer_sweep(name, knobbed, used, splits)
             for spec in finetuners:
@@ -89,14 +94,18 @@ class Comparison:
 
     # -- extraction --------------------------------------------------------------------------------
     def _extract(self, dataset: str, texts: list[str], used: np.ndarray, spec: EmbedderSpec,
-                 output_kind: str = "document") -> np.ndarray | None:
+                 outputs: list[str] | None = None, read: str | None = None) -> np.ndarray | None:
+        """``[len(texts), ...]`` features of output ``read`` (default: the first document output).
+
+        ``outputs`` (default: the embedder's defaults) are computed together into one feature set.
+        """
         from embedx.extraction import extract
         from embedx.store.reader import FeatureStore
 
         chosen = [texts[i] for i in used]
         try:
             report = extract(chosen, spec.id, self.cache, options=dict(spec.options), progress=self.progress,
-                             registry=self.registry)
+                             registry=self.registry, **({"outputs": outputs} if outputs else {}))
         except EmbedxError as exc:
             self.results["skipped"].append({"dataset": dataset, "what": spec.label, "why": str(exc)})
             self.log(f"  skip {spec.label}: {exc}")
@@ -114,10 +123,34 @@ class Comparison:
         self.log(f"  {spec.label}: {report.computed:,} computed, {report.cached:,} cached, {report.seconds_total:.1f} s")
         with FeatureStore(self.cache) as store:
             fset = store.feature_set(report.set_name)
-            vectors = fset.vectors(chosen)  # the first document output
+            vectors = fset.vectors(chosen, output=read) if read else fset.vectors(chosen)  # first document output
         full = np.zeros((len(texts), *vectors.shape[1:]), dtype=np.float32)
         full[used] = vectors
         return full
+
+    def _first_document_output(self, embedder_id: str) -> str:
+        cls = self.registry.embedders[embedder_id].cls
+        documents = [o.name for o in cls.outputs if o.level == "document"]
+        defaults = [name for name in cls.default_outputs if name in documents]
+        return (defaults or documents)[0]
+
+    def _layered_output(self, embedder_id: str) -> str | None:
+        """A per-layer document output besides the default one (ELMo's ``layers_mean``): the layer-mix head's input."""
+        entry = self.registry.embedders.get(embedder_id)
+        if entry is None or "layer-mix" not in self.registry.heads:
+            return None
+        for out in entry.cls.outputs:
+            if out.level == "document" and out.per_layer and out.name not in entry.cls.default_outputs:
+                return out.name
+        return None
+
+    def _layer_mix(self, dataset: str, spec: EmbedderSpec, X: np.ndarray | None, ds: Any, splits: dict) -> None:
+        """The frozen layers through the layer-mix head (a learned softmax over layers + linear classifier)."""
+        if X is None or X.ndim != 3:
+            return
+        y, classes = ds.label_ids, list(ds.label_names)
+        for seed in self.config.seeds:
+            self._fit_head(dataset, spec.label, "layer-mix", X, y, classes, splits[seed], seed)
 
     @staticmethod
     def _family(kind: dict, entry_id: str) -> str:
