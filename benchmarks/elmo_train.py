@@ -10,9 +10,12 @@ fp32 matrix-multiply rate measured in the same run (with the model's analytic FL
 held-out perplexity before and after against a unigram model of the same training text.
 
 Stage 2 (``layers``): the splits ``embedx bench compare`` uses (seeds 0-2, 500 texts per class, 100
-tokens), ELMo's three layers mean-pooled (``layers_mean``) and the module's ``default`` through
-the cache; logistic regression on each layer alone and on ``default``, and the ``layer-mix`` head
-(ELMo's scalar mix + linear classifier) whose learned softmax weights per layer are printed.
+tokens) and its protocol (5-fold cross-validation on train+validation, refit, one test score),
+ELMo's three layers mean-pooled (``layers_mean``) and the module's ``default`` through the cache;
+logistic regression on each layer alone and on ``default``, the ``layer-mix`` head (ELMo's scalar
+mix + linear classifier) whose learned softmax weights per layer are printed, and logistic
+regression on GloVe, MiniLM, hashing and the Swivel module of ``benchmarks/swivel_train.py``
+(``--peers``; one that cannot run is named and skipped) on the same splits.
 
     python benchmarks/elmo_train.py                 # stage 1 then stage 2
     python benchmarks/elmo_train.py train           # only training (Ctrl-C saves a checkpoint; re-run resumes)
@@ -126,8 +129,13 @@ def layers_stage(args) -> None:
 
     import embedx
     from embedx import datasets
+    from embedx.bench.specs import parse_spec
+    from embedx.errors import EmbedxError
     from embedx.heads.data import MemoryData
     from embedx.heads.metrics import scores
+    from embedx.heads.selection import Protocol, choose_and_fit
+    from embedx.options import option_specs
+    from embedx.registry import get_registry
     from embedx.training import build_head
 
     module = Path(args.out) / "module"
@@ -147,33 +155,48 @@ def layers_stage(args) -> None:
         with embedx.open_store(cache) as store:
             fset = store.feature_set("elmo-trained")
             layers, default = fset.vectors(chosen, output="layers_mean"), fset.vectors(chosen, output="default")
+        variants = {"elmo layer 0 (word_emb x2)": ("logreg", layers[:, 0]),
+                    "elmo layer 1 (lstm_outputs1)": ("logreg", layers[:, 1]),
+                    "elmo layer 2 (lstm_outputs2)": ("logreg", layers[:, 2]),
+                    "elmo default (module's equal mix)": ("logreg", default),
+                    "elmo layer-mix (learned ScalarMix)": ("layer-mix", layers)}
+        for peer in filter(None, args.peers.split(",")):
+            spec = parse_spec(peer)
+            try:
+                report = embedx.extract(chosen, spec.id, cache, options=dict(spec.options))
+            except EmbedxError as exc:
+                print(f"[{name}] {spec.label}: not run ({exc})", flush=True)
+                continue
+            with embedx.open_store(cache) as store:
+                variants[spec.label] = ("logreg", store.feature_set(report.set_name).vectors(chosen))
         rows = {i: r for r, i in enumerate(used)}
 
         def pick(indices, rows=rows):
-            return np.array([rows[int(i)] for i in indices])
+            return np.array([rows[int(i)] for i in indices], dtype=np.int64)
 
         y, classes = ds.label_ids, list(ds.label_names)
-        variants = {"layer 0 (word_emb x2)": ("logreg", layers[:, 0]), "layer 1 (lstm_outputs1)": ("logreg", layers[:, 1]),
-                    "layer 2 (lstm_outputs2)": ("logreg", layers[:, 2]), "default (module's equal mix)": ("logreg", default),
-                    "layer-mix (learned ScalarMix)": ("layer-mix", layers)}
+        y_used = y[used]
         table = {}
         for label, (head_id, X) in variants.items():
-            accs, weights = [], []
+            accs, weights, picked = [], [], []
+            data = MemoryData(X, y_used, classes)
+            seeded = "seed" in option_specs(get_registry().heads[head_id].cls)
             for seed, split in splits.items():
-                train = MemoryData(X[pick(split.train)], y[split.train], classes)
-                val = MemoryData(X[pick(split.validation)], y[split.validation], classes)
-                test = MemoryData(X[pick(split.test)], y[split.test], classes)
-                head = build_head(head_id, {"seed": seed})
-                fit = head.fit(train, val)
-                accs.append(scores(test.y, head.predict(test), len(classes))["accuracy"])
-                if "layer_weights" in fit.extra:
-                    weights.append(fit.extra["layer_weights"])
-            table[label] = {"accuracy": accs, "layer_weights": weights}
+                fit = choose_and_fit(lambda combo, head_id=head_id: build_head(head_id, combo),
+                                     {"seed": seed} if seeded else {}, {},
+                                     data, pick(split.train), pick(split.validation), Protocol(args.selection, 5, seed))
+                test = data.subset(pick(split.test))
+                accs.append(scores(test.y, fit.head.predict(test), len(classes))["accuracy"])
+                picked.append(fit.chosen)
+                if "layer_weights" in fit.report.extra:
+                    weights.append(fit.report.extra["layer_weights"])
+            table[label] = {"accuracy": accs, "layer_weights": weights, "chosen": picked}
             extra = f"  weights {np.round(np.mean(weights, 0), 3).tolist()}" if weights else ""
-            print(f"[{name}] {label:32s} test accuracy {np.mean(accs):.3f} ± {np.std(accs):.3f}{extra}", flush=True)
-        results[name] = {"texts": len(chosen), "extract_seconds": seconds, "variants": table}
-        print(f"[{name}] {len(chosen):,} texts embedded in {seconds:.0f} s (0 if cached)")
-    (Path(args.out) / "layers.json").write_text(json.dumps(results, indent=1))
+            print(f"[{name}] {label:40s} test accuracy {np.mean(accs):.3f} ± {np.std(accs):.3f}{extra}", flush=True)
+        results[name] = {"texts": len(chosen), "extract_seconds": seconds, "selection": args.selection,
+                         "variants": table}
+        print(f"[{name}] {len(chosen):,} texts; ELMo features in {seconds:.0f} s (0 if cached)", flush=True)
+    (Path(args.out) / "layers.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,6 +207,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="tweets,trec")
     parser.add_argument("--samples-per-class", type=int, default=500)
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--selection", choices=["cv", "validation"], default="cv",
+                        help="how heads choose their settings (as in embedx bench compare)")
+    parser.add_argument("--peers", default="glove-6b-50d,minilm-l6,hashing-ngrams,"
+                        "gnews-swivel-20dim:model=runs/swivel-20d/module",
+                        help="other embedders scored with logistic regression on the same splits (comma-separated specs)")
     args = parser.parse_args(argv)
     if args.stage in ("all", "train"):
         train_stage(args)
