@@ -81,6 +81,30 @@ def test_streaming_logreg_matches_the_exact_solver(sms):
     assert abs(streamed.test["accuracy"] - exact.test["accuracy"]) <= 0.05
 
 
+def test_a_warm_start_reaches_the_same_solution_in_fewer_iterations(sms):
+    """Cross-validation starts each C from the previous C's solution: same optimum (convex), less solver work."""
+    from embedx.heads.data import MemoryData
+    from embedx.training import build_head
+
+    ds = datasets.load("sms-spam", fetch=True)
+    with FeatureStore(sms) as store:
+        X = store.feature_set("hashing-ngrams").vectors(ds.texts[:1500])
+    rows = MemoryData(X, ds.label_ids[:1500], list(ds.label_names))
+    previous = build_head("logreg", {"C": [1.0]})
+    previous.fit(rows, None)
+    cold, warm = build_head("logreg", {"C": [10.0]}), build_head("logreg", {"C": [10.0]})
+    warm.warm_from(previous)
+    cold.fit(rows, None)
+    warm.fit(rows, None)
+    assert warm.model.n_iter_[0] < cold.model.n_iter_[0]
+    # both stop within lbfgs's tolerance of the one optimum, not at the same bits
+    np.testing.assert_allclose(warm.predict_proba(rows), cold.predict_proba(rows), atol=1e-2)
+    assert (warm.predict(rows) == cold.predict(rows)).mean() >= 0.995
+    svm = build_head("linear-svm", {"C": [10.0]})
+    svm.warm_from(previous)  # another head's solution is never used as a start
+    assert svm._start is None
+
+
 def test_linear_heads_read_in_chunks_not_all_at_once(sms, monkeypatch):
     calls = []
     original = HeadData.array

@@ -56,6 +56,13 @@ class Head(abc.ABC):
         """Options for the refit on train+validation, from the cross-validation folds' reports."""
         return {}
 
+    def warm_from(self, other: Head) -> None:
+        """Start the next fit from ``other``'s fitted solution, where that only saves time.
+
+        Cross-validation calls it with the same fold's previous candidate (the next C of a grid).
+        Only heads whose fit reaches the same optimum from any start (convex problems) may use it.
+        """
+
     @abc.abstractmethod
     def predict_proba(self, data: HeadData | np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, n_classes]`` (columns in ``data.classes`` order)."""

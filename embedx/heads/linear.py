@@ -38,6 +38,7 @@ class LinearHead(Head):
         self.model = None
         self.model_C = self.Cs[0]
         self.n_classes = 0
+        self._start: tuple[np.ndarray, np.ndarray] | None = None  # coefficients to start the exact solver from
 
     def search_space(self) -> dict[str, list]:
         return {"C": [[c] for c in self.Cs]} if len(self.Cs) > 1 else {}
@@ -54,9 +55,10 @@ class LinearHead(Head):
             raise ValueError(f"{self.id}: choosing among C={self.Cs} needs validation rows")
         X_val = self.scaler.transform(validation.array()) if len(self.Cs) > 1 else None
         results = {}
-        for C in self.Cs:
+        for C in sorted(self.Cs):  # ascending, each fit starting from the previous solution
             model = self._fit_streaming(train, C) if streaming else self._fit_exact(train, C)
             results[C] = (accuracy(validation.y, model.predict(X_val)) if X_val is not None else None, model)
+            self._start = (model.coef_, model.intercept_)
         best = max(self.Cs, key=lambda c: (results[c][0] or 0.0, -abs(np.log10(c))))
         self.model, self.model_C = results[best][1], best
         extra = {"validation_accuracy_by_C": {str(c): results[c][0] for c in self.Cs}} if X_val is not None else {}
@@ -67,11 +69,22 @@ class LinearHead(Head):
 
         X = self.scaler.transform(train.array())
         model = self._exact_model(C)
+        start = self._start
+        if start is not None and "warm_start" in model.get_params() and start[0].shape[1] == X.shape[1] and \
+                len(start[0]) == (1 if self.n_classes == 2 else self.n_classes):
+            # the problem is convex: the start changes how long the solver runs, not where it ends (within tol)
+            model.set_params(warm_start=True)
+            model.coef_, model.intercept_ = start[0].copy(), start[1].copy()
         # one BLAS thread: the solvers' products are small, and on 2 cores a second BLAS thread made
         # lbfgs 15x slower (ELMo's 1024-d tweets vectors, 850 rows, C=100: 3.7 s vs 0.24 s, same iterations)
         with threadpool_limits(1):
             model.fit(X, train.y)
         return model
+
+    def warm_from(self, other: Head) -> None:
+        model = getattr(other, "model", None)
+        if type(other) is type(self) and type(model).__name__ != "SGDClassifier" and hasattr(model, "coef_"):
+            self._start = (model.coef_, model.intercept_)
 
     def _fit_streaming(self, train: HeadData, C: float):
         model = self._streaming_model(C, len(train))

@@ -138,10 +138,14 @@ def _cross_validate(make, candidates, axes, data, train, validation, n_classes, 
                           f"{smallest}. Use --selection validation, or more rows")
     folds = stratified_folds(y, k, protocol.seed)
     tried, best = [], None
+    previous: list[Head | None] = [None] * k  # each fold's last fitted head: a warm start for the next candidate
     for combo in candidates:
         fold_scores, reports = [], []
         for f in range(k):
             head = make(combo)
+            if previous[f] is not None:
+                head.warm_from(previous[f])
+            previous[f] = head
             fit_rows, held = pool[folds != f], pool[folds == f]
             held_data = data.subset(held)
             reports.append(head.fit(data.subset(fit_rows), held_data))
