@@ -79,6 +79,12 @@ def test_learning_curves_get_one_panel_per_family(fake_plugins, tmp_path):
     assert width > 1.5 * height  # two panels side by side
 
 
+def test_each_fine_tuner_draws_one_learning_curve_whatever_its_seeds(fake_plugins, tmp_path):
+    results = Comparison(small_config(embedders=[], finetune_seeds=[0, 1]), tmp_path, log=lambda m: None).run()
+    assert len([r for r in results["rows"] if r["head"] == "fine-tune"]) == 2
+    assert len([c for c in results["curves"] if c["head"] == "fine-tune"]) == 1
+
+
 def test_second_run_recomputes_nothing_and_keeps_first_extraction_time(fake_plugins, tmp_path):
     first = Comparison(small_config(finetuners=[]), tmp_path, log=lambda m: None).run()
     second = Comparison(small_config(finetuners=[]), tmp_path, log=lambda m: None).run()

@@ -264,9 +264,10 @@ class Comparison:
                              "train; validation used by the fine-tuner (early stopping where it has it); scored "
                              "once on test", "flags": []}
             self.results["rows"].append(row)
-            self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
-                                           "features": spec.label, "head": "fine-tune",
-                                           "curves": result.get("curves", {})})
+            if seed == self.config.finetune_seeds[0]:  # one line per fine-tuner, like the heads' first seed
+                self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
+                                               "features": spec.label, "head": "fine-tune",
+                                               "curves": result.get("curves", {})})
             self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
                      f"peak {result['peak_rss_mb']:.0f} MB")
 
