@@ -136,6 +136,15 @@ def test_unrunnable_embedders_are_listed_not_fatal(fake_plugins, tmp_path):
     assert "## Not run" in write_report(results, tmp_path).read_text()
 
 
+def test_a_fine_tuner_that_cannot_run_is_listed_with_its_reason_not_a_traceback(fake_plugins, tmp_path):
+    results = Comparison(small_config(embedders=[], finetuners=["char-count-tuner:epochs=many"]), tmp_path,
+                         log=lambda m: None).run()
+    [skipped] = results["skipped"]
+    assert skipped["what"] == "char-count-tuner[epochs=many]"
+    assert "cannot run here" in skipped["why"] and "epochs" in skipped["why"] and "Traceback" not in skipped["why"]
+    assert "File " not in skipped["why"]
+
+
 def test_cli(fake_plugins, tmp_path):
     from embedx.cli import app
 

@@ -12,12 +12,17 @@ import numpy as np
 
 
 def main(src: str, dst: str) -> None:
+    from embedx.errors import EmbedxError
     from embedx.options import resolve_options
     from embedx.registry import get_registry
 
     job = json.loads(Path(src).read_text())
     entry = get_registry().finetuners[job["finetuner"]]
-    tuner = entry.cls(**resolve_options(job["finetuner"], entry.cls, entry.defaults, job["options"]))
+    try:
+        tuner = entry.cls(**resolve_options(job["finetuner"], entry.cls, entry.defaults, job["options"]))
+    except EmbedxError as exc:  # cannot run here (a missing module, a bad option): the reason, not a traceback
+        Path(dst).write_text(json.dumps({"unavailable": str(exc)}))
+        return
     started = time.perf_counter()
     result = tuner.run((job["train"][0], np.asarray(job["train"][1])),
                        (job["validation"][0], np.asarray(job["validation"][1])), job["test"],

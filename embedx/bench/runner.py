@@ -296,7 +296,10 @@ def run_worker(job: dict[str, Any]) -> dict[str, Any]:
         if done.returncode != 0 or not dst.exists():
             tail = "\n".join(done.stderr.strip().splitlines()[-6:])
             raise EmbedxError(f"fine-tuner {job['finetuner']!r} failed (exit {done.returncode}): {tail}")
-        return json.loads(dst.read_text())
+        result = json.loads(dst.read_text())
+        if "unavailable" in result:
+            raise EmbedxError(f"fine-tuner {job['finetuner']!r} cannot run here: {result['unavailable']}")
+        return result
 
 
 def machine() -> dict[str, Any]:
