@@ -511,8 +511,13 @@ def bench_compare(
     selection: Annotated[str | None, typer.Option(help="How heads choose settings: 'cv' (default: 5-fold cross-validation on train+validation, then a refit) or 'validation' (the validation split, no refit).")] = None,
     samples_per_class: Annotated[int | None, typer.Option(help="Texts per class (the seeds' Nsamp).")] = None,
     layer_sweep: Annotated[str | None, typer.Option(help="Embedder for the layers x pooling table ('none' to skip).")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Recompute every head fit and fine-tuning run instead of resuming from OUT/journal.jsonl (features stay cached).")] = False,
 ) -> None:
-    """Run datasets x embedders x heads plus fine-tuning; write a Markdown report with plots."""
+    """Run datasets x embedders x heads plus fine-tuning; write a Markdown report with plots.
+
+    Finished units (a head fit per seed, a fine-tuning run) are journalled in OUT/journal.jsonl as they
+    complete, so an interrupted run started again with the same options resumes where it stopped.
+    """
     from embedx.bench.config import default_config, full_config, quick_config
     from embedx.bench.report import write_report
     from embedx.bench.runner import Comparison
@@ -540,7 +545,7 @@ def bench_compare(
         config.samples_per_class = samples_per_class
     if layer_sweep:
         config.layer_sweep = None if layer_sweep == "none" else layer_sweep
-    results = Comparison(config, out, log=lambda m: typer.echo(m, err=True), progress=False).run()
+    results = Comparison(config, out, log=lambda m: typer.echo(m, err=True), progress=False, resume=not restart).run()
     report = write_report(results, out)
     typer.echo(report.read_text())
     typer.echo(f"wrote {report} ({results['seconds'] / 60:.1f} min)", err=True)

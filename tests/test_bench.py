@@ -153,3 +153,65 @@ def test_cli(fake_plugins, tmp_path):
                                       "--samples-per-class", "40", "--layer-sweep", "none"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report.md").exists() and "word-stats" in result.output
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+def _test_accuracies(results: dict) -> list:
+    return [(r["features"], r["head"], r["seed"], r["test"]["accuracy"]) for r in results["rows"]]
+
+
+def test_an_interrupted_run_resumes_from_its_journal_and_ends_as_an_uninterrupted_one(fake_plugins, tmp_path,
+                                                                                      monkeypatch):
+    """A crash part-way (here on the 4th head fit) loses only the unit it was in; the rerun does the rest."""
+    config = small_config(heads=["logreg", "dense"])
+    whole = Comparison(config, tmp_path / "whole", log=lambda m: None).run()
+    real_fit, fits, crash = Comparison._fit_head, [], [True]
+
+    def crashing_fit(self, *args, **kwargs):
+        fits.append(args[:2])
+        if len(fits) == 4 and crash.pop():
+            raise SimulatedCrash
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Comparison, "_fit_head", crashing_fit)
+    with pytest.raises(SimulatedCrash):
+        Comparison(config, tmp_path / "resumed", log=lambda m: None).run()
+    crash.append(False)
+    journal = tmp_path / "resumed" / "journal.jsonl"
+    assert len(journal.read_text().splitlines()) == 3
+    with open(journal, "a") as fh:  # a line the crash cut short: ignored, that unit runs again
+        fh.write('{"key": "abc", "rows": [{"dataset"')
+    fits.clear()
+    resumed = Comparison(config, tmp_path / "resumed", log=lambda m: None).run()
+    heads_total = len([r for r in whole["rows"] if r["head"] != "fine-tune"])
+    assert len(fits) == heads_total - 3 and resumed["resumed_units"] == 3
+    assert _test_accuracies(resumed) == _test_accuracies(whole)
+    assert "resumed 3 finished head fits" in write_report(resumed, tmp_path / "resumed").read_text()
+
+    fits.clear()  # everything journalled now, fine-tuning included: nothing runs
+    again = Comparison(config, tmp_path / "resumed", log=lambda m: None).run()
+    assert fits == [] and _test_accuracies(again) == _test_accuracies(whole)
+    assert [c["what"] for c in again["curves"]] == [c["what"] for c in whole["curves"]]
+
+
+def test_a_changed_setting_or_restart_recomputes_the_units(fake_plugins, tmp_path, monkeypatch):
+    config = small_config(heads=["logreg"], finetuners=[], embedders=["word-stats"])
+    Comparison(config, tmp_path, log=lambda m: None).run()
+    real_fit, fits = Comparison._fit_head, []
+    monkeypatch.setattr(Comparison, "_fit_head", lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k))
+    Comparison(small_config(heads=["logreg"], finetuners=[], embedders=["word-stats"], samples_per_class=50),
+               tmp_path, log=lambda m: None).run()
+    assert len(fits) == 2  # a different sample size: different rows, so both seeds ran
+    fits.clear()
+    Comparison(config, tmp_path, log=lambda m: None, resume=False).run()
+    assert len(fits) == 2
+
+
+def test_a_fine_tuner_that_cannot_run_is_not_journalled(fake_plugins, tmp_path):
+    config = small_config(embedders=[], finetuners=["char-count-tuner:epochs=many"])
+    Comparison(config, tmp_path, log=lambda m: None).run()
+    again = Comparison(config, tmp_path, log=lambda m: None).run()
+    assert len(again["skipped"]) == 1 and again["resumed_units"] == 0

@@ -76,6 +76,11 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
              f"{config['finetune_seeds']}. Mean ± standard deviation over those seeds.",
              f"Machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}. "
              f"Whole run (wall time): {results.get('seconds', 0) / 60:.1f} min.", ""]
+    if results.get("resumed_units"):
+        lines[-1:] = [f"This run resumed {results['resumed_units']:,} finished head fits and fine-tuning runs from "
+                      f"its journal, which took {results.get('resumed_seconds', 0) / 60:.1f} min when they ran; "
+                      "features computed by earlier runs came from the cache (the extract column gives the time "
+                      "they took when computed).", ""]
     lines += _how(config, selection)
     for dataset, rows in table.items():
         lines += [f"## {dataset}", "", "| features | head | test accuracy | macro-F1 | selection acc. | chosen "

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from embedx.bench.config import AUTO, BenchConfig
+from embedx.bench.journal import PARTS, Journal
 from embedx.bench.specs import EmbedderSpec, parse_spec
 from embedx.errors import EmbedxError
 from embedx.heads.data import MemoryData
@@ -49,7 +50,7 @@ def _specs(items: list[str], kind: dict, skip: list[str]) -> list[EmbedderSpec]:
 
 class Comparison:
     def __init__(self, config: BenchConfig, out: Path, registry: Registry | None = None,
-                 log: Callable[[str], None] = print, progress: bool = False):
+                 log: Callable[[str], None] = print, progress: bool = False, resume: bool = True):
         self.config, self.out, self.log, self.progress = config, Path(out), log, progress
         self.registry = registry or get_registry()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,11 @@ class Comparison:
         self.times_file = self.out / "extract_times.json"
         self.times = json.loads(self.times_file.read_text()) if self.times_file.exists() else {}
         self.results: dict[str, Any] = {"config": config.as_dict(), "machine": machine(), "rows": [], "curves": [],
-                                        "layers": [], "skipped": [], "extraction": []}
+                                        "layers": [], "skipped": [], "extraction": [], "resumed_seconds": 0.0}
+        journal = self.out / "journal.jsonl"
+        if not resume:
+            journal.unlink(missing_ok=True)
+        self.journal = Journal(journal, config.as_dict())
 
     # -- driver ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -89,6 +94,9 @@ class Comparison:
             for spec in finetuners:
                 self._finetune(name, spec, knobbed, splits)
         self.results["seconds"] = time.perf_counter() - started
+        self.results["resumed_units"] = self.journal.reused
+        if self.journal.reused:
+            self.log(f"{self.journal.reused:,} finished units taken from {self.journal.path} (--restart recomputes them)")
         (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=_json))
         return self.results
 
@@ -150,7 +158,9 @@ class Comparison:
             return
         y, classes = ds.label_ids, list(ds.label_names)
         for seed in self.config.seeds:
-            self._fit_head(dataset, spec.label, "layer-mix", X, y, classes, splits[seed], seed)
+            self._unit(("head", dataset, spec.label, "layer-mix", seed),
+                       lambda seed=seed: self._fit_head(dataset, spec.label, "layer-mix", X, y, classes,
+                                                        splits[seed], seed) and None)
 
     @staticmethod
     def _family(kind: dict, entry_id: str) -> str:
@@ -158,13 +168,40 @@ class Comparison:
         entry = kind.get(entry_id)
         return str(getattr(entry, "plugin", "") or entry_id)
 
+    # -- resumable units ---------------------------------------------------------------------------
+    def _unit(self, unit: tuple, compute: Callable[[], Any]) -> Any:
+        """Run one unit (a head fit, a fine-tuning run) unless the journal holds it; journal what it added.
+
+        A unit that skipped something (a fine-tuner that cannot run) is not journalled: it runs again.
+        """
+        key = self.journal.key(*unit)
+        entry = self.journal.get(key)
+        if entry is not None:
+            for part in PARTS:
+                self.results[part].extend(entry.get(part, []))
+            self.results.setdefault("families", {}).update(entry.get("families", {}))
+            seconds = entry.get("seconds")
+            self.results["resumed_seconds"] += seconds if isinstance(seconds, (int, float)) else 0.0
+            return entry.get("value")
+        before = {part: len(self.results[part]) for part in PARTS}
+        skipped = len(self.results["skipped"])
+        started = time.perf_counter()
+        value = compute()
+        if len(self.results["skipped"]) == skipped:
+            added = {part: self.results[part][before[part]:] for part in PARTS}
+            self.journal.add(key, {**added, "families": self.results.get("families", {}), "value": value,
+                                   "seconds": time.perf_counter() - started})
+        return value
+
     # -- heads -------------------------------------------------------------------------------------
     def _heads(self, dataset: str, features: str, X: np.ndarray, ds: Any, splits: dict) -> None:
         y, classes = ds.label_ids, list(ds.label_names)
         flat = X.reshape(len(X), -1)
         for head_id in self.config.heads:
             for seed in self.config.seeds:
-                self._fit_head(dataset, features, head_id, flat, y, classes, splits[seed], seed)
+                self._unit(("head", dataset, features, head_id, seed),
+                           lambda head_id=head_id, seed=seed: self._fit_head(
+                               dataset, features, head_id, flat, y, classes, splits[seed], seed) and None)
 
     def _fit_head(self, dataset: str, features: str, head_id: str, X: np.ndarray, y: np.ndarray, classes: list[str],
                   split: Any, seed: int, label: str | None = None, options: dict | None = None,
@@ -230,46 +267,58 @@ class Comparison:
             }
             for name, (head_id, features) in variants.items():
                 for seed in self.config.seeds:
-                    row = self._fit_head(dataset, f"{embedder_id}:{pooling}:{name}", head_id,
-                                         features, y, classes, splits[seed], seed, selection="validation")
-                    self.results["rows"].pop()  # these rows go to the layer table, not the main one
-                    self.results["layers"].append({**row, "pooling": pooling or "-", "variant": name,
-                                                   "embedder": embedder_id})
+                    self._unit(("sweep", dataset, embedder_id, pooling, name, seed),
+                               lambda name=name, head_id=head_id, features=features, seed=seed, pooling=pooling: self._sweep_row(
+                                   dataset, embedder_id, pooling, name, head_id, features, y, classes,
+                                   splits[seed], seed))
+
+    def _sweep_row(self, dataset: str, embedder_id: str, pooling: str | None, name: str, head_id: str,
+                   features: np.ndarray, y: np.ndarray, classes: list[str], split: Any, seed: int) -> None:
+        row = self._fit_head(dataset, f"{embedder_id}:{pooling}:{name}", head_id,
+                             features, y, classes, split, seed, selection="validation")
+        self.results["rows"].pop()  # these rows go to the layer table, not the main one
+        self.results["layers"].append({**row, "pooling": pooling or "-", "variant": name, "embedder": embedder_id})
 
     # -- fine-tuning -------------------------------------------------------------------------------
     def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:
-        y = ds.label_ids
         for seed in self.config.finetune_seeds:
-            split = splits[seed]
-            train = _per_class(split.train, y, self.config.finetune_samples_per_class)
-            job = {"finetuner": spec.id, "options": spec.options, "seed": seed, "n_classes": len(ds.label_names),
-                   "train": [[ds.texts[i] for i in train], y[train].tolist()],
-                   "validation": [[ds.texts[i] for i in split.validation], y[split.validation].tolist()],
-                   "test": [ds.texts[i] for i in split.test]}
-            self.log(f"  fine-tune {spec.label} (seed {seed}, {len(train)} training texts) ...")
-            try:
-                result = run_worker(job)
-            except EmbedxError as exc:
-                self.results["skipped"].append({"dataset": dataset, "what": spec.label, "why": str(exc)})
-                self.log(f"  skip {spec.label}: {exc}")
+            if self._unit(("finetune", dataset, spec.label, seed), lambda seed=seed: self._finetune_one(
+                    dataset, spec, ds, splits[seed], seed)) == "skipped":
                 return
-            n = len(ds.label_names)
-            self.results.setdefault("families", {})[spec.label] = "fine-tuning"
-            row = {"dataset": dataset, "features": spec.label, "head": "fine-tune", "seed": seed,
-                   "validation": scores(y[split.validation], np.asarray(result["validation_pred"]), n),
-                   "test": scores(y[split.test], np.asarray(result["test_pred"]), n),
-                   "train_seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "n_train": len(train),
-                   "extra": result.get("extra", {}), "chosen": {}, "selection": "fine-tune",
-                   "method": f"fine-tuned on up to {self.config.finetune_samples_per_class} texts per class of "
-                             "train; validation used by the fine-tuner (early stopping where it has it); scored "
-                             "once on test", "flags": []}
-            self.results["rows"].append(row)
-            if seed == self.config.finetune_seeds[0]:  # one line per fine-tuner, like the heads' first seed
-                self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
-                                               "features": spec.label, "head": "fine-tune",
-                                               "curves": result.get("curves", {})})
-            self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
-                     f"peak {result['peak_rss_mb']:.0f} MB")
+
+    def _finetune_one(self, dataset: str, spec: EmbedderSpec, ds: Any, split: Any, seed: int) -> str | None:
+        """One fine-tuning run in a child process; ``"skipped"`` when the fine-tuner cannot run here."""
+        y = ds.label_ids
+        train = _per_class(split.train, y, self.config.finetune_samples_per_class)
+        job = {"finetuner": spec.id, "options": spec.options, "seed": seed, "n_classes": len(ds.label_names),
+               "train": [[ds.texts[i] for i in train], y[train].tolist()],
+               "validation": [[ds.texts[i] for i in split.validation], y[split.validation].tolist()],
+               "test": [ds.texts[i] for i in split.test]}
+        self.log(f"  fine-tune {spec.label} (seed {seed}, {len(train)} training texts) ...")
+        try:
+            result = run_worker(job)
+        except EmbedxError as exc:
+            self.results["skipped"].append({"dataset": dataset, "what": spec.label, "why": str(exc)})
+            self.log(f"  skip {spec.label}: {exc}")
+            return "skipped"
+        n = len(ds.label_names)
+        self.results.setdefault("families", {})[spec.label] = "fine-tuning"
+        row = {"dataset": dataset, "features": spec.label, "head": "fine-tune", "seed": seed,
+               "validation": scores(y[split.validation], np.asarray(result["validation_pred"]), n),
+               "test": scores(y[split.test], np.asarray(result["test_pred"]), n),
+               "train_seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "n_train": len(train),
+               "extra": result.get("extra", {}), "chosen": {}, "selection": "fine-tune",
+               "method": f"fine-tuned on up to {self.config.finetune_samples_per_class} texts per class of "
+                         "train; validation used by the fine-tuner (early stopping where it has it); scored "
+                         "once on test", "flags": []}
+        self.results["rows"].append(row)
+        if seed == self.config.finetune_seeds[0]:  # one line per fine-tuner, like the heads' first seed
+            self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
+                                           "features": spec.label, "head": "fine-tune",
+                                           "curves": result.get("curves", {})})
+        self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
+                 f"peak {result['peak_rss_mb']:.0f} MB")
+        return None
 
 
 def _per_class(indices: np.ndarray, y: np.ndarray, k: int | None) -> np.ndarray:
