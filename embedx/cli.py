@@ -501,7 +501,7 @@ def bench_compare(
     out: Annotated[Path, typer.Option(help="Directory for the feature cache, results.json, report.md and plots.")] = Path("runs/bench"),
     full: Annotated[bool, typer.Option("--full", help="The seeds' setting: every dataset, 1,000 per class, 5 seeds (hours on a CPU).")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="A few minutes: SMS spam, logistic regression and dense heads, small fine-tuning.")] = False,
-    datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets (see `embedx datasets list`).")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets: names from `embedx datasets list`, or labelled .csv/.tsv/.jsonl files (see --label-column, --split-column).")] = None,
     embedders: Annotated[list[str] | None, typer.Option("--embedder", "-e", help="Embedder spec id or id:key=value:... (repeatable; default: every one that runs here).")] = None,
     heads: Annotated[str | None, typer.Option(help="Comma-separated heads.")] = None,
     finetuners: Annotated[list[str] | None, typer.Option("--finetuner", help="Fine-tuner spec (repeatable; default: every one installed).")] = None,
@@ -511,6 +511,9 @@ def bench_compare(
     selection: Annotated[str | None, typer.Option(help="How heads choose settings: 'cv' (default: 5-fold cross-validation on train+validation, then a refit) or 'validation' (the validation split, no refit).")] = None,
     samples_per_class: Annotated[int | None, typer.Option(help="Texts per class (the seeds' Nsamp).")] = None,
     layer_sweep: Annotated[str | None, typer.Option(help="Embedder for the layers x pooling table ('none' to skip).")] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of a labelled file given in --datasets.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column of a labelled file given in --datasets.")] = "label",
+    split_column: Annotated[str | None, typer.Option(help="Column of a labelled file's own splits (train / validation / test, spellings as in `embedx train`): its test rows stay the test rows; validation is carved from train when it has none.")] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Recompute every head fit and fine-tuning run instead of resuming from OUT/journal.jsonl (features stay cached).")] = False,
 ) -> None:
     """Run datasets x embedders x heads plus fine-tuning; write a Markdown report with plots.
@@ -545,6 +548,7 @@ def bench_compare(
         config.samples_per_class = samples_per_class
     if layer_sweep:
         config.layer_sweep = None if layer_sweep == "none" else layer_sweep
+    config.text_column, config.label_column, config.split_column = text_column, label_column, split_column
     results = Comparison(config, out, log=lambda m: typer.echo(m, err=True), progress=False, resume=not restart).run()
     report = write_report(results, out)
     typer.echo(report.read_text())

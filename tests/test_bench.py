@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -215,3 +216,53 @@ def test_a_fine_tuner_that_cannot_run_is_not_journalled(fake_plugins, tmp_path):
     Comparison(config, tmp_path, log=lambda m: None).run()
     again = Comparison(config, tmp_path, log=lambda m: None).run()
     assert len(again["skipped"]) == 1 and again["resumed_units"] == 0
+
+
+def test_compare_runs_on_a_labelled_file_with_its_own_split(fake_plugins, tmp_path):
+    """A user's corpus (here SMS spam written out as CSV) keeps its test rows; the report says so."""
+    import csv
+
+    from embedx import datasets
+
+    sms = datasets.load("sms-spam", fetch=True)
+    picked = np.concatenate([np.flatnonzero(sms.label_ids == c)[:90] for c in (0, 1)])
+    path = tmp_path / "my corpus.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["body", "class", "part"])
+        for n, i in enumerate(picked):
+            writer.writerow([sms.texts[i], sms.labels[i], "test" if n % 3 == 0 else "train"])
+    config = small_config(datasets=[str(path)], embedders=["hashing-ngrams:dim=256"], heads=["logreg"],
+                          finetuners=[], text_column="body", label_column="class", split_column="part")
+    results = Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    assert results["given_splits"][str(path)] == {"column": "part", "train": 98, "validation": 22, "test": 60}
+    assert {r["dataset"] for r in results["rows"]} == {str(path)} and len(results["rows"]) == 2
+    text = write_report(results, tmp_path / "out").read_text()
+    assert "keeps its own split (column `part`): 60 test rows as given" in text
+
+    path.write_text(path.read_text().replace("train", "training", 1))  # same rows, another digest: recomputed
+    again = Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    assert again["resumed_units"] == 0
+
+
+def test_compare_refuses_a_split_column_for_a_registered_dataset(fake_plugins, tmp_path):
+    from embedx.errors import EmbedxError
+
+    with pytest.raises(EmbedxError, match="--split-column part: dataset 'sms-spam' is a registered one"):
+        Comparison(small_config(split_column="part"), tmp_path, log=lambda m: None).run()
+
+
+def test_cli_takes_a_labelled_file_and_its_split_column(fake_plugins, tmp_path):
+    from embedx.cli import app
+
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{w} {i}", "y": w, "split": "test" if i % 4 == 0 else "train"}) + "\n"
+                            for i in range(40) for w in ("spam", "ham")))
+    result = CliRunner().invoke(app, ["bench", "compare", "--out", str(tmp_path / "out"), "--datasets", str(path),
+                                      "-e", "word-stats", "--heads", "logreg", "--no-finetune", "--seeds", "0",
+                                      "--label-column", "y", "--split-column", "split", "--layer-sweep", "none"])
+    assert result.exit_code == 0, result.output
+    assert "keeps its own split (column `split`): 20 test rows as given" in result.output
+    missing = CliRunner().invoke(app, ["bench", "compare", "--out", str(tmp_path / "out"), "--datasets",
+                                       str(tmp_path / "absent.csv"), "--no-finetune", "--layer-sweep", "none"])
+    assert missing.exit_code != 0 and "absent.csv: no such input file" in missing.output

@@ -371,6 +371,47 @@ def test_from_file_missing_label_column_names_file_and_columns(tmp_path):
         datasets.from_file(path, id_field="key")
 
 
+def _split_file(tmp_path, rows: list[tuple[str, str, str]]) -> Path:
+    path = tmp_path / "given.csv"
+    path.write_text("text,label,part\n" + "".join(f"{t},{label},{part}\n" for t, label, part in rows))
+    return path
+
+
+def test_a_files_own_split_is_kept_and_validation_carved_from_train(tmp_path):
+    rows = [(f"text {i}", "ab"[i % 2], "TRAIN" if i < 40 else "Test") for i in range(60)]
+    ds = datasets.from_file(_split_file(tmp_path, rows), split_field="part")
+    assert ds.meta["split_column"] == "part" and len(ds.meta["sha256"]) == 64
+    given_test = set(range(40, 60))
+    for seed in (0, 1, 2):
+        splits = datasets.split(ds, seed=seed, train=0.7, validation=0.15, test=0.15, samples_per_class=15)
+        assert set(splits.test.tolist()) == given_test, "the file's test rows stay the test rows, whatever the seed"
+        assert set(splits.train.tolist()) | set(splits.validation.tolist()) <= set(range(40))
+        assert not set(splits.train.tolist()) & set(splits.validation.tolist())
+        assert len(splits.validation) == 2 * 4  # 15/85 of each class's 20 train rows, stratified
+        assert np.bincount(ds.label_ids[splits.train]).tolist() == [15, 15]  # the cap applies to train only
+        assert splits.settings["given"] == "part"
+    carved = [set(datasets.split(ds, seed=seed).validation.tolist()) for seed in (0, 1)]
+    assert carved[0] != carved[1], "the carved validation part follows the seed"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("holdout", r"given.csv, line 3: 'holdout' in split column 'part' is not a split name \(accepted"),
+    ("", r"given.csv, line 3: no value in split column 'part'"),
+])
+def test_a_bad_split_name_names_file_and_line(tmp_path, value, message):
+    rows = [("a", "x", "train"), ("b", "y", value), ("c", "x", "test"), ("d", "y", "test")]
+    with pytest.raises(InputError, match=message):
+        datasets.from_file(_split_file(tmp_path, rows), split_field="part")
+
+
+def test_a_split_column_without_test_rows_or_missing_is_refused(tmp_path):
+    path = _split_file(tmp_path, [("a", "x", "train"), ("b", "y", "dev")])
+    with pytest.raises(InputError, match="split column 'part' has no test rows"):
+        datasets.from_file(path, split_field="part")
+    with pytest.raises(InputError, match="no split column 'fold'"):
+        datasets.from_file(path, split_field="fold")
+
+
 # --- import cost ----------------------------------------------------------------------------------------------
 
 def test_import_stays_light():

@@ -35,6 +35,11 @@ class BenchConfig:
     #: how heads choose their settings: "cv" (5-fold on train+validation, refit) or "validation"
     selection: str = "cv"
     folds: int = 5
+    #: columns of a labelled file given in ``datasets`` (.csv, .tsv, .jsonl); with ``split_column`` its
+    #: own train / validation / test parts are kept (validation carved from train when it has none)
+    text_column: str = "text"
+    label_column: str = "label"
+    split_column: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ once in a table, so a long model path never crowds a figure.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
                       f"its journal, which took {results.get('resumed_seconds', 0) / 60:.1f} min when they ran; "
                       "features computed by earlier runs came from the cache (the extract column gives the time "
                       "they took when computed).", ""]
-    lines += _how(config, selection)
+    lines += _how(config, selection, results.get("given_splits"))
     for dataset, rows in table.items():
         lines += [f"## {dataset}", "", "| features | head | test accuracy | macro-F1 | selection acc. | chosen "
                   "| extract s | train s | peak MB |", "|---|---|---:|---:|---:|---|---:|---:|---:|"]
@@ -99,11 +100,11 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
             lines += [f"- {short[r['features']]} + {r['head']}: {f}" for r, f in flagged]
             lines.append("")
         lines += _mix_weights(results["rows"], dataset, short)
-        cost = out / f"cost-{dataset}.png"
+        cost = out / f"cost-{_slug(dataset)}.png"
         if cost_plot(rows, dataset, cost, families, short):
             lines += [f"![accuracy vs cost, {dataset}]({cost.name})", ""]
         curves = [c for c in results["curves"] if c["dataset"] == dataset and c["curves"]]
-        path = out / f"curves-{dataset}.png"
+        path = out / f"curves-{_slug(dataset)}.png"
         if curves and curve_plot(curves, dataset, path, families, short):
             lines += [f"![learning curves, {dataset}]({path.name})", ""]
     lines += ["## Features: short names and full specifications", "", "| short | family | full specification |",
@@ -128,7 +129,12 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
     return report
 
 
-def _how(config: dict[str, Any], selection: str) -> list[str]:
+def _slug(dataset: str) -> str:
+    """A file-name part for a dataset: its name, or a labelled file's name without folders or odd characters."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).name).strip("-.") or "dataset"
+
+
+def _how(config: dict[str, Any], selection: str, given: dict[str, Any] | None = None) -> list[str]:
     """How every number in the tables was obtained."""
     cap = config["samples_per_class"]
     lines = ["## How the numbers were obtained", "",
@@ -136,6 +142,11 @@ def _how(config: dict[str, Any], selection: str) -> list[str]:
              f"/ 15% into train / validation / test (stratified; `embedx.datasets.split`). Texts are cut to "
              f"{config['max_tokens']} tokens. No built-in dataset ships a standard split (`embedx datasets list`).",
              ]
+    for name, parts in (given or {}).items():
+        lines.append(f"- **{name}** keeps its own split (column `{parts['column']}`): {parts['test']:,} test rows "
+                     f"as given; {parts['train']:,} train and {parts['validation']:,} validation rows (validation "
+                     f"carved from train per seed, stratified, when the file has none; train capped at {cap or 'all'} "
+                     "per class).")
     if selection == "cv":
         lines.append(f"- **Heads' settings** (logistic regression's and the linear SVM's C, the dense head's "
                      f"epochs) are chosen by stratified {config.get('folds', 5)}-fold cross-validation on "

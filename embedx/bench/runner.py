@@ -63,6 +63,7 @@ class Comparison:
         if not resume:
             journal.unlink(missing_ok=True)
         self.journal = Journal(journal, config.as_dict())
+        self._dataset_keys: dict[str, str] = {}  # what identifies each dataset's rows in the journal
 
     # -- driver ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -72,14 +73,20 @@ class Comparison:
         embedders = _specs(self.config.embedders, self.registry.embedders, self.config.slow_embedders)
         finetuners = _specs(self.config.finetuners, self.registry.finetuners, [])
         for index, name in enumerate(self.config.datasets):
-            ds = datasets.load(name, fetch=True)
+            ds = self._load_dataset(name)
             splits = {seed: datasets.split(ds, seed=seed, samples_per_class=self.config.samples_per_class,
                                            max_tokens=self.config.max_tokens,
                                            max_token_length=self.config.max_token_length)
                       for seed in sorted(set(self.config.seeds) | set(self.config.finetune_seeds))}
             knobbed = next(iter(splits.values())).dataset
             used = np.unique(np.concatenate([np.concatenate([s.train, s.validation, s.test]) for s in splits.values()]))
-            self.log(f"[{name}] {len(used):,} texts used of {len(ds):,}; labels {', '.join(ds.label_names)}")
+            given = next(iter(splits.values())).settings.get("given")
+            self.log(f"[{name}] {len(used):,} texts used of {len(ds):,}; labels {', '.join(ds.label_names)}"
+                     + (f"; its own splits (column {given!r})" if given else ""))
+            if given:
+                self.results.setdefault("given_splits", {})[name] = {
+                    "column": given, **{part: int(len(getattr(next(iter(splits.values())), part)))
+                                        for part in ("train", "validation", "test")}}
             for spec in embedders:
                 layered = self._layered_output(spec.id)
                 both = [self._first_document_output(spec.id), layered] if layered else None  # one set, one pass
@@ -99,6 +106,22 @@ class Comparison:
             self.log(f"{self.journal.reused:,} finished units taken from {self.journal.path} (--restart recomputes them)")
         (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=_json))
         return self.results
+
+    def _load_dataset(self, name: str) -> Any:
+        """A registered dataset (fetched when missing) or a labelled file; files are keyed by their content."""
+        from embedx import datasets
+        from embedx.datasets.files import is_labelled_file
+
+        if is_labelled_file(name):
+            ds = datasets.from_file(name, self.config.text_column, self.config.label_column,
+                                    split_field=self.config.split_column, name=name)
+            self._dataset_keys[name] = f"{name}@{ds.meta['sha256']}"
+            return ds
+        if self.config.split_column:
+            raise EmbedxError(f"--split-column {self.config.split_column}: dataset {name!r} is a registered one "
+                              "(no columns); give a labelled .csv/.tsv/.jsonl file, or leave the option out")
+        self._dataset_keys[name] = name
+        return datasets.load(name, fetch=True)
 
     # -- extraction --------------------------------------------------------------------------------
     def _extract(self, dataset: str, texts: list[str], used: np.ndarray, spec: EmbedderSpec,
@@ -158,7 +181,7 @@ class Comparison:
             return
         y, classes = ds.label_ids, list(ds.label_names)
         for seed in self.config.seeds:
-            self._unit(("head", dataset, spec.label, "layer-mix", seed),
+            self._unit(("head", self._dataset_keys[dataset], spec.label, "layer-mix", seed),
                        lambda seed=seed: self._fit_head(dataset, spec.label, "layer-mix", X, y, classes,
                                                         splits[seed], seed) and None)
 
@@ -199,7 +222,7 @@ class Comparison:
         flat = X.reshape(len(X), -1)
         for head_id in self.config.heads:
             for seed in self.config.seeds:
-                self._unit(("head", dataset, features, head_id, seed),
+                self._unit(("head", self._dataset_keys[dataset], features, head_id, seed),
                            lambda head_id=head_id, seed=seed: self._fit_head(
                                dataset, features, head_id, flat, y, classes, splits[seed], seed) and None)
 
@@ -267,7 +290,7 @@ class Comparison:
             }
             for name, (head_id, features) in variants.items():
                 for seed in self.config.seeds:
-                    self._unit(("sweep", dataset, embedder_id, pooling, name, seed),
+                    self._unit(("sweep", self._dataset_keys[dataset], embedder_id, pooling, name, seed),
                                lambda name=name, head_id=head_id, features=features, seed=seed, pooling=pooling: self._sweep_row(
                                    dataset, embedder_id, pooling, name, head_id, features, y, classes,
                                    splits[seed], seed))
@@ -282,7 +305,7 @@ class Comparison:
     # -- fine-tuning -------------------------------------------------------------------------------
     def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:
         for seed in self.config.finetune_seeds:
-            if self._unit(("finetune", dataset, spec.label, seed), lambda seed=seed: self._finetune_one(
+            if self._unit(("finetune", self._dataset_keys[dataset], spec.label, seed), lambda seed=seed: self._finetune_one(
                     dataset, spec, ds, splits[seed], seed)) == "skipped":
                 return
 

@@ -56,6 +56,10 @@ def split(dataset: Dataset | str, seed: int = 0, train: float = 0.7, validation:
     its exact share. So a smaller ``samples_per_class`` gives a subset of a larger one's rows for the same
     seed. ``max_tokens`` and ``max_token_length`` (the seeds' ``maxtokens``/``maxtokenlen``) rewrite the
     texts; see ``knobs.limit_tokens``.
+
+    A dataset that carries its own parts (``meta["split_values"]``: a file's ``--split-column``) keeps them:
+    its test rows stay the test rows, validation is carved from train when it has none (``validation /
+    (train + validation)`` of each class, seeded), and ``samples_per_class`` caps train only.
     """
     if isinstance(dataset, str):
         from embedx.datasets.dataset import load
@@ -71,8 +75,30 @@ def split(dataset: Dataset | str, seed: int = 0, train: float = 0.7, validation:
 
     rng = np.random.default_rng(seed)
     codes = dataset.label_ids
+    given = dataset.meta.get("split_values")
+    if given is not None:  # the dataset's own parts (a file's split column, a source's standard split)
+        share = validation / (train + validation) if train + validation > 0 else 0.0
+        parts = given_split(codes, np.asarray(given, dtype=object), seed=seed, validation_share=share,
+                            samples_per_class=samples_per_class, column=dataset.meta.get("split_column", "split"))
+        indices = {part: rows[rng.permutation(len(rows))] for part, rows in parts.items()}
+    else:
+        indices = _dealt(codes, len(dataset.label_names), fractions, samples_per_class, rng)
+
+    if max_tokens is not None or max_token_length is not None:
+        dataset = dataset.with_texts([limit_tokens(text, max_tokens, max_token_length, long_tokens)
+                                      for text in dataset.texts])
+    settings = {"seed": int(seed), "train": train, "validation": validation, "test": test,
+                "samples_per_class": samples_per_class, "max_tokens": max_tokens,
+                "max_token_length": max_token_length, "long_tokens": long_tokens,
+                "given": dataset.meta.get("split_column") if given is not None else None}
+    return Splits(dataset, indices["train"], indices["validation"], indices["test"], settings)
+
+
+def _dealt(codes: np.ndarray, n_classes: int, fractions: np.ndarray, samples_per_class: int | None,
+           rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each class shuffled, capped at ``samples_per_class`` and dealt out by the fractions; parts shuffled."""
     dealt: dict[str, list[np.ndarray]] = {part: [] for part in PARTS}
-    for code in range(len(dataset.label_names)):
+    for code in range(n_classes):
         members = np.flatnonzero(codes == code)
         members = members[rng.permutation(len(members))][:samples_per_class]
         start = 0
@@ -83,14 +109,7 @@ def split(dataset: Dataset | str, seed: int = 0, train: float = 0.7, validation:
     for part in PARTS:
         joined = np.concatenate(dealt[part]) if dealt[part] else np.empty(0, dtype=np.int64)
         indices[part] = joined[rng.permutation(len(joined))].astype(np.int64)
-
-    if max_tokens is not None or max_token_length is not None:
-        dataset = dataset.with_texts([limit_tokens(text, max_tokens, max_token_length, long_tokens)
-                                      for text in dataset.texts])
-    settings = {"seed": int(seed), "train": train, "validation": validation, "test": test,
-                "samples_per_class": samples_per_class, "max_tokens": max_tokens,
-                "max_token_length": max_token_length, "long_tokens": long_tokens}
-    return Splits(dataset, indices["train"], indices["validation"], indices["test"], settings)
+    return indices
 
 
 def _allocate(n: int, fractions: np.ndarray) -> np.ndarray:
