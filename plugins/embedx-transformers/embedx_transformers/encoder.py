@@ -65,6 +65,8 @@ class TransformerEncoder(Embedder):
         threads: torch (and ONNX Runtime) threads; none: torch's default
         shapes: pass shapes: exact (least padding), bucketed (few distinct shapes), auto (by device)
         backend: torch, onnx (ONNX Runtime on the CPU, same numbers) or onnx-int8 (int8 weights, keyed apart)
+        fused: with backend=torch on the CPU, run plain BERT models through one fused pass per layer
+            (oneDNN, GELU inside the product; same numbers within 1e-5); false: transformers' own modules
     """
 
     id = "transformer"
@@ -79,9 +81,9 @@ class TransformerEncoder(Embedder):
     # identity() pins the model (content hash of its files, or hub id + resolved commit), so where
     # it lives and how the revision was spelled do not matter; device, budget and threads change
     # how fast the numbers come, not which numbers.
-    # shapes only pads differently (masked), and backend=onnx equals torch within 1e-5 (tested); int8
-    # changes the numbers and is named in identity().
-    unkeyed_options = ("model", "revision", "device", "token_budget", "threads", "shapes", "backend")
+    # shapes only pads differently (masked), and backend=onnx and fused equal transformers' torch forward
+    # within 1e-5 (tested); int8 changes the numbers and is named in identity().
+    unkeyed_options = ("model", "revision", "device", "token_budget", "threads", "shapes", "backend", "fused")
     batch_size = 1024  # texts per call: the passes inside follow token_budget, so more texts means fuller passes
     pooling_choices = ("cls", "mean", "max", "mean_max", "last")  # the shared vocabulary; "first" means cls
     layer_options = True
@@ -91,7 +93,8 @@ class TransformerEncoder(Embedder):
                  window_stride: int | None = None, token_level: TokenLevel = "wordpiece",
                  subtoken_pooling: SubtokenPooling = "first", lowercase: bool | None = None, normalize: bool = False,
                  dtype: DType = "float32", device: str = "auto", token_budget: int | None = None,
-                 threads: int | None = None, shapes: Shapes = "auto", backend: Backend = "torch"):
+                 threads: int | None = None, shapes: Shapes = "auto", backend: Backend = "torch",
+                 fused: bool = True):
         if max_length < 3:
             raise ValueError("max_length must be at least 3 (special tokens plus one piece)")
         if window_stride is not None and not 1 <= window_stride < max_length:
@@ -111,6 +114,7 @@ class TransformerEncoder(Embedder):
         self.token_level, self.subtoken_pooling, self.lowercase = token_level, subtoken_pooling, lowercase
         self.normalize, self.dtype, self.device = normalize, dtype, device
         self.token_budget, self.threads, self.shapes, self.backend = token_budget, threads, shapes, backend
+        self.fused = fused
         self.per_layer = self.layer_spec.is_all and layer_combine == "concat"
         self._identity: dict[str, Any] | None = None
         self._rt: Any = None
@@ -181,7 +185,7 @@ class TransformerEncoder(Embedder):
         depth = max(self._indices)
         self._view = rt.view(depth)
         if self.backend == "torch":
-            self._forward = rt.torch_forward(depth)
+            self._forward = rt.torch_forward(depth, self.fused)
         else:
             from embedx_transformers.onnx_backend import onnx_forward
 

@@ -87,10 +87,18 @@ class Runtime:
             return tensor
         return tensor.pin_memory().to(self.device, non_blocking=True)
 
-    def torch_forward(self, depth: int) -> TorchForward:
-        """The forward call of the model cut after encoder layer ``depth``."""
+    def torch_forward(self, depth: int, fused: bool = True) -> Any:
+        """The forward call of the model cut after encoder layer ``depth``: the fused BERT pass on the CPU
+        where it applies (``fused_bert``; checked against transformers' on a small input), else transformers'."""
+        from embedx_transformers import fused_bert
+
         square = self.device.type == "cuda" and self.model_type in SQUARE_MASK
-        return TorchForward(self.view(depth), square, self.device.type == "cuda")
+        reference = TorchForward(self.view(depth), square, self.device.type == "cuda")
+        dtype = next(self.model.parameters()).dtype
+        if not fused or not fused_bert.supports(self.view(depth), self.model_type, self.device, dtype):
+            return reference
+        return fused_bert.checked(fused_bert.FusedBertForward(self.view(depth)), reference,
+                                  int(self.model.config.vocab_size))
 
     def view(self, depth: int) -> Any:
         """The model cut after encoder layer ``depth`` (the full model when that is the top)."""
