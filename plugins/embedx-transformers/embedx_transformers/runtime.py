@@ -97,8 +97,7 @@ class Runtime:
         dtype = next(self.model.parameters()).dtype
         if not fused or not fused_bert.supports(self.view(depth), self.model_type, self.device, dtype):
             return reference
-        return fused_bert.checked(fused_bert.FusedBertForward(self.view(depth)), reference,
-                                  int(self.model.config.vocab_size))
+        return fused_bert.checked(self.view(depth), reference, int(self.model.config.vocab_size))
 
     def view(self, depth: int) -> Any:
         """The model cut after encoder layer ``depth`` (the full model when that is the top)."""

@@ -52,3 +52,11 @@ def test_a_fused_pass_that_disagrees_falls_back_with_a_warning(registry, minilm_
     monkeypatch.setattr(fused_bert.FusedBertForward, "__call__", broken)
     with pytest.warns(RuntimeWarning, match="failed its check .RuntimeError: no oneDNN here"):
         assert isinstance(rt.torch_forward(6), TorchForward)
+
+    def no_packing(weight, batch_size):
+        raise RuntimeError("packing is not supported")
+
+    monkeypatch.setattr(fused_bert, "_PACKED", fused_bert.weakref.WeakKeyDictionary())  # nothing packed yet
+    monkeypatch.setattr(fused_bert.torch.ops.mkldnn, "_reorder_linear_weight", no_packing)
+    with pytest.warns(RuntimeWarning, match="packing is not supported"):
+        assert isinstance(rt.torch_forward(5), TorchForward)
