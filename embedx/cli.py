@@ -514,6 +514,7 @@ def bench_compare(
     text_column: Annotated[str, typer.Option(help="Text column of a labelled file given in --datasets.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a labelled file given in --datasets.")] = "label",
     split_column: Annotated[str | None, typer.Option(help="Column of a labelled file's own splits (train / validation / test, spellings as in `embedx train`): its test rows stay the test rows; validation is carved from train when it has none.")] = None,
+    encoding_errors: Annotated[EncodingErrors, typer.Option(help="Invalid UTF-8 or NUL bytes in a labelled file: strict (error naming the line), replace, ignore.")] = EncodingErrors.strict,
     restart: Annotated[bool, typer.Option("--restart", help="Recompute every head fit and fine-tuning run instead of resuming from OUT/journal.jsonl (features stay cached).")] = False,
 ) -> None:
     """Run datasets x embedders x heads plus fine-tuning; write a Markdown report with plots.
@@ -549,6 +550,7 @@ def bench_compare(
     if layer_sweep:
         config.layer_sweep = None if layer_sweep == "none" else layer_sweep
     config.text_column, config.label_column, config.split_column = text_column, label_column, split_column
+    config.encoding_errors = encoding_errors.value
     results = Comparison(config, out, log=lambda m: typer.echo(m, err=True), progress=False, resume=not restart).run()
     report = write_report(results, out)
     typer.echo(report.read_text())

@@ -266,3 +266,20 @@ def test_cli_takes_a_labelled_file_and_its_split_column(fake_plugins, tmp_path):
     missing = CliRunner().invoke(app, ["bench", "compare", "--out", str(tmp_path / "out"), "--datasets",
                                        str(tmp_path / "absent.csv"), "--no-finetune", "--layer-sweep", "none"])
     assert missing.exit_code != 0 and "absent.csv: no such input file" in missing.output
+
+
+def test_a_labelled_file_with_one_label_or_bad_bytes_is_refused_before_any_work(fake_plugins, tmp_path):
+    from embedx.cli import app
+
+    (tmp_path / "one.csv").write_text("text,label\nhello,a\nthere,a\n")
+    (tmp_path / "bytes.csv").write_bytes(b"text,label\nhello \xff there,a\nfine,b\n")
+    common = ["bench", "compare", "--out", str(tmp_path / "out"), "-e", "word-stats", "--heads", "logreg",
+              "--no-finetune", "--seeds", "0", "--layer-sweep", "none", "--datasets"]
+    one = CliRunner().invoke(app, [*common, str(tmp_path / "one.csv")])
+    assert one.exit_code != 0 and "one.csv: column 'label' holds one label ('a'); a comparison needs two" in one.output
+    assert not (tmp_path / "out" / "features.h5").exists()
+    strict = CliRunner().invoke(app, [*common, str(tmp_path / "bytes.csv")])
+    assert strict.exit_code != 0 and "bytes.csv, line 2: invalid UTF-8" in strict.output
+    replaced = CliRunner().invoke(app, [*common, str(tmp_path / "bytes.csv"), "--encoding-errors", "replace",
+                                        "--samples-per-class", "1", "--selection", "validation"])
+    assert "invalid UTF-8" not in replaced.output and "texts used of 2" in replaced.output

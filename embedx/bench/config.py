@@ -40,6 +40,7 @@ class BenchConfig:
     text_column: str = "text"
     label_column: str = "label"
     split_column: str | None = None
+    encoding_errors: str = "strict"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -114,7 +114,11 @@ class Comparison:
 
         if is_labelled_file(name):
             ds = datasets.from_file(name, self.config.text_column, self.config.label_column,
-                                    split_field=self.config.split_column, name=name)
+                                    split_field=self.config.split_column, name=name,
+                                    encoding_errors=self.config.encoding_errors)
+            if len(ds.label_names) < 2:
+                raise EmbedxError(f"{name}: column {self.config.label_column!r} holds one label "
+                                  f"({', '.join(map(repr, ds.label_names)) or 'none'}); a comparison needs two or more")
             self._dataset_keys[name] = f"{name}@{ds.meta['sha256']}"
             return ds
         if self.config.split_column:
