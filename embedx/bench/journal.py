@@ -46,7 +46,7 @@ class Journal:
     def add(self, key: str, entry: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        line = json.dumps({"key": key, **entry}, default=_plain)
+        line = json.dumps({"key": key, **entry}, default=plain_json)
         with open(self.path, "a", encoding="utf-8") as fh:
             if fh.tell() and not _ends_with_newline(self.path):
                 fh.write("\n")  # close a line a crash cut short, so this one is not glued onto it
@@ -80,7 +80,8 @@ def _well_formed(entry: dict[str, Any]) -> bool:
     return all(isinstance(entry.get(part, []), list) for part in PARTS) and isinstance(entry.get("families", {}), dict)
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
+    """numpy scalars and arrays as JSON values (anything else as its string): for ``json.dumps(default=...)``."""
     import numpy as np
 
     if isinstance(value, np.generic):

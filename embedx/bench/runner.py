@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from embedx.bench.config import AUTO, BenchConfig
-from embedx.bench.journal import PARTS, Journal
+from embedx.bench.journal import PARTS, Journal, plain_json
 from embedx.bench.specs import EmbedderSpec, parse_spec
 from embedx.errors import EmbedxError
 from embedx.heads.data import MemoryData
@@ -104,7 +104,7 @@ class Comparison:
         self.results["resumed_units"] = self.journal.reused
         if self.journal.reused:
             self.log(f"{self.journal.reused:,} finished units taken from {self.journal.path} (--restart recomputes them)")
-        (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=_json))
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=plain_json))
         return self.results
 
     def _load_dataset(self, name: str) -> Any:
@@ -383,12 +383,6 @@ def machine() -> dict[str, Any]:
             "processor": platform.processor()}
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def layer_sweep_ids(setting: str | None, registry: Any) -> list[str]:

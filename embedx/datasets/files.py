@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from embedx.datasets.dataset import Dataset
+from embedx.digests import file_digest
 from embedx.errors import InputError
 from embedx.inputs.decoding import EncodingErrors
 from embedx.inputs.readers import InputSpec, read_records
@@ -75,7 +75,7 @@ def from_file(path: str | os.PathLike[str], text_field: str = "text", label_fiel
                          f"({', '.join(label_names)})")
     meta = {"source": {"file": str(path), "format": spec.resolved_format, "text_field": text_field,
                        "label_field": label_field, "id_field": id_field}, "rows": len(texts),
-            "sha256": _sha256(Path(path))}
+            "sha256": file_digest(path)}
     if split_field:
         _check_split_names(path, parts, [r.line for r in records], split_field)
         meta.update(split_column=split_field, split_values=parts)
@@ -98,14 +98,6 @@ def _check_split_names(path: object, parts: list[str], lines: list[int], column:
         if needed not in seen:
             raise InputError(f"{path}: split column {column!r} has no {needed} rows (values: "
                              f"{', '.join(sorted(set(parts)))})")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _as_text(value: object) -> str:

