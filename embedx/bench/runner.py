@@ -64,6 +64,7 @@ class Comparison:
             journal.unlink(missing_ok=True)
         self.journal = Journal(journal, config.as_dict())
         self._dataset_keys: dict[str, str] = {}  # what identifies each dataset's rows in the journal
+        self._done = 0  # units computed by this run (resumed ones are counted by the journal)
 
     # -- driver ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -214,10 +215,17 @@ class Comparison:
         skipped = len(self.results["skipped"])
         started = time.perf_counter()
         value = compute()
+        seconds = time.perf_counter() - started
         if len(self.results["skipped"]) == skipped:
             added = {part: self.results[part][before[part]:] for part in PARTS}
             self.journal.add(key, {**added, "families": self.results.get("families", {}), "value": value,
-                                   "seconds": time.perf_counter() - started})
+                                   "seconds": seconds})
+            self._done += 1
+            for row in added["rows"] + added["layers"]:
+                if row.get("head") != "fine-tune":  # fine-tuning logs its own line
+                    what = row.get("variant") and f"{row['embedder']}:{row['pooling']} {row['variant']}"
+                    self.log(f"    [{self._done:,} done] {what or row['features']} + {row['head']}, seed "
+                             f"{row['seed']}: test accuracy {row['test']['accuracy']:.3f}, {seconds:.0f} s")
         return value
 
     # -- heads -------------------------------------------------------------------------------------
