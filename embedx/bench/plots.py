@@ -105,15 +105,35 @@ def cost_plot(rows: list[dict[str, Any]], dataset: str, path: Path, families: di
     first = ax.legend(handles=family_handles, title="family", fontsize=7, title_fontsize=8,
                       loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.add_artist(first)
-    ax.legend(handles=head_handles, title="head", fontsize=7, title_fontsize=8, loc="center left",
-              bbox_to_anchor=(1.01, 0.45))
-    ax.text(1.01, 0.0, "Pareto frontier\n" + "\n".join(key), transform=ax.transAxes, fontsize=7, va="bottom",
-            ha="left", family="monospace")
     fig.tight_layout()
+    # the head legend and the frontier key go below the family legend, each under the one before
+    # (however long the lists), and the saved image grows to hold them
+    second = ax.legend(handles=head_handles, title="head", fontsize=7, title_fontsize=8, loc="upper left",
+                       bbox_to_anchor=(1.01, _bottom(fig, ax, first) - 0.02))
+    third = ax.text(1.01, _bottom(fig, ax, second) - 0.03, "Pareto frontier\n" + "\n".join(key),
+                    transform=ax.transAxes, fontsize=7, va="top", ha="left", family="monospace")
     boxes = separate_labels(fig, texts)
-    fig.savefig(path, dpi=130)
+    renderer = fig.canvas.get_renderer()
+    panels = [artist.get_window_extent(renderer) for artist in (first, second, third)]
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
-    return boxes
+    return CostPlot(boxes, panels)
+
+
+class CostPlot(list):
+    """The frontier labels' bounding boxes (a list, for the overlap test), with ``panels``: the extents
+    of the family legend, the head legend and the frontier key beside the plot."""
+
+    def __init__(self, labels: list, panels: list):
+        super().__init__(labels)
+        self.panels = panels
+
+
+def _bottom(fig: Any, ax: Any, artist: Any) -> float:
+    """Where ``artist`` ends at the bottom, in axes coordinates."""
+    fig.canvas.draw()
+    extent = artist.get_window_extent(fig.canvas.get_renderer())
+    return float(ax.transAxes.inverted().transform((extent.x0, extent.y0))[1])
 
 
 def curve_plot(curves: list[dict[str, Any]], dataset: str, path: Path, families: dict[str, str],
