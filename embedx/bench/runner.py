@@ -391,8 +391,6 @@ def machine() -> dict[str, Any]:
             "processor": platform.processor()}
 
 
-
-
 def layer_sweep_ids(setting: str | None, registry: Any) -> list[str]:
     """The embedders a layer sweep covers: the ids given, or with ``auto`` every one declaring layer options
     that runs here with its defaults (``embedx embedders`` says "yes")."""

@@ -108,8 +108,6 @@ def download(archive: Archive, downloads: Path, *, dataset: str, force: bool = F
     return Downloaded(target, digest, shlex.join(command).replace(tmp, "TMP"), reused=False)
 
 
-
-
 def _kept_file(folder: Path) -> Path | None:
     if not folder.is_dir():
         return None
