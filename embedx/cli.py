@@ -557,6 +557,32 @@ def bench_compare(
     typer.echo(f"wrote {report} ({results['seconds'] / 60:.1f} min)", err=True)
 
 
+@bench_app.command("report")
+@guarded
+def bench_report(
+    results: Annotated[list[Path], typer.Argument(help="results.json files (or the --out folders holding them) of runs on different datasets.")],
+    out: Annotated[Path, typer.Option(help="Directory for the merged results.json, report.md and plots.")] = Path("runs/bench-report"),
+) -> None:
+    """Write one report from one or more `bench compare` runs, e.g. a long comparison run as parts.
+
+    The runs must share the protocol (seeds, texts per class, token limit, selection); the report's
+    header names the run behind each dataset and its wall time.
+    """
+    import json
+
+    from embedx.atomic import atomic_write
+    from embedx.bench.merge import load_results, merge_results
+    from embedx.bench.report import write_report
+
+    merged = merge_results([(str(path), load_results(path)) for path in results])
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(merged, indent=1)
+    atomic_write(out / "results.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    report = write_report(merged, out)
+    typer.echo(report.read_text())
+    typer.echo(f"wrote {report} from {len(results)} run(s)", err=True)
+
+
 def add_plugin_commands(cli: typer.Typer) -> None:
     """Let plugins add their commands (``register_commands`` hook); a plugin that fails is skipped, not fatal."""
     from embedx.errors import EmbedxError

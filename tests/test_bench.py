@@ -286,3 +286,45 @@ def test_a_labelled_file_with_one_label_or_bad_bytes_is_refused_before_any_work(
     replaced = CliRunner().invoke(app, [*common, str(tmp_path / "bytes.csv"), "--encoding-errors", "replace",
                                         "--samples-per-class", "1", "--selection", "validation"])
     assert "invalid UTF-8" not in replaced.output and "texts used of 2" in replaced.output
+
+
+def test_runs_on_different_datasets_merge_into_one_report_naming_each_run(fake_plugins, tmp_path):
+    """A comparison run as parts reports like one run, with each part's datasets and wall time in the header."""
+    from embedx.cli import app
+
+    config = small_config(heads=["logreg"], finetuners=[], seeds=[0])
+    sms = Comparison(config, tmp_path / "sms", log=lambda m: None).run()
+    config.datasets = ["tweets"]
+    tweets = Comparison(config, tmp_path / "tweets", log=lambda m: None).run()
+    result = CliRunner().invoke(app, ["bench", "report", str(tmp_path / "sms"), str(tmp_path / "tweets" / "results.json"),
+                                      "--out", str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert merged["config"]["datasets"] == ["sms-spam", "tweets"]
+    assert _test_accuracies(merged) == _test_accuracies(sms) + _test_accuracies(tweets)
+    text = (tmp_path / "merged" / "report.md").read_text()
+    assert "Merged from 2 runs" in text and f"- tweets: `{tmp_path / 'tweets' / 'results.json'}`" in text
+    alone = write_report(tweets, tmp_path / "tweets").read_text()
+    assert alone.split("## tweets")[1].split("![")[0] == text.split("## tweets")[1].split("![")[0]
+    assert (tmp_path / "merged" / "cost-tweets.png").exists() and (tmp_path / "merged" / "cost-sms-spam.png").exists()
+
+
+def test_merging_refuses_repeated_datasets_other_protocols_and_foreign_files(tmp_path):
+    from embedx.bench.merge import load_results, merge_results
+    from embedx.errors import EmbedxError
+
+    def part(datasets, seeds=(0,)):
+        return {"config": {"datasets": datasets, "seeds": list(seeds)}, "machine": {"cpus": 2, "python": "3.11"},
+                **{k: [] for k in ("rows", "curves", "layers", "skipped", "extraction")}}
+
+    with pytest.raises(EmbedxError, match="'mr' is also in a.json"):
+        merge_results([("a.json", part(["mr"])), ("b.json", part(["tweets", "mr"]))])
+    with pytest.raises(EmbedxError, match=r"b.json: seeds is \[0, 1\] but a.json has \[0\]"):
+        merge_results([("a.json", part(["mr"])), ("b.json", part(["trec"], seeds=(0, 1)))])
+    for name, content in [("bad.json", b"{not json"), ("list.json", b"[1, 2]"), ("other.json", b'{"config": {}}'),
+                          ("bytes.json", b"\xff\xfe\x00"), ("rows.json", json.dumps({**part(["mr"]), "rows": {}}).encode())]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(EmbedxError, match=name):
+            load_results(tmp_path / name)
+    with pytest.raises(EmbedxError, match="no such results file"):
+        load_results(tmp_path / "missing")

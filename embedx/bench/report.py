@@ -77,7 +77,9 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
              f"{config['finetune_seeds']}. Mean ± standard deviation over those seeds.",
              f"Machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}. "
              f"Whole run (wall time): {results.get('seconds', 0) / 60:.1f} min.", ""]
-    if results.get("resumed_units"):
+    if len(results.get("parts", [])) > 1:
+        lines[-2:] = _parts_lines(results["parts"])
+    elif results.get("resumed_units"):
         lines[-1:] = [f"This run resumed {results['resumed_units']:,} finished head fits and fine-tuning runs from "
                       f"its journal, which took {results.get('resumed_seconds', 0) / 60:.1f} min when they ran; "
                       "features computed by earlier runs came from the cache (the extract column gives the time "
@@ -127,6 +129,17 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def _parts_lines(parts: list[dict[str, Any]]) -> list[str]:
+    """The header of a merged report: which run made which datasets, on what, and how long it took."""
+    lines = [f"Merged from {len(parts)} runs (`embedx bench report`), one per group of datasets:", ""]
+    for p in parts:
+        resumed = (f"; {p['resumed_units']:,} units resumed from its journal, which took "
+                   f"{p['resumed_seconds'] / 60:.1f} min when they ran" if p["resumed_units"] else "")
+        lines.append(f"- {', '.join(p['datasets'])}: `{p['source']}`, {p['machine']['cpus']} CPUs, Python "
+                     f"{p['machine']['python']}; whole run (wall time) {p['seconds'] / 60:.1f} min{resumed}.")
+    return lines + [""]
 
 
 def _slug(dataset: str) -> str:

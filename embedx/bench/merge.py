@@ -1,0 +1,81 @@
+"""Combine the results of comparison runs made on different datasets into one report.
+
+A full comparison can take longer than one sitting or one machine allows; running it as parts
+(``--datasets mr,tweets`` here, ``--datasets trec`` there) and merging their ``results.json`` gives
+one report whose header says which run produced which dataset and how long each took. Parts must share
+every protocol setting the report states once (seeds, caps, token limit, selection), so that one
+"How the numbers were obtained" section is true of every table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from embedx.errors import EmbedxError
+
+#: Settings the report states once for all datasets: parts that differ in one cannot share a report.
+SHARED_SETTINGS = ("seeds", "finetune_seeds", "samples_per_class", "finetune_samples_per_class", "max_tokens",
+                   "max_token_length", "selection", "folds")
+LISTS = ("rows", "curves", "layers", "skipped", "extraction")
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read one run's ``results.json`` (or the folder holding it), with an error naming the file at fault."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EmbedxError(f"{path}: no such results file (give a run's results.json or its --out folder)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EmbedxError(f"{path}: not a comparison's results.json ({exc})") from None
+    if not isinstance(results, dict):
+        raise EmbedxError(f"{path}: not a comparison's results.json (top level is not an object)")
+    missing = [k for k in ("config", "machine", *LISTS) if k not in results]
+    if missing or not isinstance(results.get("config"), dict) or "datasets" not in results["config"]:
+        raise EmbedxError(f"{path}: not a comparison's results.json (missing {', '.join(missing) or 'config.datasets'})")
+    for key in LISTS:
+        if not isinstance(results[key], list):
+            raise EmbedxError(f"{path}: {key!r} should be a list")
+    return results
+
+
+def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One results dict from named parts; refuses parts that disagree on a shared setting or repeat a dataset."""
+    if not parts:
+        raise EmbedxError("nothing to merge: give at least one results.json")
+    first_name, first = parts[0]
+    merged: dict[str, Any] = {"config": dict(first["config"]), "machine": first["machine"], "families": {},
+                              "given_splits": {}, "parts": [], **{key: [] for key in LISTS}}
+    merged["config"]["datasets"] = []
+    seen: dict[str, str] = {}
+    for name, results in parts:
+        config = results["config"]
+        for key in SHARED_SETTINGS:
+            if config.get(key) != first["config"].get(key):
+                raise EmbedxError(f"{name}: {key} is {config.get(key)!r} but {first_name} has "
+                                  f"{first['config'].get(key)!r}; one report needs one protocol")
+        for dataset in config["datasets"]:
+            if dataset in seen:
+                raise EmbedxError(f"{name}: dataset {dataset!r} is also in {seen[dataset]}; merge runs on "
+                                  "different datasets (rerun one with --datasets to drop it)")
+            seen[dataset] = name
+            merged["config"]["datasets"].append(dataset)
+        for key in LISTS:
+            merged[key] += results[key]
+        merged["families"].update(results.get("families", {}))
+        merged["given_splits"].update(results.get("given_splits") or {})
+        for key in ("embedders", "heads", "finetuners"):
+            merged["config"][key] = list(dict.fromkeys([*merged["config"].get(key, []), *config.get(key, [])]))
+        merged["parts"].append({"source": name, "datasets": list(config["datasets"]),
+                                "seconds": float(results.get("seconds", 0.0)),
+                                "resumed_units": int(results.get("resumed_units", 0)),
+                                "resumed_seconds": float(results.get("resumed_seconds", 0.0)),
+                                "machine": results["machine"]})
+    merged["seconds"] = sum(p["seconds"] for p in merged["parts"])
+    merged["resumed_units"] = sum(p["resumed_units"] for p in merged["parts"])
+    merged["resumed_seconds"] = sum(p["resumed_seconds"] for p in merged["parts"])
+    return merged
