@@ -95,3 +95,24 @@ def forget_in_memory() -> None:
     """Drop this process's copy (tests use it to prove the on-disk cache is read)."""
     with _lock:
         _memory.clear()
+
+
+def path_digests(options: dict[str, object]) -> dict[str, str]:
+    """Content digests of the option values that name an existing file or folder (a model path).
+
+    What a result depends on is the model's content, not its path: a key built from these changes when
+    a model is retrained in place. A folder's digest covers every file under it, names and contents.
+    """
+    digests = {}
+    for name, value in sorted(options.items()):
+        if not isinstance(value, str) or not value or len(value) > 4096:
+            continue
+        path = Path(value).expanduser()
+        if path.is_file():
+            digests[name] = cached_file_digest(path)
+        elif path.is_dir():
+            tree = hashlib.sha256()
+            for item in sorted(p for p in path.rglob("*") if p.is_file()):
+                tree.update(f"{item.relative_to(path).as_posix()}\0{cached_file_digest(item)}\n".encode())
+            digests[name] = tree.hexdigest()
+    return digests

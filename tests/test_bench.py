@@ -328,3 +328,35 @@ def test_merging_refuses_repeated_datasets_other_protocols_and_foreign_files(tmp
             load_results(tmp_path / name)
     with pytest.raises(EmbedxError, match="no such results file"):
         load_results(tmp_path / "missing")
+
+
+def test_a_model_changed_behind_the_same_spec_is_not_answered_from_the_journal(fake_plugins, tmp_path, monkeypatch):
+    """The journal keys a head fit by the features' set (the embedder's whole identity, model digests included)."""
+    from fakes import WordStats
+
+    config = small_config(heads=["logreg"], finetuners=[], embedders=["word-stats"])
+    Comparison(config, tmp_path, log=lambda m: None).run()
+    real_fit, fits = Comparison._fit_head, []
+    monkeypatch.setattr(Comparison, "_fit_head", lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k))
+    Comparison(config, tmp_path, log=lambda m: None).run()
+    assert fits == []  # same model: resumed
+    monkeypatch.setattr(WordStats, "identity", lambda self: {"model_sha256": "retrained"})
+    Comparison(config, tmp_path, log=lambda m: None).run()
+    assert len(fits) == 2  # same spec label, new model content: both seeds ran again
+
+
+def test_path_digests_follow_file_and_folder_content_not_names(tmp_path):
+    from embedx.digests import path_digests
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"v1")
+    (tmp_path / "lm.pt").write_bytes(b"v1")
+    options = {"handle": str(tmp_path / "model"), "forward": str(tmp_path / "lm.pt"), "epochs": 3, "name": "x"}
+    first = path_digests(options)
+    assert set(first) == {"handle", "forward"}
+    (tmp_path / "model" / "weights.bin").write_bytes(b"v2")
+    os.utime(tmp_path / "model" / "weights.bin", ns=(1, 1))
+    second = path_digests(options)
+    assert second["handle"] != first["handle"] and second["forward"] == first["forward"]
+    (tmp_path / "model" / "extra.txt").write_bytes(b"")
+    assert path_digests(options)["handle"] != second["handle"]

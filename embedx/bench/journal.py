@@ -2,8 +2,10 @@
 
 The features are already resumable (the content-keyed cache); this covers the rest: each head fit
 per seed, each fine-tuning run, each layer-sweep row. A unit's key holds every setting that changes
-its result (dataset, features, head, seed, the protocol and sizes, the embedx version), so a changed
-setting recomputes only the units it touches. Lines are fsynced one by one; a line cut short by a
+its result (dataset, the features' set name, which carries the embedder's whole configuration and its
+model-file digests, head, seed, the protocol and sizes, the embedx version; for fine-tuning, digests of
+the files and folders its options name), so a changed setting or a model retrained in place recomputes
+only the units it touches. Lines are fsynced one by one; a line cut short by a
 crash is ignored, never trusted. The file holds JSON only: nothing in it can run code.
 """
 

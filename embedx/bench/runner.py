@@ -23,6 +23,7 @@ import numpy as np
 from embedx.bench.config import AUTO, BenchConfig
 from embedx.bench.journal import PARTS, Journal, plain_json
 from embedx.bench.specs import EmbedderSpec, parse_spec
+from embedx.digests import path_digests
 from embedx.errors import EmbedxError
 from embedx.heads.data import MemoryData
 from embedx.heads.metrics import scores
@@ -64,6 +65,9 @@ class Comparison:
             journal.unlink(missing_ok=True)
         self.journal = Journal(journal, config.as_dict())
         self._dataset_keys: dict[str, str] = {}  # what identifies each dataset's rows in the journal
+        # what identifies each set of features: the store's set name carries the embedder's whole configuration,
+        # model-file digests included, so a model retrained at the same path is not answered from the journal
+        self._feature_sets: dict[tuple[str, str], str] = {}
         self._done = 0  # units computed by this run (resumed ones are counted by the journal)
 
     # -- driver ------------------------------------------------------------------------------------
@@ -147,6 +151,7 @@ class Comparison:
             self.log(f"  skip {spec.label}: {exc}")
             return None
         self.results.setdefault("families", {})[spec.label] = self._family(self.registry.embedders, spec.id)
+        self._feature_sets[(dataset, spec.label)] = report.set_name
         key = f"{dataset}/{report.set_name}"
         if report.computed:
             self.times[key] = {"seconds": report.seconds_total, "computed": report.computed,
@@ -186,7 +191,8 @@ class Comparison:
             return
         y, classes = ds.label_ids, list(ds.label_names)
         for seed in self.config.seeds:
-            self._unit(("head", self._dataset_keys[dataset], spec.label, "layer-mix", seed),
+            self._unit(("head", self._dataset_keys[dataset], spec.label, self._feature_sets.get((dataset, spec.label)),
+                        "layer-mix", seed),
                        lambda seed=seed: self._fit_head(dataset, spec.label, "layer-mix", X, y, classes,
                                                         splits[seed], seed) and None)
 
@@ -234,7 +240,8 @@ class Comparison:
         flat = X.reshape(len(X), -1)
         for head_id in self.config.heads:
             for seed in self.config.seeds:
-                self._unit(("head", self._dataset_keys[dataset], features, head_id, seed),
+                self._unit(("head", self._dataset_keys[dataset], features, self._feature_sets.get((dataset, features)),
+                            head_id, seed),
                            lambda head_id=head_id, seed=seed: self._fit_head(
                                dataset, features, head_id, flat, y, classes, splits[seed], seed) and None)
 
@@ -302,7 +309,8 @@ class Comparison:
             }
             for name, (head_id, features) in variants.items():
                 for seed in self.config.seeds:
-                    self._unit(("sweep", self._dataset_keys[dataset], embedder_id, pooling, name, seed),
+                    self._unit(("sweep", self._dataset_keys[dataset], embedder_id, self._feature_sets.get(
+                        (dataset, spec.label)), pooling, name, seed),
                                lambda name=name, head_id=head_id, features=features, seed=seed, pooling=pooling: self._sweep_row(
                                    dataset, embedder_id, pooling, name, head_id, features, y, classes,
                                    splits[seed], seed))
@@ -317,7 +325,8 @@ class Comparison:
     # -- fine-tuning -------------------------------------------------------------------------------
     def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:
         for seed in self.config.finetune_seeds:
-            if self._unit(("finetune", self._dataset_keys[dataset], spec.label, seed), lambda seed=seed: self._finetune_one(
+            if self._unit(("finetune", self._dataset_keys[dataset], spec.label, path_digests(spec.options), seed),
+                          lambda seed=seed: self._finetune_one(
                     dataset, spec, ds, splits[seed], seed)) == "skipped":
                 return
 
