@@ -97,11 +97,20 @@ def forget_in_memory() -> None:
         _memory.clear()
 
 
+def folder_digest(folder: str | os.PathLike[str]) -> str:
+    """SHA-256 over every file under a folder (relative names and contents), each file's digest cached."""
+    folder = Path(folder)
+    total = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        total.update(f"{path.relative_to(folder).as_posix()}\0{cached_file_digest(str(path))}\n".encode())
+    return total.hexdigest()
+
+
 def path_digests(options: dict[str, object]) -> dict[str, str]:
     """Content digests of the option values that name an existing file or folder (a model path).
 
     What a result depends on is the model's content, not its path: a key built from these changes when
-    a model is retrained in place. A folder's digest covers every file under it, names and contents.
+    a model is retrained in place.
     """
     digests = {}
     for name, value in sorted(options.items()):
@@ -111,8 +120,5 @@ def path_digests(options: dict[str, object]) -> dict[str, str]:
         if path.is_file():
             digests[name] = cached_file_digest(path)
         elif path.is_dir():
-            tree = hashlib.sha256()
-            for item in sorted(p for p in path.rglob("*") if p.is_file()):
-                tree.update(f"{item.relative_to(path).as_posix()}\0{cached_file_digest(item)}\n".encode())
-            digests[name] = tree.hexdigest()
+            digests[name] = folder_digest(path)
     return digests

@@ -324,8 +324,9 @@ class Comparison:
 
     # -- fine-tuning -------------------------------------------------------------------------------
     def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:
+        models = path_digests(spec.options)  # the content behind any model path, hashed once for all seeds
         for seed in self.config.finetune_seeds:
-            if self._unit(("finetune", self._dataset_keys[dataset], spec.label, path_digests(spec.options), seed),
+            if self._unit(("finetune", self._dataset_keys[dataset], spec.label, models, seed),
                           lambda seed=seed: self._finetune_one(
                     dataset, spec, ds, splits[seed], seed)) == "skipped":
                 return

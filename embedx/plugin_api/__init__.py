@@ -15,7 +15,7 @@ import importlib
 from typing import Any
 
 from embedx.atomic import atomic_write, fsync_path
-from embedx.digests import cache_root, cached_file_digest, file_digest
+from embedx.digests import cache_root, cached_file_digest, file_digest, folder_digest
 from embedx.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
 from embedx.errors import (
     EmbedderOutputError,
@@ -42,7 +42,7 @@ from embedx.vocabulary import (
     parse_layers,
 )
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 _LAZY = {
     # command line: one-line errors for plugin commands, shared choices
@@ -64,7 +64,7 @@ _LAZY = {
 __all__ = [
     "API_VERSION", "DOCUMENT", "TOKEN", "Embedder", "Embeddings", "Output", "Ragged", "hookimpl",
     "EmbedxError", "EmbedderUnavailable", "EmbedderOutputError", "InputError", "OptionError", "RegistryError",
-    "StoreError", "option_specs", "file_digest", "cached_file_digest", "cache_root", "atomic_write", "fsync_path",
+    "StoreError", "option_specs", "file_digest", "cached_file_digest", "folder_digest", "cache_root", "atomic_write", "fsync_path",
     "VECTOR_FORMATS", "detect_vector_format", "open_maybe_compressed", "split_suffix",
     "POOLING", "LAYER_COMBINE", "LAYERS_HELP", "MODEL_OPTION", "LayerSpec", "canonical_pooling", "check_pooling",
     "parse_layers", *_LAZY,

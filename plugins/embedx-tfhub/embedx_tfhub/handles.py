@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from embedx.plugin_api import EmbedderUnavailable, cached_file_digest
+from embedx.plugin_api import EmbedderUnavailable, folder_digest
 
 URL_PREFIXES = ("http://", "https://", "gs://")
 #: Seconds a stalled socket may wait while resolving a URL (per read, not for the whole download).
@@ -124,15 +124,6 @@ def identity(handle: str) -> dict[str, Any]:
     if is_url(handle):
         return {"handle": handle}
     return {"module_sha256": folder_digest(Path(handle).expanduser())}
-
-
-def folder_digest(folder: Path) -> str:
-    """SHA-256 over every file of a module folder (relative names and contents); each file's digest is
-    remembered across runs by the core's digest cache."""
-    total = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        total.update(f"{path.relative_to(folder).as_posix()}\0{cached_file_digest(str(path))}\n".encode())
-    return total.hexdigest()
 
 
 def _remove_dead_lock(module_dir: Path) -> None:
