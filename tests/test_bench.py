@@ -345,6 +345,25 @@ def test_a_model_changed_behind_the_same_spec_is_not_answered_from_the_journal(f
     assert len(fits) == 2  # same spec label, new model content: both seeds ran again
 
 
+def test_a_finetuners_default_model_retrained_in_place_is_fine_tuned_again(fake_plugins, tmp_path, monkeypatch):
+    """A model the fine-tuner finds without an option (``FineTuner.model_paths``) keys the journal by its content."""
+    from fakes import CharCountTuner
+
+    model = tmp_path / "default-model.bin"
+    model.write_bytes(b"v1")
+    monkeypatch.setattr(CharCountTuner, "model_paths", classmethod(lambda cls, options: {**options, "model": str(model)}))
+    config = small_config(embedders=[], finetuners=["char-count-tuner"])
+    Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    real_run, runs = Comparison._finetune_one, []
+    monkeypatch.setattr(Comparison, "_finetune_one", lambda self, *a, **k: runs.append(1) or real_run(self, *a, **k))
+    Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    assert runs == []  # same model content: resumed
+    model.write_bytes(b"v2")
+    os.utime(model, ns=(1, 1))
+    Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    assert len(runs) == len(config.finetune_seeds)  # no option changed, the model did: every seed ran again
+
+
 def test_path_digests_follow_file_and_folder_content_not_names(tmp_path):
     from embedx.digests import path_digests
 

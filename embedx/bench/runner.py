@@ -324,7 +324,9 @@ class Comparison:
 
     # -- fine-tuning -------------------------------------------------------------------------------
     def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:
-        models = path_digests(spec.options)  # the content behind any model path, hashed once for all seeds
+        # the content behind every model path it reads, defaults included, hashed once for all seeds
+        entry = self.registry.finetuners[spec.id]
+        models = path_digests(entry.cls.model_paths({**entry.defaults, **spec.options}))
         for seed in self.config.finetune_seeds:
             if self._unit(("finetune", self._dataset_keys[dataset], spec.label, models, seed),
                           lambda seed=seed: self._finetune_one(

@@ -32,6 +32,16 @@ class FineTuner(abc.ABC):
     description: ClassVar[str] = ""
     requires: ClassVar[Mapping[str, str]] = {}
 
+    @classmethod
+    def model_paths(cls, options: Mapping[str, str]) -> dict[str, str]:
+        """The option values a run with ``options`` reads, defaults included, by option name.
+
+        ``embedx bench compare`` keys its journal by the content of those that name a file or folder, so a
+        model retrained in place is fine-tuned again. The options as given are enough unless the
+        fine-tuner finds a model without one (a default path, an environment variable): then say where.
+        """
+        return dict(options)
+
     @abc.abstractmethod
     def run(self, train: tuple[list[str], np.ndarray], validation: tuple[list[str], np.ndarray],
             test: list[str], n_classes: int, seed: int) -> FineTuneResult:

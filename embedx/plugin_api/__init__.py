@@ -42,7 +42,7 @@ from embedx.vocabulary import (
     parse_layers,
 )
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 _LAZY = {
     # command line: one-line errors for plugin commands, shared choices

@@ -66,6 +66,10 @@ class TrainedElmoFineTuner(KerasHubFineTuner):
     id = "keras-elmo-trained"
     description = "ELMo trained here, frozen, with trainable scalar mix + Dense head (module at runs/elmo/module)"
 
+    @classmethod
+    def model_paths(cls, options):
+        return {**options, "handle": options.get("handle") or default_module()}
+
     def __init__(self, handle: str = "", hidden: int = 256, epochs: int = 20, patience: int = 2, lr: float = 1e-3,
                  batch_size: int = 32):
         handle = handle or default_module()

@@ -196,3 +196,6 @@ def test_trained_preset_says_why_it_cannot_run_without_a_module(registry, tmp_pa
     assert TrainedElmo().unavailable_reason() is None
     assert TrainedElmoFineTuner().handle == str(exported[1])
     assert "keras-elmo-trained" in registry.finetuners
+    # the module it finds by default is what bench compare's journal hashes; an explicit handle wins
+    assert TrainedElmoFineTuner.model_paths({}) == {"handle": str(exported[1])}
+    assert TrainedElmoFineTuner.model_paths({"handle": "elsewhere", "epochs": "3"}) == {"handle": "elsewhere", "epochs": "3"}
