@@ -98,12 +98,21 @@ def forget_in_memory() -> None:
 
 
 def folder_digest(folder: str | os.PathLike[str]) -> str:
-    """SHA-256 over every file under a folder (relative names and contents), each file's digest cached."""
+    """SHA-256 over every file under a folder (relative names and contents), each file's digest cached.
+
+    A TensorFlow SavedModel's ``fingerprint.pb`` (beside its ``saved_model.pb``) is left out: TensorFlow
+    writes a fresh random UUID into it on every save, and its other fields are hashes of files that are
+    digested here anyway. With it, a module retrained bit for bit would look new to every cache key.
+    """
     folder = Path(folder)
     total = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _savedmodel_fingerprint(p)):
         total.update(f"{path.relative_to(folder).as_posix()}\0{cached_file_digest(str(path))}\n".encode())
     return total.hexdigest()
+
+
+def _savedmodel_fingerprint(path: Path) -> bool:
+    return path.name == "fingerprint.pb" and (path.parent / "saved_model.pb").is_file()
 
 
 def path_digests(options: dict[str, object]) -> dict[str, str]:

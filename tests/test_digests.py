@@ -54,3 +54,24 @@ def test_a_broken_or_unwritable_cache_costs_a_rehash_not_a_failure(tmp_path, mon
 def test_a_missing_file_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         digests.cached_file_digest(tmp_path / "nope.bin")
+
+
+def test_a_savedmodel_fingerprint_is_left_out_of_its_folder_digest(tmp_path):
+    """TensorFlow writes a random UUID into fingerprint.pb on every save; the model is the other files."""
+    module = tmp_path / "module"
+    (module / "variables").mkdir(parents=True)
+    (module / "saved_model.pb").write_bytes(b"graph")
+    (module / "variables" / "variables.index").write_bytes(b"weights")
+    (module / "fingerprint.pb").write_bytes(b"uuid 1")
+    first = digests.folder_digest(module)
+    (module / "fingerprint.pb").write_bytes(b"uuid 2, another save")
+    assert digests.folder_digest(module) == first
+    (module / "variables" / "variables.index").write_bytes(b"retrained weights")
+    assert digests.folder_digest(module) != first
+    # without a saved_model.pb beside it, a file named fingerprint.pb is ordinary content
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "fingerprint.pb").write_bytes(b"a")
+    before = digests.folder_digest(plain)
+    (plain / "fingerprint.pb").write_bytes(b"b")
+    assert digests.folder_digest(plain) != before

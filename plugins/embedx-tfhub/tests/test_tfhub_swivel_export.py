@@ -182,3 +182,24 @@ def test_module_serves_the_tfhub_text_embedder(tmp_path, module_dir, vectors):
     got = embedx.embed(SENTENCES[:3], "tfhub-text", tmp_path / "f.h5", options={"model": str(module_dir)})
     expected = np.stack([sqrtn_in_numpy(s, WORDS, vectors) for s in SENTENCES[:3]])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_exporting_the_same_vectors_twice_gives_the_same_module_digest(tmp_path, vectors):
+    """Each export in a fresh process, as after a seeded retrain: the module's identity (the key of every cached
+    feature and benchmark unit built on it) must not change. It did, through fingerprint.pb's random UUID and a
+    lookup table named after an object's memory address."""
+    import subprocess
+    import sys
+
+    from embedx.plugin_api import folder_digest
+
+    np.save(tmp_path / "vectors.npy", vectors)
+    code = ("import sys, numpy as np\n"
+            "from embedx_tfhub.swivel.export import export_module\n"
+            f"export_module({WORDS!r}, np.load(sys.argv[1]), sys.argv[2])\n")
+    for name in ("a", "b"):
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "vectors.npy"), str(tmp_path / name)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "a" / "saved_model.pb").read_bytes() == (tmp_path / "b" / "saved_model.pb").read_bytes()
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")

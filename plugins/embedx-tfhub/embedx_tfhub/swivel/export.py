@@ -86,7 +86,10 @@ def _module_class(tf):
             initializer = tf.lookup.TextFileInitializer(
                 self._vocabulary_file, key_dtype=tf.string, key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
                 value_dtype=tf.int64, value_index=tf.lookup.TextFileIndex.LINE_NUMBER)
-            self._table = tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=num_oov_buckets)
+            # anonymous: a shared table's name embeds the Asset object's memory address, which made two exports
+            # of the same vectors differ in saved_model.pb (and so in the module's digest and every cache key)
+            self._table = tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=num_oov_buckets,
+                                                          experimental_is_anonymous=True)
             self.embeddings = tf.Variable(embeddings, name="embeddings")
             self.variables = [self.embeddings]
             self.trainable_variables = [self.embeddings]
