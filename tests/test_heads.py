@@ -73,6 +73,28 @@ def test_dense_head_reports_the_epoch_whose_weights_it_kept(sms, monitor):
     assert len(curves["val_loss"]) == best + 4  # stopped after `patience` epochs without improvement
 
 
+@pytest.mark.parametrize("threads, expected", [(None, "unchanged"), (1, 1)])
+def test_dense_head_uses_torch_default_threads_unless_told(sms, threads, expected):
+    """No hard-coded thread count: two runs side by side with OMP_NUM_THREADS=1 must not oversubscribe."""
+    import torch
+
+    from embedx.heads.dense import DenseHead
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with FeatureStore(sms) as store:
+            from embedx.training import labelled_data, make_splits
+
+            data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
+            parts = make_splits(data.y, data.classes, SPLIT)
+            DenseHead(hidden=8, epochs=2, threads=threads).fit(data.subset(parts["train"]),
+                                                               data.subset(parts["validation"]))
+        assert torch.get_num_threads() == (2 if expected == "unchanged" else expected)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_streaming_logreg_matches_the_exact_solver(sms):
     exact = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, options={"C": "0.1"})
     streamed = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT,

@@ -26,7 +26,7 @@ class DenseHead(Head):
     requires = TORCH
 
     def __init__(self, hidden: int = 256, dropout: float = 0.0, lr: float = 1e-3, weight_decay: float = 0.0,
-                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int = 2,
+                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int | None = None,
                  monitor: Monitor = "accuracy"):
         self.hidden, self.dropout, self.lr, self.weight_decay = hidden, dropout, lr, weight_decay
         self.epochs, self.patience, self.batch_size, self.seed, self.threads = epochs, patience, batch_size, seed, threads
@@ -44,7 +44,8 @@ class DenseHead(Head):
     def fit(self, train: HeadData, validation: HeadData | None) -> FitReport:
         import torch
 
-        torch.set_num_threads(self.threads)
+        if self.threads:  # none: torch's default, which honours OMP_NUM_THREADS
+            torch.set_num_threads(self.threads)
         X = as_matrix(train)
         self.scaler.fit_chunks([X])
         Xt = torch.from_numpy(self.scaler.transform(X))

@@ -57,7 +57,7 @@ class LayerMixHead(Head):
 
     def __init__(self, classifier: Literal["linear", "dense"] = "linear", hidden: int = 256,
                  pooling: Literal["mean", "max"] = "mean", lr: float = 1e-3, weight_decay: float = 0.0,
-                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int = 2,
+                 epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int | None = None,
                  monitor: Monitor = "loss"):
         self.monitor = monitor
         self.classifier, self.hidden, self.pooling = classifier, hidden, pooling
@@ -88,7 +88,8 @@ class LayerMixHead(Head):
         if not train.per_layer:
             raise ValueError(f"layer-mix needs a per-layer output; {train.output!r} has no layer axis "
                              "(extract with layers=all, or ELMo's per-layer token output)")
-        torch.set_num_threads(self.threads)
+        if self.threads:  # none: torch's default, which honours OMP_NUM_THREADS
+            torch.set_num_threads(self.threads)
         self.tokens = train.level == "token"
         sample = np.concatenate(train.token_arrays()) if self.tokens else train.array()
         self.mean, self.scale = sample.mean(0), sample.std(0) + 1e-6  # [layers, dim]

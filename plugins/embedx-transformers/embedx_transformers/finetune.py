@@ -24,7 +24,7 @@ class BertFineTuner(FineTuner):
 
     def __init__(self, model: str, n_fine_tune_layers: int | None = None, pooling: Literal["mean", "first"] = "mean",
                  max_length: int = 128, epochs: int = 4, patience: int = 1, lr: float = 5e-5,
-                 batch_size: int = 16, hidden: int = 256, threads: int = 2):
+                 batch_size: int = 16, hidden: int = 256, threads: int | None = None):
         self.model, self.n_fine_tune_layers, self.pooling = model, n_fine_tune_layers, pooling
         self.max_length, self.epochs, self.patience, self.lr = max_length, epochs, patience, lr
         self.batch_size, self.hidden, self.threads = batch_size, hidden, threads
@@ -39,7 +39,8 @@ class BertFineTuner(FineTuner):
         from embedx_transformers.source import ModelSource
 
         torch.manual_seed(seed)
-        torch.set_num_threads(self.threads)
+        if self.threads:  # none: torch's default, which honours OMP_NUM_THREADS
+            torch.set_num_threads(self.threads)
         folder = ModelSource.parse(self.model).folder()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         encoder = AutoModel.from_pretrained(folder)
