@@ -89,6 +89,17 @@ def test_each_fine_tuner_draws_one_learning_curve_whatever_its_seeds(fake_plugin
     assert len([c for c in results["curves"] if c["head"] == "fine-tune"]) == 1
 
 
+def test_a_run_on_other_seeds_does_not_add_a_second_curve_when_replayed(fake_plugins, tmp_path):
+    """A side run with --seeds 1 / --finetune-seeds 1 journals its curves; the main run shows seed 0's only."""
+    side = small_config(embedders=["word-stats"], heads=["dense"], seeds=[1], finetune_seeds=[1])
+    Comparison(side, tmp_path, log=lambda m: None).run()
+    main = Comparison(small_config(embedders=["word-stats"], heads=["dense"], seeds=[0, 1], finetune_seeds=[0, 1]),
+                      tmp_path, log=lambda m: None).run()
+    assert main["resumed_units"] == 2  # seed 1's head fit and fine-tuning run came from the journal
+    curves = [(c["head"], c["seed"]) for c in main["curves"]]
+    assert sorted(curves) == [("dense", 0), ("fine-tune", 0)]
+
+
 def test_second_run_recomputes_nothing_and_keeps_first_extraction_time(fake_plugins, tmp_path):
     first = Comparison(small_config(finetuners=[]), tmp_path, log=lambda m: None).run()
     second = Comparison(small_config(finetuners=[]), tmp_path, log=lambda m: None).run()

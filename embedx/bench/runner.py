@@ -105,6 +105,7 @@ class Comparison:
                 self._layer_sweep(name, knobbed, used, splits)
             for spec in finetuners:
                 self._finetune(name, spec, knobbed, splits)
+        self.results["curves"] = self._first_seed_curves(self.results["curves"])
         self.results["seconds"] = time.perf_counter() - started
         self.results["resumed_units"] = self.journal.reused
         if self.journal.reused:
@@ -196,6 +197,17 @@ class Comparison:
                        lambda seed=seed: self._fit_head(dataset, spec.label, "layer-mix", X, y, classes,
                                                         splits[seed], seed) and None)
 
+    def _first_seed_curves(self, curves: list[dict]) -> list[dict]:
+        """One curve per head and fine-tuner: this run's first seed's.
+
+        Every seed's curve is journalled with its seed, so a run with other seeds (``--finetune-seeds 2``
+        beside a main run) replays the right one; entries journalled before seeds were recorded are kept.
+        """
+        def first(curve: dict) -> int:
+            return (self.config.finetune_seeds if curve["head"] == "fine-tune" else self.config.seeds)[0]
+
+        return [c for c in curves if c.get("seed") is None or c["seed"] == first(c)]
+
     @staticmethod
     def _family(kind: dict, entry_id: str) -> str:
         """The plugin that registered an id: the embedder family the plots colour by."""
@@ -272,9 +284,10 @@ class Comparison:
                "selection": protocol.selection, "method": picked.method, "flags": picked.flags}
         self.results["rows"].append(row)
         curves = picked.curves
-        if curves and seed == self.config.seeds[0] and selection is None:  # the layer sweep keeps to its table
+        if curves and selection is None:  # the layer sweep keeps to its table
             self.results["curves"].append({"dataset": dataset, "what": f"{features} + {label or head_id}",
-                                           "features": features, "head": label or head_id, "curves": curves})
+                                           "features": features, "head": label or head_id, "seed": seed,
+                                           "curves": curves})
         return row
 
     # -- BERT Table 7 ------------------------------------------------------------------------------
@@ -359,10 +372,9 @@ class Comparison:
                          "train; validation used by the fine-tuner (early stopping where it has it); scored "
                          "once on test", "flags": []}
         self.results["rows"].append(row)
-        if seed == self.config.finetune_seeds[0]:  # one line per fine-tuner, like the heads' first seed
-            self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
-                                           "features": spec.label, "head": "fine-tune",
-                                           "curves": result.get("curves", {})})
+        self.results["curves"].append({"dataset": dataset, "what": f"{spec.label} fine-tune",
+                                       "features": spec.label, "head": "fine-tune", "seed": seed,
+                                       "curves": result.get("curves", {})})
         self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
                  f"peak {result['peak_rss_mb']:.0f} MB")
         return None
