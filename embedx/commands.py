@@ -7,9 +7,17 @@ whole command line.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from enum import Enum
+from pathlib import Path
 
 import typer
+
+from embedx.terminal import escape  # noqa: F401 (re-exported: commands print file-provided text through it)
+
+#: set to 1 (or pass ``embedx --debug``) to see the traceback behind an error
+DEBUG_ENV = "EMBEDX_DEBUG"
 
 
 class EncodingErrors(str, Enum):
@@ -20,24 +28,51 @@ class EncodingErrors(str, Enum):
     ignore = "ignore"
 
 
-def escape(text: str) -> str:
-    """``text`` with rich markup disabled, so file names with brackets print as they are."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)
+def debugging() -> bool:
+    """Whether tracebacks are wanted: ``embedx --debug`` or ``EMBEDX_DEBUG=1``."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print ``error: message`` to stderr and exit with ``code`` (2 for bad input, 130 for Ctrl-C)."""
+    """Print ``error: message`` to stderr and exit with ``code`` (2 for bad input, 130 for Ctrl-C).
+
+    ``message`` is printed as rich markup: pass file-provided text through :func:`escape` first."""
     from rich.console import Console
 
     Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
+def unexpected(exc: BaseException, paths: list[str]) -> str:
+    """One line for an exception no embedx check anticipated: what it is, and the files involved.
+
+    Such an exception comes from a library reading a file embedx let through (h5py, numpy, zip,
+    json): the file is at fault as far as the user can act on it, so name it."""
+    what = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    where = f" while reading {', '.join(paths)}" if paths else ""
+    return (f"unexpected error{where}: {what.splitlines()[0] if what else type(exc).__name__} "
+            f"(nothing further was written; re-run with --debug or {DEBUG_ENV}=1 for the traceback)")
+
+
+def _path_arguments(kwargs: dict) -> list[str]:
+    """The command's arguments that name existing files or folders: the likely culprits of an error."""
+    found = []
+    for value in kwargs.values():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, Path | str) and item and len(str(item)) < 4096:
+                try:
+                    exists = os.path.lexists(item)
+                except (OSError, ValueError):
+                    exists = False
+                if exists:
+                    found.append(str(item))
+    return found
+
+
 def guarded_with(interrupted: str):
-    """A decorator for commands (plugins' too): embedx errors print as one line and exit 2;
-    Ctrl-C prints ``interrupted`` and exits 130."""
+    """A decorator for commands (plugins' too): embedx errors print as one line and exit 2; any
+    other exception prints as one line naming the files the command was given and exits 1;
+    Ctrl-C prints ``interrupted`` and exits 130. ``--debug`` adds the traceback."""
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -46,11 +81,33 @@ def guarded_with(interrupted: str):
 
             try:
                 return fn(*args, **kwargs)
+            except (typer.Exit, typer.Abort, SystemExit):
+                raise
             except EmbedxError as exc:
+                _traceback_if_debugging()
                 fail(escape(str(exc)))
             except KeyboardInterrupt:
+                _traceback_if_debugging()
                 fail(interrupted, 130)
+            except Exception as exc:  # noqa: BLE001 (the one place that turns any failure into a line)
+                if _is_click_exception(exc):
+                    raise
+                _traceback_if_debugging()
+                fail(escape(unexpected(exc, _path_arguments(kwargs)), one_line=True), 1)
 
         return wrapper
 
     return decorate
+
+
+def _is_click_exception(exc: BaseException) -> bool:
+    import click
+
+    return isinstance(exc, click.exceptions.ClickException | click.exceptions.Exit | click.exceptions.Abort)
+
+
+def _traceback_if_debugging() -> None:
+    if debugging():
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)

@@ -1,0 +1,238 @@
+"""A file-system audit of one ``embedx`` process tree: every path it opened, created, renamed,
+unlinked or executed, as the kernel saw it (``strace -f``), checked against an allowed set.
+
+This is the proof behind the README's trust policy: a hostile file can only be handled safely if
+nothing outside the file, its own side paths, the output the user named and embedx's cache is
+ever touched. strace sees what libhdf5, TensorFlow's C++ file system and every other native
+library do, which Python's audit hooks cannot. Only calls that succeeded count: a refused
+``open(O_NOFOLLOW)`` touched nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STRACE = shutil.which("strace")
+
+#: every call that names a path or acts on a file (stat-family calls read metadata only: not traced)
+CALLS = ("open,openat,openat2,creat,rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,link,linkat,"
+         "symlink,symlinkat,truncate,ftruncate,chmod,fchmod,fchmodat,chown,fchown,fchownat,lchown,utimensat,"
+         "mknod,mknodat,execve,execveat")
+_WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
+_ALWAYS_WRITES = {"rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "link",
+                  "linkat", "symlink", "symlinkat", "truncate", "ftruncate", "chmod", "fchmod", "fchmodat", "chown",
+                  "fchown", "fchownat", "lchown", "utimensat", "mknod", "mknodat"}
+#: where any process may write outside the sandbox: nothing a user owns
+SYSTEM_WRITABLE = ("/dev/null", "/dev/shm/", "/dev/tty", "/dev/pts/", "/proc/self/", "/proc/thread-self/")
+
+_LINE = re.compile(r"^(?P<call>\w+)\((?P<args>.*)\)\s+= (?P<ret>-?\d+|\?)(?:<(?P<retpath>(?:[^>\\]|\\.)*)>)?")
+_FD = re.compile(r"^(?:AT_FDCWD|\d+)<(?P<path>(?:[^>\\]|\\.)*)>$")
+
+
+@dataclass
+class Touch:
+    pid: int
+    call: str
+    paths: list[str]  # effective paths: the folder part resolved, the last component as named
+    target: str | None  # for open: the file the returned descriptor really is
+    write: bool
+    line: str
+
+
+@dataclass
+class Audit:
+    returncode: int
+    stdout: str
+    stderr: str
+    touches: list[Touch] = field(default_factory=list)
+    hung: bool = False
+
+    @property
+    def execs(self) -> list[Touch]:
+        return [t for t in self.touches if t.call.startswith("execve")]
+
+
+def _unescape(text: str) -> str:
+    return codecs.escape_decode(text.encode("latin-1", "backslashreplace"))[0].decode("utf-8", "surrogateescape")
+
+
+def _split_args(args: str) -> list[str]:
+    parts, depth, quoted, current, i = [], 0, False, [], 0
+    while i < len(args):
+        ch = args[i]
+        if quoted:
+            current.append(ch)
+            if ch == "\\" and i + 1 < len(args):
+                current.append(args[i + 1])
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+            current.append(ch)
+        elif ch in "{[<":
+            depth += 1
+            current.append(ch)
+        elif ch in "}]>":
+            depth -= 1
+            current.append(ch)
+        elif ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    if current:
+        parts.append("".join(current).strip())
+    return parts
+
+
+def _string(arg: str) -> str | None:
+    if arg.startswith('"'):
+        return _unescape(arg[1:].rsplit('"', 1)[0])
+    return None
+
+
+def _fd_path(arg: str) -> str | None:
+    match = _FD.match(arg)
+    return _unescape(match.group("path")) if match else None
+
+
+def _effective(path: str, base: str | None) -> str:
+    """``path`` as the kernel resolved it: relative to ``base``, every folder link followed, the last
+    component as named (links that still exist after the run are followed now, as they were then)."""
+    joined = path if path.startswith("/") or base is None else os.path.join(base, path)
+    head, tail = os.path.split(os.path.normpath(joined))
+    return os.path.join(os.path.realpath(head), tail) if tail else os.path.realpath(head)
+
+
+def _parse(pid: int, line: str) -> Touch | None:
+    match = _LINE.match(line)
+    if not match or match.group("ret") == "?" or match.group("ret").startswith("-"):
+        return None  # failed calls touched nothing
+    call, args = match.group("call"), _split_args(match.group("args"))
+    retpath = _unescape(match.group("retpath")) if match.group("retpath") else None
+    paths: list[str] = []
+    strings_seen, base = 0, None
+    for arg in args:
+        fd = _fd_path(arg)
+        if fd is not None:
+            base = fd
+            if call in ("ftruncate", "fchmod", "fchown"):
+                paths.append(fd)
+            continue
+        text = _string(arg)
+        if text is None:
+            continue
+        strings_seen += 1
+        if call in ("symlink", "symlinkat") and strings_seen == 1:
+            continue  # the link's content, not a path it touches
+        if call in ("execve", "execveat") and strings_seen > 1:
+            break
+        paths.append(_effective(text, base))
+        base = None  # a folder descriptor applies to the path right after it
+    flags = " ".join(args)
+    opens = call in ("open", "openat", "openat2", "creat")
+    write = call in _ALWAYS_WRITES or (opens and (call == "creat" or any(f in flags for f in _WRITE_FLAGS)))
+    return Touch(pid, call, paths, retpath if opens else None, write, line)
+
+
+def run_traced(args: list[str], *, cwd: Path, env: dict[str, str], log_dir: Path, timeout: float = 120,
+               stdin: bytes | None = None) -> Audit:
+    """Run ``args`` under ``strace -f`` and collect every successful file call of every process."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for old in log_dir.glob("trace.*"):
+        old.unlink()
+    command = [STRACE, "-ff", "-qq", "-y", "-s", "4096", "-e", f"trace={CALLS}", "-e", "signal=none",
+               "-o", str(log_dir / "trace"), *args]
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole tree: a tracee blocked on a FIFO outlives strace
+        out, err = proc.communicate()
+        err += f"\nerror: HUNG: no answer in {timeout:.0f} s".encode()
+    audit = Audit(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+    audit.hung = b"HUNG: no answer" in err
+    for trace in sorted(log_dir.glob("trace.*")):
+        pid = int(trace.suffix[1:])
+        for line in trace.read_text("utf-8", "replace").splitlines():
+            touch = _parse(pid, line)
+            if touch is not None:
+                audit.touches.append(touch)
+    return audit
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+@dataclass
+class Allowed:
+    """What one command may touch. Paths are compared after resolving folder links."""
+
+    sandbox: str  # everything a hostile sender could have placed or aimed at lies in here
+    write: list[str]  # roots that may be created, written, renamed or deleted
+    read: list[str]  # further roots that may be opened for reading
+    prefixes: list[str] = field(default_factory=list)  # sibling names (``/d/FILE.h5``): ``/d/FILE.h5*``
+    executables: list[str] = field(default_factory=list)
+
+    def may_write(self, path: str) -> bool:
+        if _under(path, self.write) or any(_sibling(path, p) for p in self.prefixes):
+            return True
+        return not _under(path, [self.sandbox]) and path.startswith(SYSTEM_WRITABLE)
+
+    def may_read(self, path: str) -> bool:
+        if self.may_write(path) or _under(path, self.read):
+            return True
+        return not _under(path, [self.sandbox])
+
+
+def _sibling(path: str, prefix: str) -> bool:
+    """``path`` is one of the side paths embedx keeps beside ``prefix`` (a feature file), or inside one."""
+    folder, name = os.path.split(prefix)
+    if os.path.dirname(path) != folder and not path.startswith(os.path.join(folder, name) + "."):
+        return False
+    first = path[len(folder) + 1:].split("/", 1)[0]
+    return first == name or first.startswith(name + ".") or first.startswith(f".{name}.")
+
+
+def violations(audit: Audit, allowed: Allowed, forbidden: list[str]) -> list[str]:
+    """Every touch outside ``allowed`` or inside ``forbidden``, as a readable line; empty when clean."""
+    found = []
+    for touch in audit.touches:
+        names = list(touch.paths) + ([touch.target] if touch.target else [])
+        if touch.call.startswith("execve"):
+            exe = os.path.realpath(names[0]) if names else "?"
+            if exe not in allowed.executables:
+                found.append(f"spawned {names[0] if names else '?'}: {touch.line}")
+            continue
+        for name in names:
+            if _under(name, forbidden):
+                found.append(f"touched {name}: {touch.line}")
+            elif touch.write and not allowed.may_write(name):
+                found.append(f"wrote {name}: {touch.line}")
+            elif not allowed.may_read(name):
+                found.append(f"read {name}: {touch.line}")
+    return found
+
+
+def python_executables() -> list[str]:
+    """The interpreters embedx may start (its own, for the time-limited file check)."""
+    names = {os.path.realpath(sys.executable), os.path.realpath(sys._base_executable)}  # type: ignore[attr-defined]
+    bin_dir = Path(sys.executable).parent
+    names |= {os.path.realpath(p) for p in bin_dir.glob("python*")}
+    names |= {str(bin_dir / "embedx"), os.path.realpath(bin_dir / "embedx")}
+    uname = shutil.which("uname")  # `import h5py` asks Python's platform module, which runs `uname -p`
+    if uname:
+        names.add(os.path.realpath(uname))
+    return sorted(names)

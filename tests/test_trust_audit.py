@@ -1,0 +1,291 @@
+"""The trust policy, proved by audit: hostile files given to every command, each run under strace.
+
+Each case builds what a hostile sender could ship (links, FIFOs, forged records, control
+characters, code disguised as data), aims it at a "victim" folder that stands for the user's other
+files, and runs the real ``embedx`` commands on it in a child process traced with ``strace -f``.
+Whatever the command decides (refuse, or handle), the audit asserts that:
+
+- no path in the victim folder was opened, created, renamed, unlinked or truncated;
+- every path touched inside the sandbox lies in the allowed set: the file and its own side paths
+  (``FILE.h5*``, ``.FILE.h5.*``, ``FILE.h5.segments/``), the output the user named, the input the
+  user gave, and embedx's cache; nothing outside the sandbox was written but /dev/null and the like;
+- no process was started but embedx's own interpreter (its time-limited file check);
+- the command ended in one line (``error: ...``), not a traceback, and printed no control character;
+- the victim folder is byte-for-byte as it was.
+
+What it cannot see: calls through memory mappings made before the trace, and reads of metadata
+(``stat``); those change nothing. The fuzz test draws random combinations for a bounded time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import stat
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+import embedx
+from audit import STRACE, Allowed, python_executables, run_traced, violations
+
+pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed (make installs it on Debian)")
+
+TEXTS = ["a gripping film", "dull and long", "a gripping film", "fine", "the plot thickens"]
+SECRET = b"root:x:0:0:the bytes of a file outside the feature file\n"
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+EMBEDX = str(Path(sys.executable).parent / "embedx")
+FUZZ_SECONDS = float(os.environ.get("EMBEDX_FUZZ_SECONDS", "45"))
+
+
+class Sandbox:
+    """A folder holding everything one case involves: the sender's files, the victim, a home, a cache."""
+
+    def __init__(self, root: Path):
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(os.path.realpath(root))
+        self.work, self.victim = self.root / "work", self.root / "victim"
+        self.home, self.cache, self.tmp = self.root / "home", self.root / "cache", self.root / "tmp"
+        for folder in (self.work, self.victim, self.home, self.cache, self.tmp):
+            folder.mkdir()
+        (self.victim / "secret.txt").write_bytes(SECRET)
+        (self.victim / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + SECRET)
+        (self.victim / "notes.h5").write_bytes(b"the user's own h5 file\n")
+        self.store = self.work / "features.h5"
+        self.input = self.work / "more.txt"
+        self.input.write_text("a new text\nanother new one\n", encoding="utf-8")
+
+    def build_store(self, path: Path | None = None) -> Path:
+        path = path or self.store
+        embedx.extract(TEXTS, "hashing-ngrams", path, name="t", options={"dim": 8})
+        return path
+
+    def snapshot(self) -> dict[str, tuple]:
+        """Every entry of the victim folder: kind, bytes and link target, so any change shows."""
+        found = {}
+        for dirpath, dirnames, filenames in os.walk(self.victim):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode):
+                    with open(path, "rb") as handle:
+                        found[path] = ("file", hashlib.sha256(handle.read()).hexdigest(), info.st_mtime_ns)
+                elif stat.S_ISLNK(info.st_mode):
+                    found[path] = ("link", os.readlink(path))
+                else:
+                    found[path] = (stat.filemode(info.st_mode),)
+        return found
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDX_", "XDG_"))}
+        env.update(HOME=str(self.home), EMBEDX_CACHE_DIR=str(self.cache), TMPDIR=str(self.tmp),
+                   PYTHONDONTWRITEBYTECODE="1", MPLCONFIGDIR=str(self.cache / "mpl"), COLUMNS="200",
+                   EMBEDX_LOAD_PLUGINS="embedx-example")  # the core's commands; plugins have their own audits
+        return env
+
+    def allowed(self, *, stores: list[Path] = (), outputs: list[Path] = (), reads: list[Path] = ()) -> Allowed:
+        real = [os.path.realpath(p) for p in [*stores, *outputs]]  # each with its side paths and temporaries
+        return Allowed(sandbox=str(self.root),
+                       write=[str(self.cache), str(self.tmp), str(self.home)],
+                       read=[os.path.realpath(p) for p in reads] + [str(self.work)],
+                       prefixes=real, executables=python_executables())
+
+    def run(self, args: list[str], allowed: Allowed, *, timeout: float = 120):
+        before = self.snapshot()
+        audit = run_traced([EMBEDX, *args], cwd=self.work, env=self.env(), log_dir=self.root / "trace",
+                           timeout=timeout)
+        problems = violations(audit, allowed, forbidden=[str(self.victim)])
+        if self.snapshot() != before:
+            problems.append("the victim folder changed")
+        printed = audit.stdout + audit.stderr
+        if "Traceback" in printed:
+            problems.append("a traceback was printed")
+        if CONTROL.search(printed):
+            problems.append(f"a control character reached the terminal: {CONTROL.search(printed).group()!r}")
+        if audit.hung:
+            problems.append("the command hung")
+        elif audit.returncode not in (0, 1, 2):
+            problems.append(f"exit status {audit.returncode}")
+        elif audit.returncode == 1 and args[0] == "check" and "problem(s) found" in audit.stdout:
+            pass  # check's own verdict: problems listed one per line, exit 1
+        elif audit.returncode != 0:
+            last = [line for line in audit.stderr.splitlines() if line.strip()][-1:] or [""]
+            if not last[0].startswith("error:"):
+                problems.append(f"failed without an error line: {audit.stderr[-500:]!r}")
+        assert not problems, f"embedx {' '.join(args)}:\n" + "\n".join(problems[:20]) + f"\n{printed[-1500:]}"
+        return audit
+
+
+@pytest.fixture
+def box(tmp_path):
+    return Sandbox(tmp_path)
+
+
+def _store_commands(box: Sandbox) -> list[list[str]]:
+    store = str(box.store)
+    return [["info", store], ["check", store], ["compact", store],
+            ["extract", str(box.input), "-e", "hashing-ngrams", "-O", "dim=8", "-o", store, "--no-progress"],
+            ["export", store, "-e", "hashing-ngrams", "--input", "t", "-o", str(box.work / "out.npy")]]
+
+
+def _audit_all(box: Sandbox) -> None:
+    allowed = box.allowed(stores=[box.store], outputs=[box.work / "out.npy"], reads=[box.input])
+    for args in _store_commands(box):
+        box.run(args, allowed)
+
+
+# -- side paths beside the feature file ----------------------------------------------------------
+
+def test_a_clean_store_passes_the_audit(box):
+    """The baseline: a normal file, every command succeeds inside the allowed set."""
+    box.build_store()
+    allowed = box.allowed(stores=[box.store], outputs=[box.work / "out.npy"], reads=[box.input])
+    for args in _store_commands(box):
+        audit = box.run(args, allowed)
+        assert audit.returncode == 0, audit.stderr
+    assert (box.work / "out.npy").exists()
+
+
+def test_lock_linked_to_another_file(box):
+    box.build_store()
+    os.symlink(box.victim / "secret.txt", str(box.store) + ".lock")
+    _audit_all(box)
+
+
+def test_segment_folder_linked_to_the_users_folder(box):
+    box.build_store()
+    segments = Path(str(box.store) + ".segments")
+    for file in segments.iterdir():
+        os.replace(file, box.victim / file.name)
+    segments.rmdir()
+    os.symlink(box.victim, segments)
+    _audit_all(box)
+
+
+def test_segment_folder_linked_to_another_stores_segments(box):
+    other = box.build_store(box.victim / "theirs.h5")
+    box.build_store()
+    segments = Path(str(box.store) + ".segments")
+    for file in segments.iterdir():
+        file.unlink()
+    segments.rmdir()
+    os.symlink(Path(str(other) + ".segments"), segments)
+    _audit_all(box)
+
+
+def test_quarantine_linked_to_another_folder(box):
+    box.build_store()
+    segments = Path(str(box.store) + ".segments")
+    victim_model = next(segments.iterdir()).name  # an unreadable file under a segment's own name
+    (box.victim / victim_model).write_bytes(b"\x89HDF\r\n\x1a\n" + SECRET)
+    (segments / "set-999999-0-1.h5").write_bytes(b"not hdf5 at all")
+    os.symlink(box.victim, str(box.store) + ".quarantine")
+    _audit_all(box)
+
+
+def test_segment_file_linked_outside(box):
+    box.build_store()
+    segments = Path(str(box.store) + ".segments")
+    first = sorted(segments.glob("*.h5"))[0]
+    first.unlink()
+    os.symlink(box.victim / "model.h5", first)
+    _audit_all(box)
+
+
+def test_retired_list_naming_paths_outside(box):
+    box.build_store()
+    segments = Path(str(box.store) + ".segments")
+    (segments / "retired.json").write_text(json.dumps(
+        {"..": 0, "../../victim/notes.h5": 0, str(box.victim / "model.h5"): 0, "../features.h5": 0}))
+    _audit_all(box)
+
+
+def test_planted_temporaries(box):
+    box.build_store()
+    segments = Path(str(box.store) + ".segments")
+    os.symlink(box.victim / "secret.txt", segments / ".seg.tmp-1")
+    os.symlink(box.victim, box.work / ".features.h5.tmp-1-abcd")
+    _audit_all(box)
+
+
+def test_fifo_as_the_feature_file(box):
+    os.mkfifo(box.store)
+    allowed = box.allowed(stores=[box.store], outputs=[box.work / "out.npy"], reads=[box.input])
+    for args in _store_commands(box):
+        audit = box.run(args, allowed, timeout=60)
+        assert audit.returncode == 2
+
+
+def test_control_characters_and_markup_in_the_file(box):
+    box.build_store()
+    with h5py.File(box.store, "r+") as f:  # the index's own attributes, as a sender could set them
+        for group in f["sets"].values():
+            group.attrs["embedder"] = "glove\x1b]52;c;cm0gLXJmIH4=\x07\x1b]8;;http://evil/\x1b\\[bold red]x[/]"
+            group.attrs["updated"] = "\x9b2J\u202etxt.exe"
+    box.run(["info", str(box.store)], box.allowed(stores=[box.store]))
+    box.run(["check", str(box.store)], box.allowed(stores=[box.store]))
+
+
+# -- fuzzing: random links, names and sizes ------------------------------------------------------
+
+_SIDE_PATHS = ("lock", "segments", "quarantine", "retired", "segment", "orphan", "temporary")
+_KINDS = ("link-file", "link-dir", "dangling", "fifo", "dir", "empty", "garbage", "hardlink")
+
+
+def _plant(box: Sandbox, where: str, kind: str, rng: random.Random) -> None:
+    segments = Path(str(box.store) + ".segments")
+    files = sorted(segments.glob("*.h5")) if segments.is_dir() and not segments.is_symlink() else []
+    path = {"lock": Path(str(box.store) + ".lock"), "segments": segments,
+            "quarantine": Path(str(box.store) + ".quarantine"), "retired": segments / "retired.json",
+            "segment": files[rng.randrange(len(files))] if files else segments / "x.h5",
+            "orphan": segments / f"set-{rng.randrange(10**6)}-0-{rng.randrange(1, 9)}.h5",
+            "temporary": segments / f".s.h5.tmp-{rng.randrange(99)}"}[where]
+    if path.is_dir() and not path.is_symlink():
+        for child in path.iterdir():
+            if child.is_file() or child.is_symlink():
+                os.replace(child, box.victim / f"moved-{rng.randrange(10**9)}-{child.name}")
+        path.rmdir()
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    target_file = box.victim / rng.choice(["secret.txt", "model.h5", "notes.h5"])
+    if kind == "link-file":
+        os.symlink(target_file, path)
+    elif kind == "link-dir":
+        os.symlink(box.victim, path)
+    elif kind == "dangling":
+        os.symlink(box.victim / "nothing-here", path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(rng.randbytes(rng.choice([1, 8, 100, 5000])))
+    elif kind == "hardlink":
+        os.link(target_file, path)
+
+
+def test_fuzzed_side_paths(tmp_path):
+    """Random plantings for a bounded time (EMBEDX_FUZZ_SECONDS, 45 by default); every run audited."""
+    rng = random.Random(int(os.environ.get("EMBEDX_FUZZ_SEED", "0")))
+    deadline, runs = time.monotonic() + FUZZ_SECONDS, 0
+    while time.monotonic() < deadline or runs < 3:
+        box = Sandbox(tmp_path / f"case-{runs}")
+        box.build_store()
+        plantings = [(rng.choice(_SIDE_PATHS), rng.choice(_KINDS)) for _ in range(rng.randint(1, 3))]
+        for where, kind in plantings:
+            _plant(box, where, kind, rng)
+        args = rng.choice(_store_commands(box))
+        allowed = box.allowed(stores=[box.store], outputs=[box.work / "out.npy"], reads=[box.input])
+        try:
+            box.run(args, allowed, timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"planted {plantings}: {exc}") from None
+        runs += 1
