@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from embedx.commands import EncodingErrors, escape, fail, guarded_with  # noqa: F401 (re-exported)
+from embedx.terminal import printable
 
 app = typer.Typer(help="Extract text features once, cache them in HDF5, reuse them everywhere.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -131,31 +132,33 @@ def info(
 
     console = Console()
     folder = file.resolve().with_name(file.resolve().name + ".segments")
-    on_disk = file.stat().st_size + (sum(p.stat().st_size for p in folder.iterdir()) if folder.is_dir() else 0)
+    owned = folder.is_dir() and not folder.is_symlink()  # sizes of what the file owns; links are not followed
+    on_disk = file.stat().st_size + (sum(p.lstat().st_size for p in folder.iterdir()) if owned else 0)
     console.print(f"[bold]{_escape(str(file))}[/]: {len(sets)} feature set(s), {len(input_rows)} input(s), "
-                  f"{_size(on_disk)} on disk (with {folder.name}/)", highlight=False)
+                  f"{_size(on_disk)} on disk (with {_escape(folder.name)}/)", highlight=False)
     for s in sets:
         outs = ", ".join(_shape_label(o) for o in s.outputs)
         options = ", ".join(f"{k}={v}" for k, v in s.config.get("options", {}).items()) or "-"
         identity = ", ".join(f"{k}={v}" for k, v in s.config.get("identity", {}).items()) or "-"
         versions = ", ".join(f"{k} {v}" for k, v in s.config.get("versions", {}).items()) or "-"
-        console.print(f"\n[bold cyan]{s.embedder}[/] [dim]config {s.config_hash[:12]} (set {s.name})[/]\n"
-                      f"  rows     {s.rows:,} unique texts, {s.dtype}, {_size(s.bytes_on_disk)}\n"
+        console.print(f"\n[bold cyan]{_escape(s.embedder)}[/] [dim]config {_escape(s.config_hash[:12])} "
+                      f"(set {_escape(s.name)})[/]\n"
+                      f"  rows     {s.rows:,} unique texts, {_escape(s.dtype)}, {_size(s.bytes_on_disk)}\n"
                       f"  outputs  {_escape(outs)}\n  options  {_escape(options)}\n  identity {_escape(identity)}\n"
-                      f"  versions {_escape(versions)}  [dim]plugin {s.plugin}, updated {s.updated}[/]",
+                      f"  versions {_escape(versions)}  [dim]plugin {_escape(s.plugin)}, updated {_escape(s.updated)}[/]",
                       highlight=False)
     console.print()
     inputs_table = Table(title="inputs")
     for col in ("input", "rows", "columns"):
         inputs_table.add_column(col)
     for name, (rows, columns) in input_rows.items():
-        inputs_table.add_row(name, f"{rows:,}", ", ".join(columns) or "-")
+        inputs_table.add_row(_escape(name), f"{rows:,}", _escape(", ".join(columns)) or "-")
     console.print(inputs_table)
     for name, rows in pending.items():
-        console.print(f"[yellow]{rows:,} rows of {name} are written but not committed (an interrupted run): "
+        console.print(f"[yellow]{rows:,} rows of {_escape(name)} are written but not committed (an interrupted run): "
                       "the next `embedx extract` into this file, or `embedx compact`, commits them[/]")
     quarantine = file.resolve().with_name(file.resolve().name + ".quarantine")
-    if quarantine.is_dir() and any(quarantine.iterdir()):
+    if quarantine.is_dir() and not quarantine.is_symlink() and any(quarantine.iterdir()):
         console.print(f"[yellow]{len(list(quarantine.iterdir()))} item(s) that could not be committed are set aside "
                       f"in {_escape(str(quarantine))}; they are not part of the file[/]")
 
@@ -169,7 +172,7 @@ def compact(
     from embedx.store.compact import compact as run_compact
 
     report = run_compact(file)
-    typer.echo(f"{report.path}: {report.segments_before} segment(s) -> {report.segments_after}, "
+    typer.echo(f"{printable(report.path)}: {report.segments_before} segment(s) -> {report.segments_after}, "
                f"{report.bytes_rewritten / 1e6:,.1f} MB rewritten")
 
 
@@ -218,10 +221,10 @@ def check(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        typer.echo(f"{file}: {report.sets} set(s), {report.inputs} input(s), {report.datasets} datasets read "
+        typer.echo(f"{printable(file)}: {report.sets} set(s), {report.inputs} input(s), {report.datasets} datasets read "
                    f"({_size(report.bytes_read)}), {report.values_scanned:,} feature values scanned")
         for problem in report.problems:
-            typer.echo(f"problem: {problem}")
+            typer.echo(f"problem: {printable(problem)}")
         typer.echo("ok: no problems found" if report.ok else f"{len(report.problems)} problem(s) found")
     if not report.ok:
         raise typer.Exit(1)
@@ -610,13 +613,41 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                 help="Print the version and exit.")] = False) -> None:
+                                                 help="Print the version and exit.")] = False,
+          debug: Annotated[bool, typer.Option("--debug", help="Show the traceback behind an error "
+                                              "(also EMBEDX_DEBUG=1).")] = False) -> None:
     """Extract text features once, cache them in HDF5, reuse them everywhere."""
+    if debug:
+        import os
+
+        from embedx.commands import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
 
 
 def main() -> None:
-    add_plugin_commands(app)
-    app(prog_name="embedx")
+    import os
+
+    from embedx.commands import DEBUG_ENV, debugging
+
+    if "--debug" in sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]:
+        os.environ[DEBUG_ENV] = "1"  # before plugins load, so their import errors show a traceback too
+    from embedx.terminal import guard_standard_streams
+
+    guard_standard_streams()  # no text from a file reaches the terminal as a control sequence
+    try:
+        add_plugin_commands(app)
+        app(prog_name="embedx")
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # outside any command (plugin loading, option parsing): still one line
+        if debugging():
+            raise
+        from embedx.commands import unexpected
+        from embedx.terminal import printable
+
+        print(f"error: {printable(unexpected(exc, []), one_line=True)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
