@@ -3,9 +3,16 @@
 A model file's SHA-256 is part of every cache key that uses it, so a cached re-run would
 otherwise re-read gigabytes just to learn that nothing changed. The digest is remembered in
 a small SQLite table in the user's cache folder, keyed by the file's resolved path, size,
-mtime (ns), inode and device: any change to the file makes a new key, so a stale digest is
-never served. SQLite serialises concurrent writers, and a cache that cannot be opened or
-written (read-only home, corrupt file) only costs the re-hash, never a failure.
+mtime (ns), inode, device and ctime (ns): any change to the file makes a new key, so a stale digest
+is never served. ctime cannot be set from user space, so a file made to look like one hashed before
+(same inode reused, mtime and size forged) still gets a new key. SQLite serialises concurrent
+writers, and a cache that cannot be opened or written (read-only home, corrupt file) only costs the
+re-hash, never a failure.
+
+The cache is a file embedx reads back, so it is not trusted either: each row carries an HMAC under
+this user's local key (:mod:`embedx.trust`) over its key and digest, and a row that fails it (a
+table copied from elsewhere or edited) is ignored and the file hashed again. The folder is created
+0700 and the table 0600.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ import threading
 from pathlib import Path
 
 ENV = "EMBEDX_CACHE_DIR"
-DB_NAME = "digests.sqlite3"
+DB_NAME = "digests-v2.sqlite3"  # v2: ctime in the key, a MAC per row
+PURPOSE = "embedx digest cache v2"
 
-_memory: dict[tuple[str, int, int, int, int], str] = {}
+_Key = tuple[str, int, int, int, int, int]
+_memory: dict[_Key, str] = {}
 _lock = threading.Lock()
 
 
@@ -42,14 +51,15 @@ def cached_file_digest(path: str | os.PathLike[str]) -> str:
     """:func:`file_digest`, hashed once per file version on this machine (see the module docstring)."""
     real = os.path.realpath(path)
     stat = os.stat(real)
-    key = (real, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev)
+    key = (real, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev, stat.st_ctime_ns)
     with _lock:
         if key in _memory:
             return _memory[key]
     digest = _lookup(key)
     if digest is None:
         digest = file_digest(real)
-        if os.stat(real).st_mtime_ns == stat.st_mtime_ns:  # not rewritten while we read it
+        after = os.stat(real)
+        if (after.st_mtime_ns, after.st_ctime_ns) == (stat.st_mtime_ns, stat.st_ctime_ns):  # not rewritten meanwhile
             _remember(key, digest)
     with _lock:
         _memory[key] = digest
@@ -58,33 +68,49 @@ def cached_file_digest(path: str | os.PathLike[str]) -> str:
 
 def _connect() -> sqlite3.Connection:
     root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(root / DB_NAME, timeout=10.0)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = root / DB_NAME
+    if not path.exists():  # created private: a digest cache others can write is one they could poison
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    connection = sqlite3.connect(path, timeout=10.0)
     connection.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT, size INTEGER, mtime_ns INTEGER, "
-                       "inode INTEGER, device INTEGER, sha256 TEXT NOT NULL, "
-                       "PRIMARY KEY (path, size, mtime_ns, inode, device))")
+                       "inode INTEGER, device INTEGER, ctime_ns INTEGER, sha256 TEXT NOT NULL, mac TEXT NOT NULL, "
+                       "PRIMARY KEY (path, size, mtime_ns, inode, device, ctime_ns))")
     return connection
 
 
-def _lookup(key: tuple[str, int, int, int, int]) -> str | None:
+def _row_mac(key: _Key, digest: str) -> str:
+    from embedx.trust import mac
+
+    return mac(PURPOSE, "\0".join(map(str, (*key, digest))).encode("utf-8", "surrogatepass"))
+
+
+def _lookup(key: _Key) -> str | None:
+    from embedx.errors import EmbedxError
+    from embedx.trust import mac_ok
+
     try:
         with _connect() as connection:
-            row = connection.execute("SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime_ns=? "
-                                     "AND inode=? AND device=?", key).fetchone()
-    except (sqlite3.Error, OSError):
+            row = connection.execute("SELECT sha256, mac FROM digests WHERE path=? AND size=? AND mtime_ns=? "
+                                     "AND inode=? AND device=? AND ctime_ns=?", key).fetchone()
+        if row is None or not _is_sha256(row[0]):
+            return None
+        data = "\0".join(map(str, (*key, row[0]))).encode("utf-8", "surrogatepass")
+        return row[0] if mac_ok(PURPOSE, data, row[1]) else None  # a row this user's embedx did not write
+    except (sqlite3.Error, OSError, EmbedxError):
         return None
-    if row is None or not _is_sha256(row[0]):
-        return None
-    return row[0]
 
 
-def _remember(key: tuple[str, int, int, int, int], digest: str) -> None:
+def _remember(key: _Key, digest: str) -> None:
+    from embedx.errors import EmbedxError
+
     try:
+        tag = _row_mac(key, digest)
         with _connect() as connection:
             connection.execute("DELETE FROM digests WHERE path=?", key[:1])  # older versions of this file
-            connection.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)", (*key, digest))
-    except (sqlite3.Error, OSError):
-        pass  # a read-only or broken cache costs a re-hash next time, nothing more
+            connection.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, digest, tag))
+    except (sqlite3.Error, OSError, EmbedxError):
+        pass  # a read-only or broken cache (or key) costs a re-hash next time, nothing more
 
 
 def _is_sha256(value: object) -> bool:

@@ -57,7 +57,7 @@ class Comparison:
         self.out.mkdir(parents=True, exist_ok=True)
         self.cache = self.out / "features.h5"
         self.times_file = self.out / "extract_times.json"
-        self.times = json.loads(self.times_file.read_text()) if self.times_file.exists() else {}
+        self.times, self._times_rejected = _read_times(self.times_file)
         self.results: dict[str, Any] = {"config": config.as_dict(), "machine": machine(), "rows": [], "curves": [],
                                         "layers": [], "skipped": [], "extraction": [], "resumed_seconds": 0.0}
         journal = self.out / "journal.jsonl"
@@ -110,6 +110,11 @@ class Comparison:
         self.results["resumed_units"] = self.journal.reused
         if self.journal.reused:
             self.log(f"{self.journal.reused:,} finished units taken from {self.journal.path} (--restart recomputes them)")
+        if self.journal.warning():
+            self.log(self.journal.warning())
+        if self._times_rejected:
+            self.log(f"warning: {self.times_file} ignored: not written by this user's embedx on this machine, "
+                     "changed since, or not of the expected form; extraction times are those of this run")
         (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=plain_json))
         return self.results
 
@@ -157,7 +162,7 @@ class Comparison:
         if report.computed:
             self.times[key] = {"seconds": report.seconds_total, "computed": report.computed,
                                "texts_per_second": report.texts_per_second}
-            self.times_file.write_text(json.dumps(self.times, indent=1))
+            _write_times(self.times_file, self.times)
         first = self.times.get(key, {"seconds": report.seconds_total, "computed": report.computed})
         self.results["extraction"].append({"dataset": dataset, "features": spec.label, "set": report.set_name,
                                            "texts": len(chosen), "first_run_seconds": first["seconds"],
@@ -195,7 +200,8 @@ class Comparison:
             self._unit(("head", self._dataset_keys[dataset], spec.label, self._feature_sets.get((dataset, spec.label)),
                         "layer-mix", seed),
                        lambda seed=seed: self._fit_head(dataset, spec.label, "layer-mix", X, y, classes,
-                                                        splits[seed], seed) and None)
+                                                        splits[seed], seed) and None,
+                       _head_unit(dataset, spec.label, "layer-mix", seed))
 
     def _first_seed_curves(self, curves: list[dict]) -> list[dict]:
         """One curve per head and fine-tuner: this run's first seed's.
@@ -215,13 +221,15 @@ class Comparison:
         return str(getattr(entry, "plugin", "") or entry_id)
 
     # -- resumable units ---------------------------------------------------------------------------
-    def _unit(self, unit: tuple, compute: Callable[[], Any]) -> Any:
+    def _unit(self, unit: tuple, compute: Callable[[], Any], expect: dict[str, Any]) -> Any:
         """Run one unit (a head fit, a fine-tuning run) unless the journal holds it; journal what it added.
 
-        A unit that skipped something (a fine-tuner that cannot run) is not journalled: it runs again.
+        ``expect`` says what the unit adds (see :func:`embedx.bench.journal.unit_ok`): a journalled entry
+        that holds anything else is ignored and the unit runs again. A unit that skipped something (a
+        fine-tuner that cannot run) is not journalled: it runs again.
         """
         key = self.journal.key(*unit)
-        entry = self.journal.get(key)
+        entry = self.journal.get(key, expect)
         if entry is not None:
             for part in PARTS:
                 self.results[part].extend(entry.get(part, []))
@@ -255,7 +263,8 @@ class Comparison:
                 self._unit(("head", self._dataset_keys[dataset], features, self._feature_sets.get((dataset, features)),
                             head_id, seed),
                            lambda head_id=head_id, seed=seed: self._fit_head(
-                               dataset, features, head_id, flat, y, classes, splits[seed], seed) and None)
+                               dataset, features, head_id, flat, y, classes, splits[seed], seed) and None,
+                           _head_unit(dataset, features, head_id, seed))
 
     def _fit_head(self, dataset: str, features: str, head_id: str, X: np.ndarray, y: np.ndarray, classes: list[str],
                   split: Any, seed: int, label: str | None = None, options: dict | None = None,
@@ -326,7 +335,10 @@ class Comparison:
                         (dataset, spec.label)), pooling, name, seed),
                                lambda name=name, head_id=head_id, features=features, seed=seed, pooling=pooling: self._sweep_row(
                                    dataset, embedder_id, pooling, name, head_id, features, y, classes,
-                                   splits[seed], seed))
+                                   splits[seed], seed),
+                               {"layers": (1, {"dataset": dataset, "embedder": embedder_id, "pooling": pooling or "-",
+                                               "variant": name, "head": head_id, "seed": seed,
+                                               "features": f"{embedder_id}:{pooling}:{name}"})})
 
     def _sweep_row(self, dataset: str, embedder_id: str, pooling: str | None, name: str, head_id: str,
                    features: np.ndarray, y: np.ndarray, classes: list[str], split: Any, seed: int) -> None:
@@ -343,7 +355,7 @@ class Comparison:
         for seed in self.config.finetune_seeds:
             if self._unit(("finetune", self._dataset_keys[dataset], spec.label, models, seed),
                           lambda seed=seed: self._finetune_one(
-                    dataset, spec, ds, splits[seed], seed)) == "skipped":
+                    dataset, spec, ds, splits[seed], seed), _head_unit(dataset, spec.label, "fine-tune", seed)) == "skipped":
                 return
 
     def _finetune_one(self, dataset: str, spec: EmbedderSpec, ds: Any, split: Any, seed: int) -> str | None:
@@ -378,6 +390,56 @@ class Comparison:
         self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
                  f"peak {result['peak_rss_mb']:.0f} MB")
         return None
+
+
+def _head_unit(dataset: str, features: str, head: str, seed: int) -> dict[str, Any]:
+    """What a head fit or fine-tuning run adds: one row and at most one curve, naming its dataset, features,
+    head and seed (a journal line holding anything else is not this unit's)."""
+    fields = {"dataset": dataset, "features": features, "head": head, "seed": seed}
+    return {"rows": (1, fields), "curves": (1, fields)}
+
+
+#: the HMAC purpose of ``extract_times.json`` (see :mod:`embedx.trust`)
+TIMES_PURPOSE = "embedx bench extract times v1"
+
+
+def _read_times(path: Path) -> tuple[dict[str, dict[str, float]], bool]:
+    """The first-run extraction times this user's embedx recorded, and whether a file there was refused.
+
+    The file is read back, so it is authenticated like the journal: a MAC under the local key over its
+    times, which must be numbers. A file that fails is ignored: its times are this run's.
+    """
+    from embedx.trust import mac_ok
+
+    if not path.exists():
+        return {}, False
+    try:
+        if path.stat().st_size > 64 << 20:
+            return {}, True
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}, True
+    if not isinstance(saved, dict) or set(saved) != {"mac", "times"} or not isinstance(saved["times"], dict):
+        return {}, True
+    times = saved["times"]
+    body = json.dumps(times, sort_keys=True).encode("utf-8")
+    if not mac_ok(TIMES_PURPOSE, body, saved["mac"]):
+        return {}, True
+    for key, value in times.items():
+        if not (isinstance(key, str) and isinstance(value, dict) and set(value) <= {"seconds", "computed", "texts_per_second"}
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
+                        for v in value.values()) and "seconds" in value and "computed" in value):
+            return {}, True
+    return times, False
+
+
+def _write_times(path: Path, times: dict[str, dict[str, float]]) -> None:
+    from embedx.atomic import atomic_write
+    from embedx.trust import mac
+
+    body = json.dumps(times, sort_keys=True)
+    text = json.dumps({"mac": mac(TIMES_PURPOSE, body.encode("utf-8")), "times": times}, indent=1)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _per_class(indices: np.ndarray, y: np.ndarray, k: int | None) -> np.ndarray:

@@ -13,9 +13,10 @@ import numpy as np
 
 from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
-from embedx.heads.saved import need, read_state, write_state
+from embedx.heads.saved import config_int, floats, need, read_state, write_state
 from embedx.heads.standardize import Standardizer
-from embedx.heads.torch_loop import Monitor, load_state_arrays, minibatches, state_arrays, train_classifier
+from embedx.heads.torch_loop import (Monitor, load_state_arrays, minibatches, module_specs, state_arrays,
+                                     train_classifier)
 
 TORCH = {"torch": "pip install torch==2.13.0"}
 
@@ -79,7 +80,11 @@ class DenseHead(Head):
                     {"dim": first.in_features, "classes": last.out_features})
 
     def restore(self, directory: Path) -> None:
-        arrays, config = read_state(directory)
+        def expected(config: dict) -> dict:
+            dim, classes = config_int(config, "dim", directory, low=1), config_int(config, "classes", directory, low=2)
+            return {"mean": floats(dim), "scale": floats(dim)} | module_specs(lambda: self._build(dim, classes))
+
+        arrays, config = read_state(directory, expected)
         mean, scale = need(arrays, directory, "mean", "scale")
         self.scaler.load({"mean": mean, "scale": scale})
         self.model = self._build(int(config["dim"]), int(config["classes"]))

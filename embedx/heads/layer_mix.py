@@ -20,8 +20,9 @@ import numpy as np
 from embedx.heads.base import FitReport, Head
 from embedx.heads.data import HeadData
 from embedx.heads.dense import TORCH
-from embedx.heads.saved import need, read_state, write_state
-from embedx.heads.torch_loop import Monitor, load_state_arrays, minibatches, state_arrays, train_classifier
+from embedx.heads.saved import STATE_CONFIG, HeadStateError, config_int, floats, need, read_state, write_state
+from embedx.heads.torch_loop import (Monitor, load_state_arrays, minibatches, module_specs, state_arrays,
+                                     train_classifier)
 
 
 def _module(layers: int, dim: int, n_classes: int, hidden: int, pooling: str):
@@ -134,7 +135,20 @@ class LayerMixHead(Head):
                     {"tokens": self.tokens, "shape": [layers, dim, n_classes]})
 
     def restore(self, directory: Path) -> None:
-        arrays, config = read_state(directory)
+        hidden = 0 if self.classifier == "linear" else self.hidden
+
+        def expected(config: dict) -> dict:
+            shape = config.get("shape")
+            if not isinstance(shape, list) or len(shape) != 3 or not isinstance(config.get("tokens"), bool):
+                raise HeadStateError(f"{directory / STATE_CONFIG}: expected 'shape' [layers, dim, classes] and "
+                                     "'tokens' true/false; save the head again")
+            sizes = dict(zip(("layers", "dim", "classes"), shape, strict=True))
+            layers, dim = config_int(sizes, "layers", directory, low=1), config_int(sizes, "dim", directory, low=1)
+            n_classes = config_int(sizes, "classes", directory, low=2)
+            return {"mean": floats(layers, dim), "scale": floats(layers, dim)} | module_specs(
+                lambda: _module(layers, dim, n_classes, hidden, self.pooling))
+
+        arrays, config = read_state(directory, expected)
         self.mean, self.scale = need(arrays, directory, "mean", "scale")
         layers, dim, n_classes = (int(v) for v in config["shape"])
         self.tokens = bool(config["tokens"])

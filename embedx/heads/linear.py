@@ -15,7 +15,8 @@ import numpy as np
 from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
 from embedx.heads.metrics import accuracy
-from embedx.heads.saved import need, read_state, write_state
+from embedx.heads.saved import (STATE_ARRAYS, STATE_CONFIG, ArraySpec, HeadStateError, check_classes, config_int,
+                                floats, ints, need, read_state, write_state)
 from embedx.heads.standardize import Standardizer
 
 SKLEARN = {"sklearn": "pip install scikit-learn==1.9.1"}
@@ -125,15 +126,30 @@ class LinearHead(Head):
                     {"estimator": kind, "n_classes": self.n_classes, "C": self.model_C})
 
     def restore(self, directory: Path) -> None:
-        arrays, config = read_state(directory)
+        arrays, config = read_state(directory, lambda config: self._expected(config, directory))
         mean, scale, coef, intercept, classes = need(arrays, directory, "mean", "scale", "coef", "intercept",
                                                      "classes")
+        check_classes(classes, int(config["n_classes"]), directory)
+        if len(coef) != (1 if len(classes) == 2 else len(classes)):
+            raise HeadStateError(f"{directory / STATE_ARRAYS}: member 'coef' has {len(coef)} rows for "
+                                 f"{len(classes)} classes; save the head again")
         self.scaler.load({"mean": mean, "scale": scale})
         C = float(config.get("C", 1.0))
         model = self._streaming_model(C, 1) if config.get("estimator") == "sgd" else self._exact_model(C)
         model.coef_, model.intercept_ = coef.astype(np.float64), intercept.astype(np.float64)
         model.classes_, model.n_features_in_ = classes.astype(np.int64), coef.shape[1]
         self.model, self.n_classes, self.model_C = model, int(config["n_classes"]), C
+
+    @staticmethod
+    def _expected(config: dict, directory: Path) -> dict[str, ArraySpec]:
+        """The arrays a linear head of ``config`` holds: ``d`` features, ``r`` coefficient rows, ``m`` classes."""
+        config_int(config, "n_classes", directory, low=2)
+        C = config.get("C", 1.0)
+        if not isinstance(C, (int, float)) or isinstance(C, bool) or not np.isfinite(C) or C <= 0:
+            raise HeadStateError(f"{directory / STATE_CONFIG}: 'C' is {str(C)[:40]!r}, expected a positive number; "
+                                 "save the head again")
+        return {"mean": floats("d"), "scale": floats("d"), "coef": floats("r", "d"), "intercept": floats("r"),
+                "classes": ints("m")}
 
 
 class LogisticRegressionHead(LinearHead):

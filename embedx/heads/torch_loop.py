@@ -97,6 +97,18 @@ def state_arrays(model) -> dict[str, np.ndarray]:
     return {f"param.{name}": tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
 
 
+def module_specs(build) -> dict:
+    """The ``param.<name>`` arrays a module holds (for ``saved.read_state``), built on torch's meta device:
+    shapes only, nothing allocated, whatever sizes a saved head's settings claim."""
+    import torch
+
+    from embedx.heads.saved import floats
+
+    with torch.device("meta"):
+        model = build()
+    return {f"param.{name}": floats(*tensor.shape) for name, tensor in model.state_dict().items()}
+
+
 def load_state_arrays(model, arrays: dict[str, np.ndarray], where: str) -> None:
     """Load what :func:`state_arrays` wrote; names and shapes must match the module exactly."""
     import torch

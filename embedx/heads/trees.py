@@ -15,7 +15,8 @@ from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
 from embedx.heads.linear import SKLEARN
 from embedx.heads.metrics import accuracy
-from embedx.heads.saved import HeadStateError, need, read_state, write_state
+from embedx.heads.saved import (STATE_ARRAYS, ArraySpec, HeadStateError, check_classes, config_int, floats, ints,
+                                need, read_state, records, write_state)
 
 
 class TreeHead(Head):
@@ -46,11 +47,21 @@ class TreeHead(Head):
                     config | {"n_classes": self.n_classes, "n_features": int(self.model.n_features_in_)})
 
     def restore(self, directory: Path) -> None:
-        arrays, config = read_state(directory)
+        def expected(config: dict) -> dict[str, ArraySpec]:
+            config_int(config, "n_classes", directory, low=2)
+            config_int(config, "n_features", directory, low=1)
+            return {"classes": ints("m")} | self._expected(config, directory)
+
+        arrays, config = read_state(directory, expected)
         (classes,) = need(arrays, directory, "classes")
         self.n_classes = int(config["n_classes"])
+        check_classes(classes, self.n_classes, directory)
         self.model = self._model()
         self._rebuild(arrays, config, classes.astype(np.int64), int(config["n_features"]), directory)
+
+    def _expected(self, config: dict, directory: Path) -> dict[str, ArraySpec]:
+        """The arrays besides ``classes`` (``m`` of them) this kind of ensemble saves."""
+        raise NotImplementedError
 
 
 def _records(table: np.ndarray, dtype: np.dtype, directory: Path) -> np.ndarray:
@@ -62,6 +73,34 @@ def _records(table: np.ndarray, dtype: np.dtype, directory: Path) -> np.ndarray:
     for name in dtype.names:
         out[name] = table[name]
     return out
+
+
+def _offsets(offsets: np.ndarray, nodes: int, trees: int, directory: Path) -> list[tuple[int, int]]:
+    """Each tree's ``[start, stop)`` in the node table: ``trees + 1`` ascending offsets from 0 to ``nodes``."""
+    if len(offsets) != trees + 1 or offsets[0] != 0 or offsets[-1] != nodes or np.any(np.diff(offsets) < 1):
+        raise HeadStateError(f"{directory / STATE_ARRAYS}: member 'offsets' does not split {nodes:,} nodes into "
+                             f"{trees:,} trees; save the head again")
+    return [(int(a), int(b)) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+def _check_links(leaf: np.ndarray, left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int,
+                 parts: list[tuple[int, int]], directory: Path) -> None:
+    """Every split node's children lie later in its own tree and its feature exists; leaves are leaves.
+
+    The predictors walk these tables in compiled code without bounds checks: a child index outside the
+    tree reads memory that is not the tree's, and one pointing back loops for ever."""
+    index = np.arange(len(leaf), dtype=np.int64)
+    stop = np.empty(len(leaf), dtype=np.int64)
+    for start, end in parts:
+        index[start:end] -= start
+        stop[start:end] = end - start
+    split = ~leaf
+    left, right, feature = left.astype(np.int64), right.astype(np.int64), feature.astype(np.int64)
+    bad = split & ((left <= index) | (left >= stop) | (right <= index) | (right >= stop) | (feature < 0)
+                   | (feature >= n_features))
+    if bad.any():
+        raise HeadStateError(f"{directory / STATE_ARRAYS}: member 'nodes': node {int(np.flatnonzero(bad)[0]):,} "
+                             "links outside its tree or to a feature the head does not have; save the head again")
 
 
 def _stack(tables: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -87,17 +126,26 @@ class RandomForestHead(TreeHead):
         return ({"nodes": nodes, "values": values, "offsets": node_offsets,
                  "max_depth": np.array([s["max_depth"] for s in states], dtype=np.int64)}, {})
 
+    def _expected(self, config: dict, directory: Path) -> dict[str, ArraySpec]:
+        return {"nodes": records("N"), "values": floats("N", 1, "m"), "offsets": ints(None), "max_depth": ints("T")}
+
     def _rebuild(self, arrays, config, classes, n_features, directory):
         from sklearn.tree import DecisionTreeClassifier
-        from sklearn.tree._tree import NODE_DTYPE, Tree
+        from sklearn.tree._tree import NODE_DTYPE, TREE_LEAF, Tree
 
         nodes, values, offsets, depths = need(arrays, directory, "nodes", "values", "offsets", "max_depth")
         nodes = _records(nodes, NODE_DTYPE, directory)
         if values.ndim != 3 or values.shape[2] != len(classes) or len(values) != len(nodes):
             raise HeadStateError(f"{directory}: tree arrays of an unexpected layout; save the head again")
+        parts = _offsets(offsets, len(nodes), len(depths), directory)
+        leaf = nodes["left_child"] == TREE_LEAF
+        _check_links(leaf, nodes["left_child"], nodes["right_child"], nodes["feature"], n_features, parts, directory)
+        if np.any(depths < 0):
+            raise HeadStateError(f"{directory / STATE_ARRAYS}: member 'max_depth' holds a negative depth; "
+                                 "save the head again")
         trees = []
         for i in range(len(depths)):
-            part = slice(int(offsets[i]), int(offsets[i + 1]))
+            part = slice(*parts[i])
             tree = Tree(n_features, np.array([len(classes)], dtype=np.intp), 1)
             tree.__setstate__({"max_depth": int(depths[i]), "node_count": part.stop - part.start,
                                "nodes": np.ascontiguousarray(nodes[part]),
@@ -128,6 +176,11 @@ class GradientBoostingHead(TreeHead):
         return ({"nodes": nodes, "offsets": offsets, "baseline": self.model._baseline_prediction},
                 {"trees_per_iteration": int(self.model.n_trees_per_iteration_)})
 
+    def _expected(self, config: dict, directory: Path) -> dict[str, ArraySpec]:
+        per = config_int(config, "trees_per_iteration", directory, low=1, high=config_int(
+            config, "n_classes", directory, low=2))
+        return {"nodes": records("N"), "offsets": ints(None), "baseline": floats(1, per)}
+
     def _rebuild(self, arrays, config, classes, n_features, directory):
         from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
         from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE, X_BITSET_INNER_DTYPE
@@ -138,9 +191,14 @@ class GradientBoostingHead(TreeHead):
         nodes = _records(nodes, PREDICTOR_RECORD_DTYPE, directory)
         if per < 1 or (len(offsets) - 1) % per:
             raise HeadStateError(f"{directory}: boosting arrays of an unexpected layout; save the head again")
+        parts = _offsets(offsets, len(nodes), len(offsets) - 1, directory)
+        if np.any(nodes["is_categorical"] != 0):  # categorical splits would index bitsets that are not saved
+            raise HeadStateError(f"{directory / STATE_ARRAYS}: member 'nodes' holds categorical splits, which "
+                                 "embedx heads never save; save the head again")
+        _check_links(nodes["is_leaf"] != 0, nodes["left"], nodes["right"], nodes["feature_idx"], n_features, parts,
+                     directory)
         no_bitsets = np.zeros((0, 8), dtype=X_BITSET_INNER_DTYPE)
-        flat = [TreePredictor(np.ascontiguousarray(nodes[int(offsets[i]):int(offsets[i + 1])]), no_bitsets,
-                              no_bitsets) for i in range(len(offsets) - 1)]
+        flat = [TreePredictor(np.ascontiguousarray(nodes[a:b]), no_bitsets, no_bitsets) for a, b in parts]
         model = self.model
         model._predictors = [flat[i:i + per] for i in range(0, len(flat), per)]
         model.classes_, model.n_trees_per_iteration_, model.n_features_in_ = classes, per, n_features

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -191,15 +192,45 @@ def _delimited(lines: Iterator[tuple[int, str]], spec: InputSpec, delimiter: str
     return [name for _, name in others], records()
 
 
+class JsonNumber(str):
+    """A JSON number kept as the text the input wrote, where Python's number would lose or refuse it.
+
+    Integers too long for Python's int-string conversion limit (or for any column type), numbers
+    that overflow a float (``1e999``), and the ``NaN`` / ``Infinity`` / ``-Infinity`` literals
+    Python's parser accepts become their text: a column value as written, never a traceback, and
+    never taken for a text to embed.
+    """
+
+
+#: integers with more digits than this stay text (int64 has 19; Python refuses past 4,300)
+MAX_INT_DIGITS = 64
+
+
+def _parse_int(text: str) -> int | JsonNumber:
+    return int(text) if len(text) <= MAX_INT_DIGITS else JsonNumber(text)
+
+
+def _parse_float(text: str) -> float | JsonNumber:
+    number = float(text)
+    return number if math.isfinite(number) else JsonNumber(text)
+
+
+def _load_json(text: str) -> Any:
+    return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=JsonNumber)
+
+
 def _jsonl_objects(lines: Iterator[tuple[int, str]], spec: InputSpec) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, text in lines:
         if not text.strip():
             continue  # blank lines separate nothing in JSON Lines; they are not records
         try:
-            obj = json.loads(text)
+            obj = _load_json(text)
         except (json.JSONDecodeError, RecursionError) as exc:
             why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             raise InputError(f"{spec.source}, line {number}: invalid JSON ({why})") from None
+        except (ValueError, OverflowError, MemoryError) as exc:  # anything else the parser can refuse
+            raise InputError(f"{spec.source}, line {number}: invalid JSON ({type(exc).__name__}: "
+                             f"{str(exc)[:200]})") from None
         if not isinstance(obj, dict):
             raise InputError(f"{spec.source}, line {number}: expected a JSON object, got {type(obj).__name__}")
         yield number, obj
@@ -226,15 +257,52 @@ def _jsonl_records(lines: Iterator[tuple[int, str]], spec: InputSpec) -> Iterato
             raise InputError(f"{spec.source}, line {number}: no field {spec.text_field!r} "
                              f"(fields: {', '.join(obj) or 'none'}); choose one with --text-field")
         value = obj.pop(spec.text_field)
-        if not isinstance(value, str):
+        if not isinstance(value, str) or isinstance(value, JsonNumber):
+            kind = "a number" if isinstance(value, JsonNumber) else type(value).__name__
             raise InputError(f"{spec.source}, line {number}: field {spec.text_field!r} is "
-                             f"{type(value).__name__}, expected a string")
+                             f"{kind}, expected a string")
         value = clean_string(value, f"{spec.source}, line {number}, field {spec.text_field!r}", errors)
         row = {}
         for key, v in obj.items():
-            if not (isinstance(v, (str, int, float, bool)) or v is None):
-                v = json.dumps(v)  # lists and objects are kept as their JSON text
+            where = f"{spec.source}, line {number}, field {key!r}"
+            if isinstance(v, (list, dict)):
+                v = _json_text(v)  # lists and objects are kept as their JSON text
+            elif isinstance(v, JsonNumber):
+                v = str(v)  # a number Python cannot hold as written: kept as its text
             if isinstance(v, str):
-                v = clean_string(v, f"{spec.source}, line {number}, field {key!r}", errors)
+                v = clean_string(v, where, errors)
             row[_field_name(key, number, spec)] = v
         yield Record(value, number, row)
+
+
+def _json_text(value: Any) -> str:
+    """A list or object as JSON text, with numbers as the input wrote them (iterative: any nesting the
+    parser accepted is written back, with no recursion limit to hit)."""
+    parts: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Literal):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            todo: list[Any] = [_Literal("{")]
+            for i, (k, v) in enumerate(item.items()):
+                todo += [_Literal((", " if i else "") + json.dumps(k) + ": "), v]
+            stack += reversed([*todo, _Literal("}")])
+        elif isinstance(item, list):
+            todo = [_Literal("[")]
+            for i, v in enumerate(item):
+                todo += [_Literal(", "), v] if i else [v]
+            stack += reversed([*todo, _Literal("]")])
+        elif isinstance(item, JsonNumber):
+            parts.append(str(item))
+        else:
+            parts.append(json.dumps(item))
+    return "".join(parts)
+
+
+class _Literal:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
