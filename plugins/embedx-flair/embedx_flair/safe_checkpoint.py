@@ -14,6 +14,19 @@ strings widened, ``STACK_GLOBAL`` turned into ``GLOBAL``, bytes spelled as ``_co
 as protocol 2 does). The rewrite only changes encodings: which objects may be built is
 decided by torch's allow-list. torch's legacy (pre-zip) format is refused unless the user
 passes ``trust_pickle=true``.
+
+Sizes the file declares are checked against what it stores before anything is allocated:
+
+- every zip member may inflate to at most :data:`MAX_ZIP_EXPANSION` times its compressed size,
+  and all members together to at most that many times the archive's size on disk (plus
+  :data:`SIZE_SLACK`, so tiny members of zeros pass); torch itself checks that each tensor
+  storage the pickle declares is exactly the size of its zip record;
+- the model's hyper-parameters (``hidden_size``, ``embedding_size``, ``nlayers``, ``nout``, the
+  dictionary) give the shape of every weight the model needs (:func:`expected_shapes`); the
+  float32 parameters they add up to may take at most :data:`MAX_PARAMETER_EXPANSION` times the
+  bytes of the tensor storages the file holds, then every needed weight must be present with
+  exactly that shape, and no other weight may be there (a saved decoder is allowed and dropped).
+  Only then is the ``LanguageModel`` built, and its weights are loaded strictly.
 """
 
 from __future__ import annotations
@@ -29,6 +42,18 @@ from typing import Any
 from embedx.plugin_api import EmbedderUnavailable
 
 ZIP_MAGIC = b"PK\x03\x04"
+#: How many times its compressed size a zip member, and all members together the archive's size on
+#: disk, may inflate to. torch writes members uncompressed (1x); float weights deflate by ~1.1x.
+MAX_ZIP_EXPANSION = 10
+#: Bytes any member (and the archive) may inflate to beyond the ratio: small all-zero tensors deflate
+#: far better than 10x, and a megabyte never hurts.
+SIZE_SLACK = 1 << 20
+#: How many times the bytes of the weight storages in the file the model's float32 parameters may
+#: take: 1 when every weight is stored as float32, 2 for float16 weights; a stride-0 tensor or
+#: hyper-parameters larger than the weights (``hidden_size=8000`` in a 2 KB file) go past it.
+MAX_PARAMETER_EXPANSION = 2
+#: Gates per recurrent layer type (flair's ``rnn_layers``): rows of weight_ih/weight_hh per hidden unit.
+_GATES = {"lstm": 4, "gru": 3}
 _END_RECORD = b"PK\x05\x06"
 _TRUST = "if you trust this file, pass --option trust_pickle=true (a .pt file is a Python pickle and can run code)"
 
@@ -37,11 +62,17 @@ class UnsafeCheckpoint(Exception):
     """The file is not a plain torch zip checkpoint of a flair language model."""
 
 
+class OversizedCheckpoint(UnsafeCheckpoint):
+    """The file declares more data than it stores (a zip bomb): refused whatever the trust setting."""
+
+
 def load_language_model(path: str, has_decoder: bool = False) -> Any:
     """A flair ``LanguageModel`` from ``path``, read without executing anything in the file
     (without its decoder unless asked: embeddings never use it, as in ``FlairEmbeddings``)."""
     try:
         state = load_state(path)
+    except OversizedCheckpoint as exc:
+        raise EmbedderUnavailable(f"refusing to load {path}: {exc}") from None
     except UnsafeCheckpoint as exc:
         raise EmbedderUnavailable(f"refusing to load {path}: {exc}; {_TRUST}") from None
     return _build(state, path, has_decoder)
@@ -59,6 +90,7 @@ def load_state(path: str) -> dict[str, Any]:
             raise UnsafeCheckpoint("it is in torch's legacy (pre-1.6) format, which is only readable as a full pickle")
         raise UnsafeCheckpoint(f"it does not start with the zip magic {ZIP_MAGIC!r}, so it is not a torch checkpoint")
     _check_zip_bounds(blob)
+    _check_zip_sizes(blob)
     try:
         archive = zipfile.ZipFile(io.BytesIO(blob))
         names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
@@ -105,6 +137,33 @@ def _check_zip_bounds(blob: bytes) -> None:
     offsets = sorted(info.header_offset for info in archive.infolist())
     if not offsets or offsets[0] != 0:
         raise UnsafeCheckpoint("data precedes the first zip entry")
+
+
+def _check_zip_sizes(blob: bytes) -> None:
+    """Every member's declared size is bounded by what the archive stores, before any is inflated.
+
+    zipfile never inflates a member past its declared ``file_size`` (it stops there and fails the
+    CRC check), so bounding the declared sizes bounds the memory the members take.
+    """
+    try:
+        members = zipfile.ZipFile(io.BytesIO(blob)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise UnsafeCheckpoint(f"its zip structure is damaged ({exc})") from None
+    for info in members:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise UnsafeCheckpoint(f"its zip member {info.filename} uses compression method {info.compress_type}; "
+                                   "torch checkpoints are stored or deflated")
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise OversizedCheckpoint(f"its stored zip member {info.filename} declares {info.file_size:,} bytes "
+                                      f"but holds {info.compress_size:,}")
+        if info.file_size > MAX_ZIP_EXPANSION * info.compress_size + SIZE_SLACK:
+            raise OversizedCheckpoint(
+                f"its zip member {info.filename} would inflate from {info.compress_size:,} to {info.file_size:,} "
+                f"bytes, more than {MAX_ZIP_EXPANSION}x (a zip bomb)")
+    total = sum(info.file_size for info in members)
+    if total > MAX_ZIP_EXPANSION * len(blob) + SIZE_SLACK:
+        raise OversizedCheckpoint(f"its zip members would inflate to {total:,} bytes, more than "
+                                  f"{MAX_ZIP_EXPANSION}x the file's {len(blob):,} bytes (a zip bomb)")
 
 
 def _rezip(archive: zipfile.ZipFile, pickle_name: str, pickle_bytes: bytes) -> bytes:
@@ -202,11 +261,35 @@ def _previous_push(ops: list, i: int) -> int | None:
     return j if j >= 0 else None
 
 
-def _build(state: dict[str, Any], path: str, has_decoder: bool) -> Any:
-    """``LanguageModel.load_language_model`` on an already-loaded, plain state."""
-    import flair
+def expected_shapes(vocabulary: int, embedding_size: int, hidden_size: int, nlayers: int, nout: int | None,
+                    recurrent_type: str, has_decoder: bool) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every weight of flair's ``LanguageModel`` with these hyper-parameters, in
+    its ``state_dict`` order (computed, not built: nothing is allocated)."""
+    rows = _GATES[recurrent_type.lower()] * hidden_size
+    shapes: dict[str, tuple[int, ...]] = {"encoder.weight": (vocabulary, embedding_size)}
+    for layer in range(nlayers):
+        shapes[f"rnn.weight_ih_l{layer}"] = (rows, embedding_size if layer == 0 else hidden_size)
+        shapes[f"rnn.weight_hh_l{layer}"] = (rows, hidden_size)
+        shapes[f"rnn.bias_ih_l{layer}"] = (rows,)
+        shapes[f"rnn.bias_hh_l{layer}"] = (rows,)
+    out = hidden_size
+    if nout is not None:
+        shapes["proj.weight"], shapes["proj.bias"], out = (nout, hidden_size), (nout,), nout
+    if has_decoder:
+        shapes["decoder.weight"], shapes["decoder.bias"] = (vocabulary, out), (vocabulary,)
+    return shapes
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    count = 1
+    for n in shape:
+        count *= n
+    return count
+
+
+def _check_hyperparameters(state: dict[str, Any], path: str) -> None:
+    """The hyper-parameters flair's constructor reads, with the types and ranges it needs."""
     from flair.data import Dictionary
-    from flair.models import LanguageModel
 
     checks = {"dictionary": Dictionary, "is_forward_lm": bool, "hidden_size": int, "nlayers": int,
               "embedding_size": int, "nout": (int, type(None)), "dropout": (int, float), "state_dict": dict}
@@ -214,7 +297,66 @@ def _build(state: dict[str, Any], path: str, has_decoder: bool) -> Any:
         if not isinstance(state.get(key), kind):
             raise EmbedderUnavailable(f"{path} is not a flair language model file: {key!r} is missing or "
                                       f"a {type(state.get(key)).__name__}")
+    for key in ("hidden_size", "nlayers", "embedding_size", "nout"):
+        value = state[key]
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise EmbedderUnavailable(f"{path} is not a usable flair language model file: {key}={value!r}")
+    if not isinstance(getattr(state["dictionary"], "idx2item", None), list):
+        raise EmbedderUnavailable(f"{path} is not a flair language model file: its dictionary has no item list")
+    recurrent = state.get("recurrent_type", "lstm")
+    if not isinstance(recurrent, str) or recurrent.lower() not in _GATES:
+        raise EmbedderUnavailable(f"{path} is not a flair language model file: recurrent_type={recurrent!r} "
+                                  f"(flair knows {', '.join(_GATES)})")
+
+
+def _check_weights(state: dict[str, Any], path: str, has_decoder: bool) -> dict[str, Any]:
+    """The state dict the model will load, after checking it holds exactly the weights the declared
+    hyper-parameters need, and that they are no larger than what the file stores."""
+    import torch
+
+    weights = state["state_dict"]
+    saved_decoder = bool(state.get("has_decoder", True))
+    shapes = expected_shapes(len(state["dictionary"].idx2item), state["embedding_size"], state["hidden_size"],
+                             state["nlayers"], state["nout"], state.get("recurrent_type", "lstm"), has_decoder)
+    for name, value in weights.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise EmbedderUnavailable(f"refusing to load {path}: its state_dict entry {name!r} is not a float tensor")
+    storages = {}
+    for value in weights.values():
+        storage = value.untyped_storage()
+        storages[storage.data_ptr(), storage.nbytes()] = storage.nbytes()
+    stored = sum(storages.values())
+    needed = 4 * sum(_size(shape) for shape in shapes.values())
+    if needed > MAX_PARAMETER_EXPANSION * stored:
+        declared = ", ".join(f"{key}={state[key]}" for key in ("hidden_size", "embedding_size", "nlayers", "nout"))
+        raise EmbedderUnavailable(
+            f"refusing to load {path}: its hyper-parameters ({declared}, {len(state['dictionary'].idx2item)} "
+            f"characters) make a model of {needed:,} bytes, but the file stores only {stored:,} bytes of weights "
+            f"(at most {MAX_PARAMETER_EXPANSION}x is allowed)")
+    for name, shape in shapes.items():
+        if name not in weights:
+            raise EmbedderUnavailable(f"refusing to load {path}: its state_dict lacks the weight {name} "
+                                      f"{list(shape)} that the model needs")
+        if tuple(weights[name].shape) != shape:
+            raise EmbedderUnavailable(f"refusing to load {path}: its weight {name} has shape "
+                                      f"{list(weights[name].shape)}, the model needs {list(shape)}")
+    droppable = {"decoder.weight", "decoder.bias"} if saved_decoder and not has_decoder else set()
+    for name in weights:
+        if name not in shapes and name not in droppable:
+            raise EmbedderUnavailable(f"refusing to load {path}: its state_dict holds the weight {name}, "
+                                      "which this flair language model does not have")
+    return {name: weights[name] for name in shapes}
+
+
+def _build(state: dict[str, Any], path: str, has_decoder: bool) -> Any:
+    """``LanguageModel.load_language_model`` on an already-loaded, plain state, after checking that the
+    state holds every weight its hyper-parameters need and nothing larger than the file stores."""
+    import flair
+    from flair.models import LanguageModel
+
+    _check_hyperparameters(state, path)
     has_decoder = bool(state.get("has_decoder", True)) and has_decoder
+    weights = _check_weights(state, path, has_decoder)
     try:
         model = LanguageModel(dictionary=state["dictionary"], is_forward_lm=state["is_forward_lm"],
                               hidden_size=state["hidden_size"], nlayers=state["nlayers"],
@@ -222,7 +364,7 @@ def _build(state: dict[str, Any], path: str, has_decoder: bool) -> Any:
                               document_delimiter=str(state.get("document_delimiter", "\n")),
                               dropout=state["dropout"], recurrent_type=str(state.get("recurrent_type", "lstm")),
                               has_decoder=has_decoder)
-        model.load_state_dict(state["state_dict"], strict=has_decoder)
+        model.load_state_dict(weights, strict=True)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise EmbedderUnavailable(f"{path} is not a readable flair language model file: {exc}") from None
     model.eval()
