@@ -11,7 +11,7 @@ PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugi
            -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]"
 TOOLS  := pytest ruff scikit-learn matplotlib pyarrow psutil
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean strace
 
 $(STAMP): constraints.txt pyproject.toml plugins/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ demo: install
 	$(EMBEDX) info $(DEMO)/features.h5
 	$(EMBEDX) bench compare --quick --out $(DEMO)/bench
 
-test: install
+# the trust audit traces every command with strace (Debian's package); without it those tests skip
+strace:
+	@command -v strace >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -qq strace >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq strace)); } \
+	  || echo "strace could not be installed: tests/test_trust_audit.py will be skipped"
+
+test: install strace
 	$(VENV)/bin/ruff check embedx plugins tests benchmarks
 	$(PY) -m pytest -q
 

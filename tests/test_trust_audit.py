@@ -35,7 +35,9 @@ import pytest
 import embedx
 from audit import STRACE, Allowed, python_executables, run_traced, violations
 
-pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed (make installs it on Debian)")
+if STRACE is None and os.environ.get("EMBEDX_REQUIRE_STRACE") == "1":
+    raise RuntimeError("strace is required for the trust audit (EMBEDX_REQUIRE_STRACE=1): apt-get install strace")
+pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed (make test installs it on Debian)")
 
 TEXTS = ["a gripping film", "dull and long", "a gripping film", "fine", "the plot thickens"]
 SECRET = b"root:x:0:0:the bytes of a file outside the feature file\n"

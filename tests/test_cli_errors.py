@@ -1,0 +1,103 @@
+"""Any failure is one line at the terminal, --debug shows the traceback, and file text cannot drive the terminal."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from embedx.terminal import SafeStream, escape, printable
+
+EMBEDX = str(Path(sys.executable).parent / "embedx")
+
+PLUGIN = textwrap.dedent('''
+    import embedx
+    from embedx.plugin_api import guarded_with
+
+    guarded = guarded_with("interrupted")
+
+    @embedx.hookimpl
+    def register_commands(cli):
+        @cli.command("boom")
+        @guarded
+        def boom(path: str = "nothing"):
+            """Fail the way a library fails on a bad file."""
+            raise ValueError("cannot reshape array of size 0 into shape (3,\\x1b]52;c;aGk=\\x07)")
+''')
+
+
+@pytest.fixture
+def env_with_plugin(tmp_path):
+    (tmp_path / "boom_plugin.py").write_text(PLUGIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBEDX_")}
+    env.update(PYTHONPATH=str(tmp_path), EMBEDX_PLUGIN_MODULES="boom_plugin", EMBEDX_LOAD_PLUGINS="none",
+               EMBEDX_CACHE_DIR=str(tmp_path / "cache"), COLUMNS="300")
+    return env
+
+
+def _run(args, env, cwd):
+    return subprocess.run([EMBEDX, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_an_unexpected_exception_is_one_line_naming_the_file(env_with_plugin, tmp_path):
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x")
+    result = _run(["boom", "--path", str(data)], env_with_plugin, tmp_path)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: unexpected error while reading")
+    assert str(data) in lines[0] and "ValueError: cannot reshape" in lines[0] and "--debug" in lines[0]
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr and "\\x1b]52" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_debug_shows_the_traceback(env_with_plugin, tmp_path, how):
+    env = dict(env_with_plugin, EMBEDX_DEBUG="1") if how == "env" else env_with_plugin
+    args = ["--debug", "boom"] if how == "flag" else ["boom"]
+    result = _run(args, env, tmp_path)
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr and "raise ValueError" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("error: unexpected error")
+
+
+def test_embedx_errors_stay_one_line_and_clean(tmp_path):
+    missing = tmp_path / "missing.h5"
+    result = _run(["info", str(missing)], dict(os.environ, EMBEDX_LOAD_PLUGINS="none"), tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") and str(missing) in result.stderr
+
+
+def test_printable_escapes_every_terminal_control():
+    hostile = "a\x1b]52;c;cm0=\x07b\x1b[2Jc\x9b31md\u202eexe.txt\u2066e\x00f\rg"
+    safe = printable(hostile)
+    assert not any(ch in safe for ch in "\x1b\x07\x9b\u202e\u2066\x00\r")
+    assert safe.startswith("a\\x1b]52;c;cm0=\\x07b\\x1b[2Jc\\x9b31md\\u202eexe.txt")
+    assert printable("two\nlines\tok") == "two\nlines\tok"
+    assert printable("two\nlines", one_line=True) == "two\\nlines"
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=200)
+    console.print(escape("[bold red]x[/] [link=http://e]y[/link]"))  # shown as written, never as markup
+    assert console.file.getvalue().strip() == "[bold red]x[/] [link=http://e]y[/link]"
+
+
+def test_the_guarded_streams_pass_rich_styles_only_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    pipe, tty = io.StringIO(), Tty()
+    text = "\x1b[1;31mred\x1b[0m \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \x1b[2K\r"
+    SafeStream(pipe).write(text)
+    SafeStream(tty).write(text)
+    assert "\x1b" not in pipe.getvalue() and "\r" not in pipe.getvalue()
+    assert tty.getvalue().startswith("\x1b[1;31mred\x1b[0m \\x1b]8;;http://x\\x1b\\link")
+    assert tty.getvalue().endswith("\x1b[2K\r")
+    with pytest.raises(AttributeError):
+        SafeStream(pipe).buffer  # noqa: B018 (bytes would go round the filter)
