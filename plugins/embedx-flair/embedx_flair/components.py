@@ -57,11 +57,10 @@ class CharLM:
     def build(self) -> Any:
         from flair.embeddings import FlairEmbeddings
 
-        model: Any = self.path  # trusted: flair unpickles it, legacy torch format included
-        if not self.trust_pickle:
-            from embedx_flair.safe_checkpoint import load_language_model
+        from embedx_flair.safe_checkpoint import load_language_model
 
-            model = load_language_model(self.path)
+        # trusted: torch unpickles it as flair would (legacy format included); its weights are checked either way
+        model = load_language_model(self.path, trusted=self.trust_pickle)
         embedding = FlairEmbeddings(model, fine_tune=False, chars_per_chunk=self.chars_per_chunk,
                                     with_whitespace=self.with_whitespace, is_lower=self.lowercase, name=self.path)
         pad_to_steps(embedding.lm)

@@ -66,9 +66,15 @@ class OversizedCheckpoint(UnsafeCheckpoint):
     """The file declares more data than it stores (a zip bomb): refused whatever the trust setting."""
 
 
-def load_language_model(path: str, has_decoder: bool = False) -> Any:
+def load_language_model(path: str, has_decoder: bool = False, trusted: bool = False) -> Any:
     """A flair ``LanguageModel`` from ``path``, read without executing anything in the file
-    (without its decoder unless asked: embeddings never use it, as in ``FlairEmbeddings``)."""
+    (without its decoder unless asked: embeddings never use it, as in ``FlairEmbeddings``).
+
+    ``trusted``: the user vouched for the file (``trust_pickle=true``), so torch unpickles it as
+    flair would, legacy format included; its weights are still checked as below.
+    """
+    if trusted:
+        return _build(_load_trusted(path), path, has_decoder)
     try:
         state = load_state(path)
     except OversizedCheckpoint as exc:
@@ -106,6 +112,19 @@ def load_state(path: str) -> dict[str, Any]:
         raise UnsafeCheckpoint(_reason(exc)) from None
     if not isinstance(state, dict):
         raise UnsafeCheckpoint(f"it holds a {type(state).__name__}, not a flair language model")
+    return state
+
+
+def _load_trusted(path: str) -> dict[str, Any]:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)  # trust_pickle=true: flair's own call
+    except Exception as exc:  # noqa: BLE001 - any failure of a full unpickle is this file's fault
+        raise EmbedderUnavailable(f"could not load {path} as a flair language model: {type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(state, dict):
+        raise EmbedderUnavailable(f"{path} holds a {type(state).__name__}, not a flair language model")
     return state
 
 

@@ -287,3 +287,22 @@ def test_many_members_each_within_the_ratio_are_refused_together(char_lms, tmp_p
     with pytest.raises(EmbedderUnavailable, match=r"many\.pt: its zip members would inflate to [\d,]+ bytes, more "
                                                   r"than 10x the file's [\d,]+ bytes \(a zip bomb\)"):
         load_language_model(bomb)
+
+
+def test_a_trusted_file_is_unpickled_but_its_weights_are_still_checked(char_lms, tmp_path):
+    """trust_pickle=true lets torch read the legacy format (a full pickle); an empty state_dict is still refused."""
+    import torch
+
+    from embedx_flair.safe_checkpoint import load_language_model, load_state
+
+    state = load_state(char_lms["forward"])
+    legacy = tmp_path / "legacy-lm.pt"
+    torch.save(state, str(legacy), _use_new_zipfile_serialization=False)
+    plain = load_language_model(char_lms["forward"])
+    trusted = load_language_model(str(legacy), trusted=True)
+    for key, value in plain.state_dict().items():
+        assert np.array_equal(trusted.state_dict()[key].numpy(), value.numpy())
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if k != "rnn.bias_ih_l0"}
+    torch.save(state, str(legacy), _use_new_zipfile_serialization=False)
+    with pytest.raises(EmbedderUnavailable, match=r"legacy-lm\.pt: its state_dict lacks the weight rnn\.bias_ih_l0"):
+        load_language_model(str(legacy), trusted=True)
