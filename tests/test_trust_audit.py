@@ -60,6 +60,7 @@ class Sandbox:
         (self.victim / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + SECRET)
         (self.victim / "notes.h5").write_bytes(b"the user's own h5 file\n")
         self.store = self.work / "features.h5"
+        self.plugins = "example"  # installed plugins to load (EMBEDX_LOAD_PLUGINS)
         self.input = self.work / "more.txt"
         self.input.write_text("a new text\nanother new one\n", encoding="utf-8")
 
@@ -88,7 +89,7 @@ class Sandbox:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDX_", "XDG_"))}
         env.update(HOME=str(self.home), EMBEDX_CACHE_DIR=str(self.cache), TMPDIR=str(self.tmp),
                    PYTHONDONTWRITEBYTECODE="1", MPLCONFIGDIR=str(self.cache / "mpl"), COLUMNS="200",
-                   EMBEDX_LOAD_PLUGINS="embedx-example")  # the core's commands; plugins have their own audits
+                   EMBEDX_LOAD_PLUGINS=self.plugins)  # the core's commands; plugins have their own audits
         return env
 
     def allowed(self, *, stores: list[Path] = (), outputs: list[Path] = (), reads: list[Path] = ()) -> Allowed:
@@ -291,3 +292,58 @@ def test_fuzzed_side_paths(tmp_path):
         except AssertionError as exc:
             raise AssertionError(f"planted {plantings}: {exc}") from None
         runs += 1
+
+
+# -- a saved head: it names files, options and a feature cache, and may only name them ------------
+
+class _Payload:
+    """What a hostile pickle does when loaded: write a file (here into the victim folder)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _trained_head(box: Sandbox) -> Path:
+    texts = [f"{word} offer now {i}" for i, word in enumerate(["win", "free", "cash", "prize"] * 6)]
+    texts += [f"see you at {i} tomorrow" for i in range(24)]
+    labels = ["spam"] * 24 + ["ham"] * 24
+    embedx.extract(texts, "hashing-ngrams", box.store, name="t", options={"dim": 64}, columns={"label": labels})
+    head = box.work / "head"
+    from embedx.training import SplitSpec, train
+
+    train("logreg", box.store, "hashing-ngrams", "label", split=SplitSpec(seed=0), save=head)
+    return head
+
+
+def test_a_head_that_grants_itself_trust_and_names_another_store(box):
+    import pickle
+
+    head = _trained_head(box)
+    marker = box.victim / "pwned"
+    (head / "payload.kv").write_bytes(pickle.dumps(_Payload(str(marker))))
+    other = box.build_store(box.victim / "theirs.h5")
+    meta = json.loads((head / "head.json").read_text())
+    meta["features"] = str(other)
+    meta["embedder_config"]["embedder"] = "word-vectors"
+    meta["embedder_config"]["options"] = {"model": str(head / "payload.kv"), "trust_pickle": True}
+    meta["embedder_config"].setdefault("unkeyed_options", {})["trust_pickle"] = True
+    (head / "head.json").write_text(json.dumps(meta))
+    box.plugins = "gensim"  # the plugin whose pickle option the head tries to switch on
+    allowed = box.allowed(stores=[box.store], reads=[head])
+    audit = box.run(["predict", str(head), "--features", str(box.store), "a free prize"], allowed)
+    assert audit.returncode == 2 and "trust" in audit.stderr
+    assert not marker.exists()
+
+
+def test_a_head_with_a_bloated_state_file(box):
+    import zipfile
+
+    head = _trained_head(box)
+    with zipfile.ZipFile(head / "state.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        header = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (400000000,), }"
+        archive.writestr("coef.npy", header.ljust(127, b" ") + b"\n" + bytes(1 << 20))
+    audit = box.run(["predict", str(head), "a free prize"], box.allowed(stores=[box.store], reads=[head]))
+    assert audit.returncode == 2, audit.stderr
