@@ -414,10 +414,16 @@ def predict(
     head_dir: Annotated[Path, typer.Argument(help="A head saved by `embedx train --save`.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
     file: Annotated[Path | None, typer.Option(help="A .txt file, one text per line, instead of arguments.")] = None,
-    features: Annotated[Path | None, typer.Option(help="Feature cache to embed through (default: the training file).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature cache to embed through (default: predict-features.h5 in embedx's cache folder; the path a head records is never written).")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Embedder option key=value, over the head's recorded one (repeatable). Trust options (trust_pickle, trust_module, ...) come only from here: a head that records one is refused. Paths are resolved from the current directory.")] = None,
     proba: Annotated[bool, typer.Option(help="Also print class probabilities.")] = False,
 ) -> None:
-    """Classify new texts: they are embedded through the cache (repeats cost nothing), then the head predicts."""
+    """Classify new texts: they are embedded through a feature cache (repeats cost nothing), then the head predicts.
+
+    The head is treated as untrusted: it cannot grant trust, the files its options name are printed
+    before they are loaded, and features go only to --features (or the default cache file).
+    """
+    from embedx.options import parse_option_pairs
     from embedx.training import predict as run_predict
 
     items = list(texts or [])
@@ -428,13 +434,15 @@ def predict(
     if not items:
         _fail("give texts as arguments or --file")
     reports: list = []
-    labels, probabilities = run_predict(head_dir, items, features, reports=reports)
-    head = json.loads((head_dir / "head.json").read_text(encoding="utf-8"))
-    classes = head.get("outcome", {}).get("classes", [])
+    info: dict = {}
+    labels, probabilities = run_predict(head_dir, items, features, reports=reports,
+                                        options=parse_option_pairs(option or []),
+                                        say=lambda m: typer.echo(printable(m), err=True), info=info)
+    classes = [printable(c, one_line=True) for c in info["classes"]]  # names from the head's file
     typer.echo("label\t" + ("".join(f"p({c})\t" for c in classes) if proba else "") + "text")
     for text, label, p in zip(items, labels, probabilities, strict=True):
         extra = "".join(f"{v:.3f}\t" for v in p) if proba else ""
-        typer.echo(f"{label}\t{extra}{text}")
+        typer.echo(f"{printable(label, one_line=True)}\t{extra}{printable(text)}")
     report = reports[0]
     typer.echo(f"{len(items)} texts: {report.computed} embedded now with {report.embedder}, "
                f"{report.cached} reused from {report.path}", err=True)

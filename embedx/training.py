@@ -1,14 +1,26 @@
 """Train a head on cached features: labels from the input table, given or seeded splits, a selection protocol, save.
 
 Nothing here runs an embedder: features come from the HDF5 cache. Predicting for new texts
-embeds them through the same cache with the saved embedder configuration, so repeats are free.
+embeds them through a feature cache with the saved embedder configuration, so repeats are free.
+
+A saved head travels between people, so :func:`predict` treats it as untrusted: it records the
+embedder's configuration, but trust comes only from the caller. A head whose recorded options
+grant trust (``trust_pickle=true``, any ``trust_*`` or declared trust option) is refused unless the
+caller passes that option; paths in its options are resolved from the current directory, as if
+typed there (never from the head's folder), and named before anything is loaded; features are
+written to the file the caller gives, else :func:`default_predict_features`, never to the path
+the head records (that is only informational).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import os
+import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +41,16 @@ from embedx.store.reader import FeatureSet, FeatureStore
 HEAD_FILE = "head.json"
 SPLITS_FILE = "splits.csv"  # the row -> split (and fold) assignment, beside the head
 HEAD_FORMAT = 2  # 1 was pickle / torch.save files; 2 is state.npz + state.json (data only)
+MAX_HEAD_FILE_BYTES = 16 << 20  # head.json holds settings, scores and curves: far below this
+PREDICT_FEATURES = "predict-features.h5"  # predict's feature cache, in embedx's cache folder
+
+
+def default_predict_features() -> Path:
+    """Where ``predict`` embeds texts when not told: ``predict-features.h5`` in embedx's cache folder
+    (``$EMBEDX_CACHE_DIR``, else ``$XDG_CACHE_HOME/embedx``, else ``~/.cache/embedx``). No head can change it."""
+    from embedx.digests import cache_root
+
+    return cache_root() / PREDICT_FEATURES
 
 
 @dataclass
@@ -180,15 +202,26 @@ def _save(directory: Path, head: Head, outcome: TrainOutcome, fset: FeatureSet, 
         writer = csv.writer(handle)
         writer.writerow(["row", "key", "split", "fold", "label"])
         writer.writerows(assignment)
+    shape = _row_shape(fset.outputs.get(outcome.output, {}))
     meta = {"format": "embedx-head", "format_version": HEAD_FORMAT, "outcome": outcome.as_dict(),
             "embedder_config": fset.info.config, "config_hash": fset.info.config_hash,
             "features": str(features.resolve()), "input": input, "labels": labels, "split": asdict(split),
-            "protocol": asdict(protocol), "splits_file": SPLITS_FILE}
+            "protocol": asdict(protocol), "splits_file": SPLITS_FILE,
+            **({"feature_shape": shape} if shape is not None else {})}
     (directory / HEAD_FILE).write_text(json.dumps(meta, indent=2, default=str))
 
 
+def _row_shape(output: dict[str, Any]) -> list[int] | None:
+    """One row's shape for a document output (``[dim]``, or ``[layers, dim]`` per layer); None for tokens."""
+    dim, layers = output.get("dim"), output.get("layers")
+    if output.get("level") != "document" or not isinstance(dim, int):
+        return None
+    return [int(layers), dim] if output.get("per_layer") and isinstance(layers, int) else [dim]
+
+
 def _retrain_command(meta: dict[str, Any]) -> str:
-    outcome, split = meta.get("outcome", {}), meta.get("split", {})
+    outcome = meta.get("outcome") if isinstance(meta.get("outcome"), dict) else {}
+    split = meta.get("split") if isinstance(meta.get("split"), dict) else {}
     parts = ["embedx train", str(outcome.get("head", "HEAD")), "-f", str(meta.get("features", "FEATURES")),
              "-e", str(outcome.get("embedder", "EMBEDDER")), "--labels", str(meta.get("labels", "LABEL"))]
     if meta.get("input"):
@@ -199,67 +232,207 @@ def _retrain_command(meta: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def load_head(directory: str | Path, registry: Registry | None = None) -> tuple[Head, dict[str, Any]]:
-    """A saved head, read as data only: files that could run code (old pickle format) are refused unread."""
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def read_head_meta(directory: str | Path) -> dict[str, Any]:
+    """A saved head's ``head.json``, checked field by field: one line naming the first that is wrong."""
     directory = Path(directory)
     path = directory / HEAD_FILE
     if not path.is_file():
         raise StoreError(f"{directory} is not a saved head (no {HEAD_FILE}); save one with `embedx train --save`")
     try:
+        size = path.stat().st_size
+        if size > MAX_HEAD_FILE_BYTES:
+            raise StoreError(f"{path}: {size:,} bytes, more than a head description takes; not a saved head")
         meta = json.loads(path.read_text(encoding="utf-8"))
-        head_id, options = meta["outcome"]["head"], meta["outcome"]["options"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StoreError(f"{path}: not a readable head description ({exc.__class__.__name__}: {exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise StoreError(f"{path}: not a readable head description ({exc.__class__.__name__}: "
+                         f"{str(exc)[:200]})") from None
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: not a readable head description (not a JSON object)")
     refuse_legacy(directory, _retrain_command(meta))
     if meta.get("format_version") != HEAD_FORMAT:
-        raise HeadStateError(f"{path}: head format {meta.get('format_version')!r}, this embedx reads format "
+        raise HeadStateError(f"{path}: head format {str(meta.get('format_version'))[:20]!r}, this embedx reads format "
                              f"{HEAD_FORMAT}; re-save it by training again: {_retrain_command(meta)}")
+
+    def wrong(field: str, expected: str) -> StoreError:
+        return HeadStateError(f"{path}: {field} is not {expected}; save the head again")
+
+    outcome, config = meta.get("outcome"), meta.get("embedder_config")
+    if not isinstance(outcome, dict):
+        raise wrong("'outcome'", "an object")
+    if not isinstance(outcome.get("head"), str) or not isinstance(outcome.get("options"), dict):
+        raise wrong("'outcome.head' / 'outcome.options'", "a head id and its options")
+    classes = outcome.get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
+            and len(set(classes)) == len(classes)):
+        raise wrong("'outcome.classes'", "a list of two or more distinct class names")
+    if not isinstance(outcome.get("output"), str):
+        raise wrong("'outcome.output'", "an output name")
+    if not isinstance(config, dict) or not isinstance(config.get("embedder"), str):
+        raise wrong("'embedder_config'", "an embedder configuration")
+    for key in ("options", "unkeyed_options"):
+        if not isinstance(config.get(key, {}), dict) or not all(isinstance(k, str) for k in config.get(key, {})):
+            raise wrong(f"'embedder_config.{key}'", "an object of options")
+    outputs = config.get("outputs")
+    if outputs is not None and not (isinstance(outputs, list) and all(isinstance(o, str) for o in outputs)):
+        raise wrong("'embedder_config.outputs'", "a list of output names")
+    if config.get("dtype", "float32") not in ("float32", "float16"):
+        raise wrong("'embedder_config.dtype'", "float32 or float16")
+    if not isinstance(meta.get("config_hash"), str) or not _HEX64.fullmatch(meta["config_hash"]):
+        raise wrong("'config_hash'", "a SHA-256 in hex")
+    shape = meta.get("feature_shape")
+    if shape is not None and not (isinstance(shape, list) and 1 <= len(shape) <= 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+        raise wrong("'feature_shape'", "one or two positive sizes")
+    return meta
+
+
+def load_head(directory: str | Path, registry: Registry | None = None) -> tuple[Head, dict[str, Any]]:
+    """A saved head, read as data only: files that could run code (old pickle format) are refused unread.
+
+    ``head.json`` is checked field by field, the head's own options may not grant trust (like an
+    embedder's, see :mod:`embedx.trust`), and ``state.npz`` is bounded and checked before it is read
+    (:func:`embedx.heads.saved.read_state`).
+    """
+    from embedx.trust import granted_trust
+
+    directory = Path(directory)
+    meta = read_head_meta(directory)
+    head_id, options = meta["outcome"]["head"], meta["outcome"]["options"]
+    registry = registry or get_registry()
+    entry = registry.heads.get(head_id)
+    granted = granted_trust(options, entry.cls if entry else None, entry.defaults if entry else None)
+    if granted:
+        name, value = next(iter(granted.items()))
+        raise OptionError(f"{directory / HEAD_FILE}: the head's option {name}={value!r} would grant trust, which a saved "
+                          "head cannot do; retrain it if you trust it")
     head = build_head(head_id, options, registry)
     try:
         head.restore(directory)
-    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+    except EmbedxError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError, RuntimeError) as exc:
         raise HeadStateError(f"{directory}: saved head does not fit a {head_id!r} head "
-                             f"({exc.__class__.__name__}: {exc}); save it again") from None
+                             f"({exc.__class__.__name__}: {str(exc)[:200]}); save it again") from None
     return head, meta
 
 
-def expected_config(config: dict[str, Any], registry: Registry | None = None) -> str:
-    """The configuration hash the embedder would compute now for a saved configuration; runs nothing."""
+def expected_config(config: dict[str, Any], registry: Registry | None = None,
+                    options: dict[str, Any] | None = None) -> str:
+    """The configuration hash the embedder would compute now for a saved configuration; runs nothing.
+
+    ``options`` replaces the configuration's own (see :func:`embedder_options`)."""
     from embedx.extraction import ExtractSettings, _build
 
-    options = dict(config.get("options", {}), **config.get("unkeyed_options", {}))
+    if options is None:
+        options = dict(config.get("options", {}), **config.get("unkeyed_options", {}))
     settings = ExtractSettings(config["embedder"], "unused.h5", options=options, outputs=config.get("outputs"),
                                dtype=config.get("dtype", "float32"))
     _, now, _, _ = _build(registry or get_registry(), settings)
     return config_hash(now)
 
 
-def predict(directory: str | Path, texts: list[str], features: str | Path | None = None,
-            registry: Registry | None = None, reports: list | None = None) -> tuple[list[str], np.ndarray]:
-    """Labels and class probabilities for ``texts``, embedding them through the cache first.
+def embedder_options(config: dict[str, Any], given: dict[str, Any] | None, registry: Registry,
+                     where: str = "the saved head") -> dict[str, Any]:
+    """The options to embed with: the recorded ones without their trust options, then the caller's.
 
-    The extraction's report (what was computed, what came from the cache) is appended to ``reports``.
+    A recorded trust option that grants trust (``trust_pickle=true``) is refused unless the caller
+    passes that option too: trust comes from the command line or the API call, never from a file.
+    """
+    from embedx.trust import granted_trust, is_trust_option
+
+    entry = registry.embedders.get(config["embedder"])  # unknown: trust options by name alone, refused first
+    cls, presets = (entry.cls, entry.defaults) if entry is not None else (None, None)
+    recorded = dict(config.get("options", {}), **config.get("unkeyed_options", {}))
+    given = dict(given or {})
+    granted = {k: v for k, v in granted_trust(recorded, cls, presets).items() if k not in given}
+    if granted:
+        name, value = next(iter(granted.items()))
+        raise OptionError(f"{where} records {name}={value!r} for embedder {config['embedder']!r}; a saved head cannot "
+                          f"grant trust. If you trust what it loads, pass --option {name}=... yourself")
+    kept = {k: v for k, v in recorded.items() if not is_trust_option(k, cls)}
+    return {**kept, **given}
+
+
+def named_paths(options: dict[str, Any]) -> dict[str, Path]:
+    """The option values that name a file or folder, resolved from the current directory (as typed there)."""
+    found = {}
+    for name, value in options.items():
+        if not isinstance(value, str) or not value or len(value) > 4096 or "\0" in value:
+            continue
+        path = Path(value).expanduser()
+        try:
+            exists = path.exists()
+        except (OSError, ValueError):
+            continue
+        if exists or os.sep in value or value.startswith("~"):
+            found[name] = Path(os.path.abspath(path))
+    return found
+
+
+def predict(directory: str | Path, texts: list[str], features: str | Path | None = None,
+            registry: Registry | None = None, reports: list | None = None, options: dict[str, Any] | None = None,
+            say: Callable[[str], None] | None = None, info: dict[str, Any] | None = None,
+            ) -> tuple[list[str], np.ndarray]:
+    """Labels and class probabilities for ``texts``, embedding them through a feature cache first.
+
+    The head is untrusted (see the module docstring): its recorded trust options are refused unless
+    ``options`` passes them, ``options`` overrides any recorded embedder option, and ``features``
+    (default :func:`default_predict_features`) is the only file written. ``say`` hears, before
+    anything is loaded, which files the embedder's options name and where features go; ``info``
+    receives the classes, the feature file and those paths. The extraction's report (what was
+    computed, what came from the cache) is appended to ``reports``.
     """
     from embedx.extraction import extract
 
+    registry = registry or get_registry()
     head, meta = load_head(directory, registry)
     config = meta["embedder_config"]
-    path = Path(features or meta["features"])
-    options = dict(config.get("options", {}), **config.get("unkeyed_options", {}))
-    now = expected_config(config, registry)  # before anything is computed or written to the cache
+    where = str(Path(directory) / HEAD_FILE)
+    embed_options = embedder_options(config, options, registry, where)
+    path = Path(features) if features is not None else default_predict_features()
+    paths = named_paths(embed_options)
+    classes = meta["outcome"]["classes"]
+    if info is not None:
+        info.update(classes=classes, features=path, paths=paths)
+    if say is not None:
+        for name, target in paths.items():
+            kind = "folder" if target.is_dir() else "file" if target.exists() else "path (missing)"
+            say(f"embedder {config['embedder']!r} option {name}: {kind} {target}")
+        say(f"features: {path}" + ("" if features is not None else " (the default; --features to choose)"))
+    now = expected_config(config, registry, embed_options)  # before anything is computed or written to the cache
     if now != meta["config_hash"]:
         raise StoreError(f"the embedder {config['embedder']!r} no longer computes the configuration this head was "
-                         f"trained on ({meta['config_hash'][:12]} then, {now[:12]} now: a model file "
+                         f"trained on ({meta['config_hash'][:12]} then, {now[:12]} now: a model file, option "
                          "or library version changed); retrain the head")
-    report = extract(texts, config["embedder"], path, options=options, outputs=config.get("outputs"),
+    if features is None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    report = extract(texts, config["embedder"], path, options=embed_options, outputs=config.get("outputs"),
                      dtype=config.get("dtype", "float32"), registry=registry)
     if reports is not None:
         reports.append(report)
     with FeatureStore(path) as store:
         fset = store.feature_set(report.set_name)
         output = meta["outcome"]["output"]
+        if output not in fset.outputs:
+            raise HeadStateError(f"{where}: the head reads output {output!r}, which embedder {config['embedder']!r} "
+                                 f"does not produce here (it has: {', '.join(fset.outputs)}); retrain the head")
+        recorded, actual = meta.get("feature_shape"), _row_shape(fset.outputs[output])
+        if recorded is not None and actual is not None and recorded != actual:
+            raise HeadStateError(f"{where}: the head was trained on rows of shape {recorded}, the embedder gives "
+                                 f"{actual}; retrain the head")
         rows = fset.rows(texts)
-        data = HeadData(fset, output, rows, np.zeros(len(rows), dtype=np.int64), meta["outcome"]["classes"])
-        proba = head.predict_proba(data)
-    classes = meta["outcome"]["classes"]
+        data = HeadData(fset, output, rows, np.zeros(len(rows), dtype=np.int64), classes)
+        try:
+            proba = np.asarray(head.predict_proba(data))
+        except EmbedxError:
+            raise
+        except (ValueError, IndexError, RuntimeError, TypeError) as exc:
+            raise HeadStateError(f"{directory}: the saved head does not fit these features ({exc.__class__.__name__}: "
+                                 f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); retrain the head") from None
+    if proba.shape != (len(texts), len(classes)) or not all(math.isfinite(v) for v in proba.ravel().tolist()):
+        raise HeadStateError(f"{directory}: the saved head gives probabilities of shape {proba.shape} (or not finite) "
+                             f"for {len(texts)} texts and {len(classes)} classes; retrain the head")
     return [classes[i] for i in proba.argmax(1)], proba

@@ -52,21 +52,31 @@ def is_trust_option(name: str, cls: type | None = None) -> bool:
     return cls is not None and name in trust_option_names(cls)
 
 
-def granted_trust(options: dict[str, Any], cls: type | None) -> dict[str, Any]:
+def granted_trust(options: dict[str, Any], cls: type | None, presets: dict[str, Any] | None = None) -> dict[str, Any]:
     """The trust options among ``options`` whose value grants trust (differs from the option's default).
 
+    The default is the registered id's preset (``presets``, from installed code) or else the class's.
     An option recorded at its default (``trust_pickle: false``) grants nothing; any other value does,
     whatever it is (``true``, ``"yes"``, a list), so an unknown spelling is never let through.
     """
-    from embedx.options import option_specs
+    from embedx.errors import EmbedxError
+    from embedx.options import option_specs, parse_value
 
     specs = option_specs(cls) if cls is not None else {}
+    presets = presets or {}
     granted = {}
     for name, value in options.items():
         if not is_trust_option(name, cls):
             continue
         spec = specs.get(name)
         default = spec.default if spec is not None and not spec.required else False
+        if name in presets:
+            default = presets[name]
+            if spec is not None:
+                try:
+                    default = parse_value("preset", spec, default)
+                except EmbedxError:
+                    pass
         if value is None or value == default or (value is False and default in (None, False)):
             continue
         granted[name] = value

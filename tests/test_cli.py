@@ -105,7 +105,8 @@ def test_predict_prints_a_header_and_what_it_computed_and_reused(registry, tmp_p
     trained = runner.invoke(app, ["train", "logreg", "-f", str(tmp_path / "f.h5"), "-e", "hashing-ngrams",
                                   "--labels", "label", "--save", str(tmp_path / "head")])
     assert trained.exit_code == 0, trained.output
-    done = runner.invoke(app, ["predict", str(tmp_path / "head"), "a good film", texts[0], "--proba"])
+    done = runner.invoke(app, ["predict", str(tmp_path / "head"), "--features", str(tmp_path / "f.h5"), "a good film",
+                               texts[0], "--proba"])
     assert done.exit_code == 0, done.output
     lines = done.stdout.splitlines()
     assert lines[0] == "label\tp(neg)\tp(pos)\ttext" and lines[1].endswith("\ta good film") and len(lines) == 3

@@ -14,7 +14,7 @@ from embedx.cli import app
 from embedx.heads.data import HeadData
 from embedx.heads.selection import Protocol
 from embedx.store.reader import FeatureStore
-from embedx.training import SplitSpec, load_head, predict, train
+from embedx.training import SplitSpec, default_predict_features, load_head, predict, train
 
 SPLIT = SplitSpec(seed=0, samples_per_class=300)
 OUT = "doc"  # the hashing embedder's document output
@@ -306,8 +306,13 @@ def test_save_load_and_predict_through_the_cache(sms, tmp_path):
     assert meta["outcome"]["test"] == trained.test
     texts = ["WINNER!! You have won a free prize, call 09061701461 now to claim",
              "ok see you at lunch tomorrow then"]
-    labels, proba = predict(out, texts)
+    reports: list = []
+    labels, proba = predict(out, texts, reports=reports)
     assert labels == ["spam", "ham"] and proba.shape == (2, 2)
+    assert reports[0].path == str(default_predict_features())  # not the training file the head records
+    predict(out, texts, reports=reports)
+    assert reports[1].computed == 0  # the first prediction cached them
+    predict(out, texts, features=sms)  # where the caller says
     report = embedx.extract(texts, "hashing-ngrams", sms, options={"dim": 512})
     assert report.computed == 0  # the prediction already cached them
 
@@ -380,8 +385,9 @@ def test_cli_train_and_predict(sms, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["test"]["accuracy"] > 0.9
     result = runner.invoke(app, ["predict", str(out), "Free entry! Text WIN to 80086 to claim your prize", "--proba"])
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert result.exit_code == 0 and lines[0] == "label\tp(ham)\tp(spam)\ttext" and lines[1].startswith("spam\t")
+    assert f"features: {default_predict_features()} (the default" in result.stderr
     result = runner.invoke(app, ["train", "nope", "-f", str(sms), "-e", "hashing-ngrams", "--labels", "label"])
     assert result.exit_code == 2 and "no head 'nope'" in result.output
     result = runner.invoke(app, ["train", "logreg", "-f", str(sms), "-e", "hashing-ngrams", "--labels", "colour"])
