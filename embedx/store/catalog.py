@@ -5,21 +5,29 @@ was written by a run that did not reach its commit: :func:`recover` keeps those 
 use (the next commit maps them, so their rows are not recomputed), deletes what a finished
 commit or merge already replaced, and sets aside in ``FILE.h5.quarantine/`` anything that
 cannot be read or committed, saying what and how many rows, so no run is ever stuck behind it.
+
+Everything beside the file may come from someone else (see :mod:`embedx.store.sidepaths`), so the
+writer acts only in a segment folder that is a real folder of the user, that the index records as
+its own (``store.json`` names the index's ``store_id``), and only on files named like segments that
+are plain files with one link. A folder of another store, a link, or a ``retired.json`` naming
+anything but a segment of this folder is refused with one line, and nothing is changed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
+import re
+import stat
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from embedx.errors import StoreError
 from embedx.store import layout as L
-from embedx.store.durable import atomic_write
 from embedx.store.open import open_checked
 from embedx.store.segment import (
     INPUT,
@@ -29,7 +37,20 @@ from embedx.store.segment import (
     check_segments_present,
     now,
     read_info,
+    read_segment_list,
     token_base,
+)
+from embedx.store.sidepaths import (
+    MARKER,
+    RETIRED,
+    TEMPORARY,
+    SideFolder,
+    is_segment_name,
+    kind_of,
+    parent_folder,
+    quarantine_folder,
+    refusal,
+    segment_folder,
 )
 
 
@@ -84,6 +105,9 @@ class Catalog:
     messages: list[str] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)  # files the index on disk maps (readers may be using them)
     rewrite: bool = False  # the index names another segment folder (renamed with it): the next commit rewrites it
+    store_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # recorded in the index and in store.json
+    recorded_id: str | None = None  # the id the index on disk records (None: no index, or one written before ids)
+    seen: set[str] = field(default_factory=set)  # uncommitted segments recovery read as this store's own
 
     @property
     def directory(self) -> Path:
@@ -100,14 +124,15 @@ class Catalog:
             files |= {p.file for p in table.pieces} | {table.final.file}
         return files
 
-    def quarantine(self, file: Path, what: str, why: str) -> None:
-        """Move ``file`` aside into ``FILE.h5.quarantine/`` and record a message saying so."""
-        target_dir = L.quarantine_dir(self.path)
-        target_dir.mkdir(exist_ok=True)
-        target = target_dir / file.name
-        os.replace(file, target)
+    def quarantine(self, folder: SideFolder, name: str, what: str, why: str) -> None:
+        """Move the segment ``name`` aside into ``FILE.h5.quarantine/`` and record a message saying so."""
+        with quarantine_folder(self.path) as target_dir:
+            target = folder.move_to(name, target_dir)
         self.messages.append(f"set aside {what} in {target} ({why}); it was never committed, so nothing "
                              "committed is lost, and this run goes on without it")
+
+
+STORE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def load(path: Path) -> Catalog:
@@ -119,10 +144,14 @@ def load(path: Path) -> Catalog:
         if version < 2:
             raise NeedsUpgrade(f"{path} uses embedx format version {version}; it must be upgraded first")
         catalog = Catalog(path, created=str(handle.attrs.get("created", now())))
-        try:
-            infos = [SegmentInfo.from_json(t) for t in handle[L.SEGMENTS].asstr()[:]] if L.SEGMENTS in handle else []
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{path}: its segment list is damaged ({exc}); move the file aside") from None
+        recorded = handle.attrs.get("store_id")
+        if recorded is not None:
+            recorded = recorded.decode("utf-8", "replace") if isinstance(recorded, bytes) else recorded
+            if not isinstance(recorded, str) or not STORE_ID.fullmatch(recorded):
+                raise StoreError(f"{path}: its attribute 'store_id' is {str(recorded)[:40]!r}, not 32 hex digits; "
+                                 "the index is damaged (move the file aside)")
+            catalog.store_id = catalog.recorded_id = recorded
+        infos = read_segment_list(handle, path)
         check_segments_present(path, infos)
         by_group: dict[tuple[str, str], list[SegmentInfo]] = {}
         for info in infos:
@@ -186,31 +215,82 @@ def _attr(attrs: Any, key: str) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def claim(catalog: Catalog, folder: SideFolder) -> None:
+    """Refuse ``folder`` unless it is this store's segment folder; record it as such in ``store.json``.
+
+    The index records its ``store_id``, the folder's ``store.json`` the store it belongs to. A
+    folder of another store (a file renamed onto another's name, a copied index beside another
+    folder) is refused before anything in it is read, merged, moved or deleted. A folder without
+    a record is this store's when it is empty, when the index maps segments in it (all of them
+    are there: see :func:`load`), or when there is no index yet or one written before store ids."""
+    raw = folder.read_small(MARKER, "the store record")
+    owner = None
+    if raw is not None:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            data = None
+        owner = data.get("store") if isinstance(data, dict) else None
+        if not isinstance(owner, str) or not STORE_ID.fullmatch(owner):
+            raise StoreError(f"{folder.path / MARKER} is damaged, so embedx cannot tell whether {folder.path} belongs "
+                             f"to {catalog.path}; it changed nothing (move the folder aside)")
+    if catalog.recorded_id is not None and owner != catalog.recorded_id:
+        if owner is not None or not (catalog.referenced() or not folder.names()):
+            raise StoreError(f"{folder.path} does not belong to {catalog.path}: it is the segment folder of another "
+                             "feature file (or was not made by embedx), so embedx will not add to, merge, move or "
+                             f"delete anything in it; give {catalog.path.name} back its own segment folder, or move "
+                             "this one aside")
+    elif owner is not None:
+        catalog.store_id = owner
+        return
+    folder.write_atomic(MARKER, json.dumps({"store": catalog.store_id}).encode())
+
+
+def open_folder(catalog: Catalog, create: bool = False) -> SideFolder | None:
+    """The store's segment folder, checked (not a link, the user's own) and claimed (see :func:`claim`)."""
+    folder = segment_folder(catalog.path, create=create)
+    if folder is not None:
+        try:
+            claim(catalog, folder)
+        except BaseException:
+            folder.close()
+            raise
+    return folder
+
+
 def recover(path: Path) -> Catalog:
     """The committed state plus whatever unfinished runs left that can still be committed.
 
     Only call this while holding the writer lock: it deletes and moves files in the segment folder.
     """
     catalog = load(path)
-    directory = catalog.directory
-    if not directory.is_dir():
+    folder = open_folder(catalog)
+    if folder is None:
         return catalog
-    for tmp in directory.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
-    known = catalog.referenced() | expire_retired(directory)
-    orphans: list[tuple[SegmentInfo, dict[str, Any]]] = []
-    for file in sorted(directory.iterdir()):
-        if file.name in known or not file.name.endswith(".h5") or not file.is_file():
-            continue
-        try:
-            info, meta = read_info(file)
-        except StoreError as exc:
-            catalog.quarantine(file, f"the unreadable segment {file.name}", str(exc))
-            continue
-        catalog.next_seq = max(catalog.next_seq, info.hi + 1)
-        orphans.append((info, meta))
-    _recover_sets(catalog, [(i, m) for i, m in orphans if i.kind == SET])
-    _recover_inputs(catalog, [(i, m) for i, m in orphans if i.kind != SET])
+    with folder:
+        for name in folder.names():
+            if TEMPORARY.fullmatch(name):
+                folder.remove(name)  # a killed writer's; left alone unless a plain file of this user
+        known = catalog.referenced() | expire_retired(folder)
+        orphans: list[tuple[SegmentInfo, dict[str, Any]]] = []
+        for name in folder.names():
+            if name in known or not is_segment_name(name):
+                continue  # what embedx did not name is never touched
+            why = folder.problem(name)
+            if why:
+                catalog.messages.append(f"left {folder.path / name} alone: it is {why}, not a segment embedx wrote, "
+                                        "and it is not part of the file")
+                continue
+            try:
+                info, meta = read_info(folder.path / name)
+            except StoreError as exc:
+                catalog.quarantine(folder, name, f"the unreadable segment {name}", str(exc))
+                continue
+            catalog.seen.add(name)
+            catalog.next_seq = max(catalog.next_seq, info.hi + 1)
+            orphans.append((info, meta))
+        _recover_sets(catalog, folder, [(i, m) for i, m in orphans if i.kind == SET])
+        _recover_inputs(catalog, folder, [(i, m) for i, m in orphans if i.kind != SET])
     return catalog
 
 
@@ -219,8 +299,8 @@ def _covered(info: SegmentInfo, others: list[SegmentInfo]) -> bool:
                for o in others)
 
 
-def _recover_sets(catalog: Catalog, orphans: list[tuple[SegmentInfo, dict[str, Any]]]) -> None:
-    directory = catalog.directory
+def _recover_sets(catalog: Catalog, folder: SideFolder, orphans: list[tuple[SegmentInfo, dict[str, Any]]]) -> None:
+    directory = folder.path
     by_set: dict[str, list[tuple[SegmentInfo, dict[str, Any]]]] = {}
     for info, meta in orphans:
         by_set.setdefault(info.name, []).append((info, meta))
@@ -232,7 +312,7 @@ def _recover_sets(catalog: Catalog, orphans: list[tuple[SegmentInfo, dict[str, A
         for info, meta in items:
             overlaps = any(c.lo <= info.hi and info.lo <= c.hi for c in committed)
             if overlaps or _covered(info, infos):  # replaced by a finished commit or merge
-                retire(directory, {info.file})  # a reader of the previous index may still use it
+                retire(folder, {info.file})  # a reader of the previous index may still use it
             else:
                 keep.append((info, meta))
         keep.sort(key=lambda item: item[0].lo)
@@ -240,7 +320,7 @@ def _recover_sets(catalog: Catalog, orphans: list[tuple[SegmentInfo, dict[str, A
             state = catalog.sets.get(name) or SetState(name, {k: meta.get(k) for k in SET_META_KEYS}, created=now())
             problem = _mismatch(state, info, meta, directory)
             if problem:
-                catalog.quarantine(directory / info.file, f"{info.rows:,} uncommitted rows of set {name}", problem)
+                catalog.quarantine(folder, info.file, f"{info.rows:,} uncommitted rows of set {name}", problem)
                 continue
             catalog.sets[name] = state
             state.pending.append(info)
@@ -264,8 +344,7 @@ def _mismatch(state: SetState, info: SegmentInfo, meta: dict[str, Any], director
     return None
 
 
-def _recover_inputs(catalog: Catalog, orphans: list[tuple[SegmentInfo, dict[str, Any]]]) -> None:
-    directory = catalog.directory
+def _recover_inputs(catalog: Catalog, folder: SideFolder, orphans: list[tuple[SegmentInfo, dict[str, Any]]]) -> None:
     generations: dict[tuple[str, int], list[tuple[SegmentInfo, dict[str, Any]]]] = {}
     for info, meta in orphans:
         generations.setdefault((info.name, info.lo), []).append((info, meta))
@@ -278,41 +357,44 @@ def _recover_inputs(catalog: Catalog, orphans: list[tuple[SegmentInfo, dict[str,
                     and sum(p.rows for p in pieces) == finals[0][0].rows)
         if committed is not None and generation <= committed.generation or not complete:
             for info, _ in items:  # replaced, or the unfinished table of a killed run: rewritten next run
-                (directory / info.file).unlink(missing_ok=True)
+                folder.remove(info.file)
             continue
         final, meta = finals[0]
         previous = newest.get(name)
         if previous is not None:
             for info in [*previous.pieces, previous.final]:
-                (directory / info.file).unlink(missing_ok=True)
+                folder.remove(info.file)
         newest[name] = InputState(name, meta, pieces, final, created=now())
     catalog.pending_inputs.update(newest)
 
 
 def remove_unreferenced(catalog: Catalog, keep: set[str]) -> None:
-    """After a commit (under the lock): retire what the previous index mapped, delete other leftovers."""
-    directory = catalog.directory
-    if not directory.is_dir():
+    """After a commit (under the lock): retire what the previous index mapped, delete other leftovers.
+
+    Only the store's own files are deleted: named like segments, read by :func:`recover` as
+    uncommitted segments of this store, and plain files with one link."""
+    folder = open_folder(catalog)
+    if folder is None:
         return
-    referenced = catalog.referenced() | keep
-    retired = expire_retired(directory)
-    old = set()
-    for file in directory.iterdir():
-        if not file.name.endswith(".h5") or file.name in referenced or file.name in retired:
-            continue
-        if file.name in catalog.loaded:
-            old.add(file.name)
-        else:  # never mapped by any index: no reader can be using it
-            file.unlink(missing_ok=True)
-    retire(directory, old)
+    with folder:
+        referenced = catalog.referenced() | keep
+        retired = expire_retired(folder)
+        old = set()
+        for name in folder.names():
+            if not is_segment_name(name) or name in referenced or name in retired:
+                continue
+            if name in catalog.loaded:
+                old.add(name)
+            elif name in catalog.seen:  # never mapped by any index: no reader can be using it
+                folder.remove(name)
+        retire(folder, old)
     catalog.loaded = catalog.referenced()
 
 
-RETIRED = "retired.json"
 GRACE_SECONDS = 600.0
 
 
-def retire(directory: Path, files: set[str]) -> None:
+def retire(folder: SideFolder, files: set[str]) -> None:
     """Keep replaced segments for ``GRACE_SECONDS`` before deleting them.
 
     A reader that opened the previous index reads its segments lazily; HDF5 gives fill values,
@@ -321,53 +403,96 @@ def retire(directory: Path, files: set[str]) -> None:
     """
     if not files:
         return
-    listed = _retired(directory)
+    listed = _retired(folder)
     listed.update({f: time.time() for f in files if f not in listed})
-    atomic_write(directory / RETIRED, lambda tmp: tmp.write_text(json.dumps(listed)))
+    folder.write_atomic(RETIRED, json.dumps(listed).encode())
 
 
-def expire_retired(directory: Path, grace: float | None = None) -> set[str]:
+def expire_retired(directory: Path | SideFolder, grace: float | None = None) -> set[str]:
     """Delete retired segments older than the grace period; return those still kept."""
-    listed = _retired(directory)
+    if not isinstance(directory, SideFolder):
+        opened = SideFolder.open(Path(directory), "the segment folder")
+        if opened is None:
+            return set()
+        with opened:
+            return expire_retired(opened, grace)
+    folder = directory
+    listed = _retired(folder)
     if not listed:
         return set()
     limit = time.time() - (GRACE_SECONDS if grace is None else grace)
     kept = {}
     for name, when in listed.items():
         if when <= limit:
-            (directory / name).unlink(missing_ok=True)
-        elif (directory / name).exists():
+            folder.remove(name)  # a file that is no plain segment of this user's is left alone, and unlisted
+        elif folder.lstat(name) is not None:
             kept[name] = when
     if kept != listed:
-        atomic_write(directory / RETIRED, lambda tmp: tmp.write_text(json.dumps(kept)))
+        folder.write_atomic(RETIRED, json.dumps(kept).encode())
     return set(kept)
 
 
-def _retired(directory: Path) -> dict[str, float]:
+def _retired(folder: SideFolder) -> dict[str, float]:
+    """``retired.json``: segment file names of this folder and when they were retired.
+
+    A name that is not a segment file name (``..``, ``a/b``, another file) is refused: the list
+    says what embedx deletes, so a forged one must not reach any other file."""
+    raw = folder.read_small(RETIRED, "the list of retired segments")
+    if raw is None:
+        return {}
     try:
-        data = json.loads((directory / RETIRED).read_text())
-    except (OSError, ValueError):
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}
-    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and "/" not in str(k)}
+    listed = {}
+    for name, when in data.items():
+        if not is_segment_name(name):
+            raise StoreError(f"{folder.path / RETIRED} lists {name[:80]!r}, which is not a segment file of this "
+                             "folder; embedx deletes only its own segments, so it changed nothing (move "
+                             f"{RETIRED} aside)")
+        if isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when):
+            listed[name] = float(when)
+    return listed
 
 
 def quarantine_legacy_staging(catalog: Catalog) -> None:
-    """Staging left by an embedx that wrote format 1 (``FILE.h5.staging/``): set aside, recomputed on demand."""
+    """Staging left by an embedx that wrote format 1 (``FILE.h5.staging/``): set aside, recomputed on demand.
+
+    Nothing in it is deleted: an empty tree of folders is removed, anything else is moved aside."""
     staging = catalog.path.with_name(catalog.path.name + ".staging")
-    if not staging.is_dir():
+    try:
+        st = os.lstat(staging)
+    except FileNotFoundError:
         return
-    shards = list(staging.rglob("*.npz"))
-    if not shards:
-        shutil.rmtree(staging, ignore_errors=True)
+    if not stat.S_ISDIR(st.st_mode):
+        raise refusal(staging, "the staging folder of an older embedx", kind_of(st))
+    if st.st_uid != os.geteuid():
+        raise StoreError(f"{staging} belongs to another user; embedx will not move it")
+    shards = files = 0
+    for _, _, names in os.walk(staging, followlinks=False):
+        files += len(names)
+        shards += sum(n.endswith(".npz") for n in names)
+    if not files and _remove_empty_tree(staging):
         return
-    target_dir = L.quarantine_dir(catalog.path)
-    target_dir.mkdir(exist_ok=True)
-    target = target_dir / f"staging-{now().replace(':', '')}"
-    os.replace(staging, target)
-    catalog.messages.append(f"set aside {len(shards)} uncommitted staging shard(s) of an older embedx in {target}; "
+    with parent_folder(catalog.path) as parent, quarantine_folder(catalog.path) as target_dir:
+        target = parent.move_to(staging.name, target_dir, f"staging-{now().replace(':', '')}", folder=True)
+    catalog.messages.append(f"set aside {shards} uncommitted staging shard(s) of an older embedx in {target}; "
                             "their rows are recomputed when asked for again, nothing committed is lost")
+
+
+def _remove_empty_tree(top: Path) -> bool:
+    """Remove a tree of empty folders (never a file, never through a link); whether it is gone."""
+    try:
+        for dirpath, dirnames, _ in os.walk(top, topdown=False, followlinks=False):
+            for name in dirnames:
+                if os.path.islink(os.path.join(dirpath, name)):
+                    return False
+            os.rmdir(dirpath)
+    except OSError:
+        return False
+    return True
 
 
 def pending_rows(path: Path) -> dict[str, int]:
@@ -376,20 +501,24 @@ def pending_rows(path: Path) -> dict[str, int]:
         catalog = load(path)
     except NeedsUpgrade:
         return {}  # format 1: its pending rows (if any) are in the old staging folder
-    directory = catalog.directory
-    if not directory.is_dir():
+    folder = segment_folder(catalog.path, write=False)
+    if folder is None:
         return {}
-    known = catalog.referenced() | set(_retired(directory))
     counts: dict[str, int] = {}
-    for file in directory.glob("set@*.h5"):
-        if file.name in known:
-            continue
-        try:
-            info, _ = read_info(file)
-        except (StoreError, OSError):
-            continue
-        state = catalog.sets.get(info.name)
-        if state and any(c.lo <= info.hi and info.lo <= c.hi for c in state.segments):
-            continue
-        counts[info.name] = counts.get(info.name, 0) + info.rows
+    with folder:
+        known = catalog.referenced() | set(_retired(folder))
+        for name in folder.names():
+            if name in known or not name.startswith("set@") or not is_segment_name(name):
+                continue
+            st = folder.lstat(name)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                continue
+            try:
+                info, _ = read_info(folder.path / name)
+            except (StoreError, OSError):
+                continue
+            state = catalog.sets.get(info.name)
+            if state and any(c.lo <= info.hi and info.lo <= c.hi for c in state.segments):
+                continue
+            counts[info.name] = counts.get(info.name, 0) + info.rows
     return counts

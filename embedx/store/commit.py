@@ -16,6 +16,7 @@ opens few files.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import h5py
@@ -23,9 +24,10 @@ import numpy as np
 
 from embedx.errors import StoreError
 from embedx.store import layout as L
-from embedx.store.catalog import Catalog, InputState, SetState, remove_unreferenced
+from embedx.store.catalog import Catalog, InputState, SetState, open_folder, remove_unreferenced
 from embedx.store.faults import check_free_space, needs_space_message
 from embedx.store.segment import STRING, SegmentInfo, now, read_set_arrays, write_image, write_set_segment
+from embedx.store.sidepaths import MARKER, segment_folder
 from embedx.store.writer import concat_batches
 
 MERGE_BYTES = 32 << 20
@@ -35,8 +37,8 @@ def commit(catalog: Catalog, merge: bool = True) -> int:
     """Map all pending segments in a new index; return the number of feature rows it added."""
     if not any(s.pending for s in catalog.sets.values()) and not catalog.pending_inputs and not catalog.rewrite:
         remove_unreferenced(catalog, set())
-        if not catalog.path.exists() and catalog.directory.is_dir() and not any(catalog.directory.iterdir()):
-            catalog.directory.rmdir()  # a first run that failed before anything was written leaves nothing
+        if not catalog.path.exists():
+            _remove_unused_folder(catalog)  # a first run that failed before anything was written leaves nothing
         return 0
     if merge:
         for state in catalog.sets.values():
@@ -46,6 +48,9 @@ def commit(catalog: Catalog, merge: bool = True) -> int:
     needed = (64 << 10) + 4096 * segments  # the index: metadata and one mapping per segment and dataset
     if not check_free_space(catalog.path.parent, needed, "the commit"):
         raise StoreError(needs_space_message(catalog.path.parent, needed, f"committing {catalog.path}"))
+    folder = open_folder(catalog, create=True)  # the folder records the store before the index names it
+    if folder is not None:
+        folder.close()
     write_index(catalog)
     catalog.rewrite = False
     for state in catalog.sets.values():
@@ -79,9 +84,28 @@ def merge_pending(catalog: Catalog, state: SetState, target: int = MERGE_BYTES) 
             catalog.messages.append(f"segments of {state.name} were left unmerged: {exc}")
             merged += group
             continue
-        for info in group:
-            (catalog.directory / info.file).unlink(missing_ok=True)
+        folder = segment_folder(catalog.path)
+        if folder is not None:
+            with folder:
+                for info in group:
+                    folder.remove(info.file)
     state.pending = merged
+
+
+def _remove_unused_folder(catalog: Catalog) -> None:
+    """Remove the segment folder of a file that does not exist, if it holds nothing but its record."""
+    folder = segment_folder(catalog.path)
+    if folder is None:
+        return
+    with folder:
+        if set(folder.names()) - {MARKER}:
+            return
+        if folder.remove(MARKER) is not None:
+            return
+    try:
+        os.rmdir(catalog.directory)
+    except OSError:
+        pass
 
 
 def merge_segments(catalog: Catalog, state: SetState, group: list[SegmentInfo]) -> SegmentInfo:
@@ -105,7 +129,7 @@ def write_index(catalog: Catalog) -> None:
 
     def build(handle: h5py.File) -> None:
         handle.attrs.update({"format": L.FORMAT_NAME, "format_version": L.FORMAT_VERSION, "created": catalog.created,
-                             "updated": now(), "embedx_version": __version__})
+                             "updated": now(), "embedx_version": __version__, "store_id": catalog.store_id})
         sets = handle.create_group(L.SETS)
         for _, state in sorted(catalog.sets.items(), key=lambda kv: kv[0]):
             if state.all:
@@ -117,7 +141,7 @@ def write_index(catalog: Catalog) -> None:
             infos.extend([*table.pieces, table.final])
         handle.create_dataset(L.SEGMENTS, data=np.array([i.as_json() for i in infos], dtype=object), dtype=STRING)
 
-    write_image(catalog.path, build)
+    write_image(catalog.path, build, index=True)
 
 
 def _fill(dtype: np.dtype) -> Any:

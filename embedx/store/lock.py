@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from embedx.errors import StoreError
 from embedx.store.faults import resource_error
+from embedx.store.sidepaths import kind_of, plain_problem, refusal
 
 
 def resolve_output(path: Path | str) -> Path:
@@ -32,21 +35,21 @@ class WriterLock:
 
     def acquire(self) -> WriterLock:
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise resource_error(exc, self.path) from None
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
+                holder = holder if holder.isdigit() else "unknown"
                 raise StoreError(
                     f"{self.target} is being written by another embedx process (pid {holder}); "
                     "wait for it to finish, or write to another file"
                 ) from None
             try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                now = os.lstat(self.path)
+                mine = os.fstat(fd)
+                same = (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev)
             except FileNotFoundError:
                 same = False
             if same:
@@ -57,9 +60,38 @@ class WriterLock:
         self._fd = fd
         return self
 
+    def _open(self) -> int:
+        """The lock file, opened without following a link, and only if it is a plain file of this user.
+
+        A sender can ship ``FILE.h5.lock`` as a link to another file (or a hard link, or a FIFO):
+        embedx would truncate that file and write a pid into it. It is refused before any write."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            try:
+                st = os.lstat(self.path)
+            except OSError:
+                st = None
+            if st is not None and (exc.errno in (errno.ELOOP, errno.EMLINK) or not stat.S_ISREG(st.st_mode)):
+                raise refusal(self.path, "the lock file", kind_of(st)) from None
+            raise resource_error(exc, self.path) from None
+        try:
+            why = plain_problem(os.fstat(fd))
+        except OSError as exc:
+            why = str(exc)
+        if why:
+            os.close(fd)
+            raise refusal(self.path, "the lock file", why)
+        return fd
+
     def release(self) -> None:
         if self._fd is not None:
-            self.path.unlink(missing_ok=True)  # while still locked: a waiter then sees a new inode
+            try:  # while still locked: a waiter then sees a new inode; only the file this writer locked
+                now, mine = os.lstat(self.path), os.fstat(self._fd)
+                if (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev):
+                    os.unlink(self.path)
+            except OSError:
+                pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

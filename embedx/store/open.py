@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import h5py
 
 from embedx.errors import StoreError
 from embedx.store import layout as L
+from embedx.store.sidepaths import kind_of, refuse_link
 from embedx.store.verify import is_verified, verify_isolated, verify_structure
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -19,18 +21,14 @@ def open_checked(path: Path | str, renamed_ok: bool = False) -> h5py.File:
 
     ``renamed_ok``: for the writer only (see :func:`~embedx.store.verify.verify_structure`)."""
     path = Path(path)
-    if not path.exists():
-        raise StoreError(f"{path}: no such feature file")
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a feature file")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+    head = read_signature(path)
     if head != _HDF5_SIGNATURE:
         what = "empty" if not head else "not an HDF5 file"
         raise StoreError(f"{path} is {what}; embedx feature files are HDF5 (refusing to read or overwrite it)")
     # libhdf5 can hang or crash on damaged metadata: look at the file in a child process first.
     real = Path(os.path.realpath(path))  # a symlinked index still maps only its real segment folder
     segments = real.with_name(real.name + ".segments")
+    refuse_link(segments, "the segment folder")  # never followed: it could lead to another store or your files
     verify_isolated(path, allowed_dir=segments, renamed_ok=renamed_ok)
     try:
         handle = h5py.File(path, "r")
@@ -66,6 +64,28 @@ def open_checked(path: Path | str, renamed_ok: bool = False) -> h5py.File:
         handle.close()
         raise StoreError(f"{path} is damaged ({_short(exc)}); move it aside and re-run the extraction") from None
     return handle
+
+
+def read_signature(path: Path) -> bytes:
+    """The first 8 bytes of ``path``, read only if it is a regular file (a FIFO would block forever).
+
+    ``path`` itself is followed if it is a link: that is the name the user gave."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no such feature file") from None
+    except OSError as exc:
+        raise StoreError(f"{path} cannot be opened as a feature file ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise StoreError(f"{path} is a directory, not a feature file")
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path} is {kind_of(st)}, not a regular file; embedx reads feature files only from "
+                             "regular files (refusing to read or overwrite it)")
+        return os.pread(fd, 8, 0)
+    finally:
+        os.close(fd)
 
 
 def _short(exc: Exception) -> str:

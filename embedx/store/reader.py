@@ -17,7 +17,7 @@ from embedx.keys import content_key
 from embedx.store import layout as L
 from embedx.store.keyindex import KeyIndex, as_sorted_index, hex_to_binary
 from embedx.store.open import open_checked
-from embedx.store.segment import SegmentInfo, check_segments_present, read_key_index
+from embedx.store.segment import SegmentInfo, check_segments_present, read_key_index, read_segment_list
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,8 @@ class FeatureStore:
         if L.SEGMENTS in self.file:
             self.segments = {}
             try:
-                infos = [SegmentInfo.from_json(text) for text in self.file[L.SEGMENTS].asstr()[:]]
+                infos = read_segment_list(self.file, self.path)
                 check_segments_present(Path(self.file.filename), infos)
-            except (ValueError, TypeError, UnicodeDecodeError) as exc:
-                self.file.close()
-                raise StoreError(f"{self.path}: its segment list is damaged ({exc}); the file cannot be read") from None
             except StoreError:
                 self.file.close()
                 raise
@@ -205,7 +202,34 @@ class FeatureSet:
         if missing:
             raise StoreError(f"{missing} of {len(rows)} texts have no features in set {self.info.name} of "
                              f"{self.store.path}; run `embedx extract` for them first")
+        self._check_served(rows, binary)
         return rows
+
+    def _check_served(self, rows: np.ndarray, binary: np.ndarray) -> None:
+        """Each row found must store the key it was found for: a segment's key index (``index/keys``,
+        ``index/rows``) that disagrees with its stored keys would serve one text's features for another.
+        One read of the keys of the rows served (32 bytes a row), so the check stays on."""
+        if self.store.segments is None or not len(rows):
+            return
+        stored = gather(self.group[L.KEYS], rows)
+        try:
+            good = hex_to_binary(stored) == binary
+        except ValueError:
+            good = np.zeros(len(rows), dtype=bool)
+        if good.all():
+            return
+        _refuse_gone(self.group[L.KEYS])  # a segment file that is gone reads as anything but its keys
+        first = int(np.flatnonzero(~good)[0])
+        row, base, file = int(rows[first]), 0, "?"
+        for info in self.store.segments.get(self.info.name, []):
+            if row < base + info.rows:
+                file = info.file
+                break
+            base += info.rows
+        raise StoreError(f"{self.store.segment_dir / file}: its key index ({L.SORTED_KEYS}, {L.SORTED_ROWS}) maps a "
+                         f"key to row {row - base:,}, which stores another key ({int((~good).sum()):,} of "
+                         f"{len(rows):,} rows asked for), so it would serve one text's features for another; the "
+                         "file is damaged (run `embedx check` on it)")
 
     def _keys(self, texts, input, keys) -> np.ndarray:
         given = sum(x is not None for x in (texts, input, keys))
@@ -282,6 +306,15 @@ def missing_rows(dataset: h5py.Dataset, values: np.ndarray) -> None:
     gone = np.isnan(values).any() if kind == "f" else (values < 0).any() if kind == "i" else False
     if not gone:
         return
+    _refuse_gone(dataset)
+    what = "NaN" if kind == "f" else "negative numbers"
+    raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} hold {what}, which embedx never stores, so "
+                     f"a segment file it maps is damaged; run `embedx check {dataset.file.filename}` to find it, "
+                     "and re-extract into a new file")
+
+
+def _refuse_gone(dataset: h5py.Dataset) -> None:
+    """Raise if a segment file that ``dataset`` maps is gone (HDF5 reads it as fill values)."""
     base = Path(dataset.file.filename).parent
     sources = dataset.virtual_sources() if dataset.is_virtual else []
     absent = sorted({s.file_name for s in sources if not (base / s.file_name).is_file()})
@@ -289,10 +322,6 @@ def missing_rows(dataset: h5py.Dataset, values: np.ndarray) -> None:
         raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} read as missing: a segment file it maps is "
                          f"gone ({absent[0]}: removed by hand, or replaced by a compaction more than 10 minutes "
                          "after this file was opened); open the file again")
-    what = "NaN" if kind == "f" else "negative numbers"
-    raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} hold {what}, which embedx never stores, so "
-                     f"a segment file it maps is damaged; run `embedx check {dataset.file.filename}` to find it, "
-                     "and re-extract into a new file")
 
 
 def _gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:

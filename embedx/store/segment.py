@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,9 @@ import numpy as np
 
 from embedx.errors import StoreError
 from embedx.store import layout as L
-from embedx.store.durable import fsync_dir
-from embedx.store.faults import resource_error
 from embedx.store.keyindex import as_sorted_index, hex_to_binary
 from embedx.store.packing import unpack_strings
+from embedx.store.sidepaths import SideFolder, check_plain_file, is_segment_name, kind_of, refusal, replace_file
 
 SET, INPUT, INPUT_FINAL = "set", "input", "input-final"
 STRING = h5py.string_dtype("utf-8")
@@ -56,13 +56,48 @@ class SegmentInfo:
 
     @classmethod
     def from_json(cls, text: str) -> SegmentInfo:
-        data = json.loads(text)
+        """One line of an index's ``segments`` dataset, every field checked (the file is untrusted).
+
+        Raises ``ValueError`` naming the field; callers add the file."""
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("it is nested too deeply") from None
         if not isinstance(data, dict):
-            raise ValueError("not an object")
-        info = cls(**data)
-        if not isinstance(info.file, str) or "/" in info.file or info.file.startswith("."):
-            raise ValueError(f"bad segment file name {info.file!r}")
-        return info
+            raise ValueError("a line is not a JSON object")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"a line has the unknown field {sorted(unknown)[0][:40]!r}")
+        missing = {"file", "kind", "name", "lo", "hi", "rows"} - set(data)
+        if missing:
+            raise ValueError(f"a line lacks the field {sorted(missing)[0]!r}")
+        file = data["file"]
+        if not isinstance(file, str) or not is_segment_name(file):
+            raise ValueError(f"field 'file' is {str(file)[:80]!r}, not the name of a segment file")
+        if data["kind"] not in (SET, INPUT, INPUT_FINAL):
+            raise ValueError(f"field 'kind' of {file} is {str(data['kind'])[:40]!r}")
+        if not isinstance(data["name"], str) or not data["name"]:
+            raise ValueError(f"field 'name' of {file} is {str(data['name'])[:40]!r}, expected a name")
+        numbers = {key: checked_count(data.get(key, 0), key, file) for key in ("lo", "hi", "rows", "bytes", "part")}
+        tokens = data.get("tokens", {})
+        if not isinstance(tokens, dict):
+            raise ValueError(f"field 'tokens' of {file} is not an object")
+        tokens = {str(k): checked_count(v, f"tokens.{k}"[:60], file) for k, v in tokens.items()}
+        return cls(file, data["kind"], data["name"], tokens=tokens, **numbers)
+
+
+MAX_COUNT = 2**62  # sequence numbers, rows, bytes: far beyond any store, small enough for int64 arithmetic
+
+
+def checked_count(value: Any, field_name: str, where: str) -> int:
+    """``value`` as a non-negative integer (not a bool, not a float), or ``ValueError`` naming the field."""
+    if isinstance(value, np.generic) and value.shape == ():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"field {field_name!r} of {where} is {str(value)[:40]!r}, expected a non-negative integer")
+    if not 0 <= value <= MAX_COUNT:
+        raise ValueError(f"field {field_name!r} of {where} is {value}, outside 0..{MAX_COUNT}")
+    return value
 
 
 def check_segments_present(index: Path, infos: list[SegmentInfo]) -> None:
@@ -70,21 +105,48 @@ def check_segments_present(index: Path, infos: list[SegmentInfo]) -> None:
     directory = L.segment_dir(index)
     for info in infos:
         try:
-            size = (directory / info.file).stat().st_size
+            st = os.lstat(directory / info.file)
         except OSError:
             raise StoreError(f"{index}: segment {info.file} ({info.rows:,} rows of {info.name}) does not exist in "
                              f"{directory}; the file cannot be read whole (was the folder moved or edited?)") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise refusal(directory / info.file, "a segment file", kind_of(st))
+        size = st.st_size
         if info.bytes and size != info.bytes:
             raise StoreError(f"{index}: segment {info.file} has {size:,} bytes, not the {info.bytes:,} it was "
                              "written with; the file is damaged")
+
+
+def read_segment_list(handle: Any, path: Path) -> list[SegmentInfo]:
+    """The index's ``segments`` dataset, every line and field checked; one line naming the field if not."""
+    if L.SEGMENTS not in handle:
+        return []
+    try:
+        lines = handle[L.SEGMENTS].asstr()[:]
+        infos = []
+        for number, text in enumerate(lines):
+            try:
+                infos.append(SegmentInfo.from_json(text))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"line {number}: {exc}") from None
+    except (ValueError, TypeError, UnicodeDecodeError, OSError) as exc:
+        raise StoreError(f"{path}: its segment list (/{L.SEGMENTS}) is damaged ({str(exc)[:200]}); "
+                         "move the file aside") from None
+    names = [i.file for i in infos]
+    if len(set(names)) != len(names):
+        raise StoreError(f"{path}: its segment list (/{L.SEGMENTS}) names a segment file twice; the index is damaged")
+    return infos
 
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def write_image(path: Path, build: Callable[[h5py.File], None]) -> int:
-    """Build an HDF5 file in memory with ``build``, write it to ``path`` durably; return its size."""
+def write_image(path: Path, build: Callable[[h5py.File], None], index: bool = False) -> int:
+    """Build an HDF5 file in memory with ``build``, write it to ``path`` durably; return its size.
+
+    ``path`` is a segment file in a segment folder (never followed if it is a link), or with
+    ``index`` the feature file itself, in the user's own folder."""
     handle = h5py.File(f"embedx-mem-{uuid.uuid4().hex}", "w", driver="core", backing_store=False)
     try:
         build(handle)
@@ -92,27 +154,23 @@ def write_image(path: Path, build: Callable[[h5py.File], None]) -> int:
         image = handle.id.get_file_image()
     finally:
         handle.close()
-    write_bytes(path, image)
+    if index:
+        replace_file(path, image)
+    else:
+        write_bytes(path, image)
     return len(image)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name, fsync, rename to ``path``; a full disk leaves nothing behind."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise resource_error(exc, path, len(data)) from None
+    """Write ``data`` to a fresh temporary name in ``path``'s segment folder, fsync, rename to ``path``.
+
+    The folder is opened without following a link, and must be the user's own; a full disk
+    leaves nothing behind."""
+    folder = SideFolder.open(path.parent, "the segment folder")
+    if folder is None:
+        raise StoreError(f"cannot write {path}: the folder {path.parent} does not exist")
+    with folder:
+        folder.write_atomic(path.name, data)
 
 
 def segment_name(kind: str, name: str, lo: int, hi: int, part: int = 0) -> str:
@@ -232,6 +290,7 @@ def open_segment(path: Path) -> h5py.File:
     """Open a segment file read-only after checking its structure (no links, no foreign data)."""
     from embedx.store.verify import verify_structure
 
+    check_plain_file(path)
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
@@ -251,17 +310,55 @@ def read_info(path: Path) -> tuple[SegmentInfo, dict[str, Any]]:
     try:
         with open_segment(path) as handle:
             attrs = handle.attrs
-            kind, name = str(attrs["kind"]), str(attrs["name"])
-            meta = json.loads(attrs["meta"])
-            tokens = {str(k): int(v) for k, v in json.loads(attrs["tokens"]).items()}
-            info = SegmentInfo(path.name, kind, name, int(attrs["lo"]), int(attrs["hi"]), int(attrs["rows"]),
-                               path.stat().st_size, int(attrs["part"]), tokens)
+            kind, name = _text_attr(attrs, "kind"), _text_attr(attrs, "name")
+            if kind not in (SET, INPUT, INPUT_FINAL):
+                raise ValueError(f"attribute 'kind' is {kind[:40]!r}")
+            meta = json.loads(_text_attr(attrs, "meta"))
+            if not isinstance(meta, dict):
+                raise ValueError("attribute 'meta' is not a JSON object")
+            if kind == SET and not _outputs_ok(meta.get("outputs")):
+                raise ValueError("attribute 'meta' lists no well-formed outputs")
+            tokens = json.loads(_text_attr(attrs, "tokens"))
+            if not isinstance(tokens, dict):
+                raise ValueError("attribute 'tokens' is not a JSON object")
+            where = "the segment"
+            tokens = {str(k): checked_count(v, f"tokens.{k}"[:60], where) for k, v in tokens.items()}
+            numbers = [checked_count(_attr_value(attrs, key), key, where) for key in ("lo", "hi", "rows", "part")]
+            info = SegmentInfo(path.name, kind, name, numbers[0], numbers[1], numbers[2],
+                               os.lstat(path).st_size, numbers[3], tokens)
             _check_lengths(handle, info, meta)
     except StoreError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise StoreError(f"segment {path} is damaged ({type(exc).__name__}: {str(exc)[:160]})") from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, RecursionError) as exc:
+        text = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise StoreError(f"segment {path} is damaged ({type(exc).__name__}: {text})") from None
     return info, meta
+
+
+def _attr_value(attrs: Any, key: str) -> Any:
+    if key not in attrs:
+        raise ValueError(f"attribute {key!r} is missing")
+    value = attrs[key]
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def _text_attr(attrs: Any, key: str) -> str:
+    value = _attr_value(attrs, key)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if not isinstance(value, str):
+        raise ValueError(f"attribute {key!r} is not text")
+    return value
+
+
+def _outputs_ok(outputs: Any) -> bool:
+    return isinstance(outputs, list) and bool(outputs) and all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and o.get("level") in ("document", "token")
+        for o in outputs)
 
 
 def _check_lengths(handle: h5py.File, info: SegmentInfo, meta: dict[str, Any]) -> None:
@@ -292,16 +389,52 @@ def read_key_index(path: Path, rows: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
     Every run reads these from every segment, so instead of the whole-file verification of
     :func:`open_segment` only what is read is checked: reached through hard links only, stored
-    in this file (not virtual, not external), unfiltered, and of the expected dtype and length.
+    in this file (not virtual, not external), unfiltered, and of the expected dtype and length;
+    and every row ``index/rows`` names lies in the segment. Whether each sorted key is the key
+    stored at its row is checked where a row is served (:meth:`embedx.store.reader.FeatureSet.rows`)
+    and in full by ``embedx check`` (:func:`verify_key_index`).
     """
+    check_plain_file(path)
     try:
         with h5py.File(path, "r") as handle:
             keys = _plain(handle, L.SORTED_KEYS, np.dtype(np.uint8), (rows, 16), path)
             order = _plain(handle, L.SORTED_ROWS, np.dtype(np.uint32), (rows,), path)
             truncated = _plain(handle, L.TRUNCATED, np.dtype(np.int32), (rows,), path)
-            return keys[:], order[:], truncated[:]
+            keys, order, truncated = keys[:], order[:], truncated[:]
     except OSError as exc:
         raise StoreError(f"segment {path} is unreadable ({str(exc).splitlines()[0][:160]})") from None
+    if rows and int(order.max()) >= rows:
+        raise StoreError(f"segment {path}: {L.SORTED_ROWS} names row {int(order.max()):,}, but the segment has "
+                         f"{rows:,} rows; the file is damaged (refusing to read it)")
+    return keys, order, truncated
+
+
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)  # byte -> its 2 hex digits
+
+
+def verify_key_index(path: Path, rows: int) -> None:
+    """Check a set segment's key index against its stored keys, in full: ``index/rows`` is a
+    permutation of its rows, ``index/keys`` is strictly sorted, and each sorted key is the key
+    stored at the row it names. Raises :class:`StoreError` naming the segment."""
+    sorted_keys, order, _ = read_key_index(path, rows)
+    try:
+        with h5py.File(path, "r") as handle:
+            stored = _plain(handle, L.KEYS, np.dtype(L.KEY_DTYPE), (rows,), path)[:]
+    except OSError as exc:
+        raise StoreError(f"segment {path} is unreadable ({str(exc).splitlines()[0][:160]})") from None
+    if rows == 0:
+        return
+    if np.bincount(order, minlength=rows).max() != 1:
+        raise StoreError(f"segment {path}: {L.SORTED_ROWS} names a row twice, so it is not a permutation of the "
+                         "segment's rows; the file is damaged")
+    expected = _HEX_PAIRS[sorted_keys].view("S32").reshape(-1)  # the sorted keys as the hex text stored
+    wrong = np.flatnonzero(stored[order] != expected)
+    if len(wrong):
+        raise StoreError(f"segment {path}: {L.SORTED_KEYS} and {L.SORTED_ROWS} disagree with its stored keys "
+                         f"({len(wrong):,} of {rows:,} rows, first at row {int(order[wrong[0]]):,}), so lookups "
+                         "would serve one text's features for another; the file is damaged")
+    if rows > 1 and not np.all(expected[1:] > expected[:-1]):
+        raise StoreError(f"segment {path}: {L.SORTED_KEYS} is not strictly sorted; the file is damaged")
 
 
 def _plain(handle: h5py.File, name: str, dtype: np.dtype, shape: tuple[int, ...], path: Path) -> h5py.Dataset:
@@ -322,4 +455,6 @@ def _plain(handle: h5py.File, name: str, dtype: np.dtype, shape: tuple[int, ...]
 def token_base(path: Path, output: str) -> int:
     """The first absolute token offset of a set segment's token output."""
     with open_segment(path) as handle:
-        return int(handle[output][L.OFFSETS][0])
+        value = handle[output][L.OFFSETS][0]
+        return checked_count(value.item() if isinstance(value, np.generic) else value, f"{output}/{L.OFFSETS}",
+                             str(path))

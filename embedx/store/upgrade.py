@@ -9,7 +9,7 @@ segments it had written are deleted by the next run, which upgrades again.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
 from pathlib import Path
 
@@ -17,18 +17,30 @@ import h5py
 import numpy as np
 
 from embedx.store import layout as L
-from embedx.store.catalog import Catalog, InputState, NeedsUpgrade, SetState, quarantine_legacy_staging, recover
+from embedx.store.catalog import (
+    Catalog,
+    InputState,
+    NeedsUpgrade,
+    SetState,
+    open_folder,
+    quarantine_legacy_staging,
+    recover,
+)
 from embedx.store.commit import write_index
 from embedx.store.faults import check_free_space, needs_space_message
 from embedx.store.open import open_checked
 from embedx.store.packing import pack_strings
 from embedx.store.segment import now, write_input_final, write_input_piece, write_set_segment
+from embedx.store.sidepaths import MARKER, SideFolder, is_own_name, parent_folder, quarantine_folder
 
 UPGRADE_ROWS = 65536
 
 
 def prepare(path: Path) -> Catalog:
-    """The writer's view of ``path`` (call only while holding its writer lock)."""
+    """The writer's view of ``path`` (call only while holding its writer lock).
+
+    The segment folder exists afterwards, checked and recorded as this store's (see
+    :func:`~embedx.store.catalog.claim`), before anything is written into it."""
     notes: list[str] = []
     try:
         catalog = recover(path)
@@ -36,7 +48,10 @@ def prepare(path: Path) -> Catalog:
         notes.append(upgrade(path))
         catalog = recover(path)
     quarantine_legacy_staging(catalog)
-    catalog.messages[:0] = notes
+    folder = open_folder(catalog, create=True)
+    if folder is not None:
+        folder.close()
+    catalog.messages[:0] = [n for n in notes if n]
     for message in catalog.messages:
         print(f"embedx: {message}", file=sys.stderr)
     return catalog
@@ -45,15 +60,17 @@ def prepare(path: Path) -> Catalog:
 def upgrade(path: Path) -> str:
     """Rewrite a format 1 file as a format 2 index plus segments; return a message saying so."""
     directory = L.segment_dir(path)
-    if directory.exists():  # segments beside a format 1 file: an upgrade that was killed
-        shutil.rmtree(directory)
+    note = _clear_folder(path)
     needed = path.stat().st_size
     if not check_free_space(path.parent, needed, "upgrading"):
         from embedx.errors import StoreError
 
         raise StoreError(needs_space_message(path.parent, needed, f"upgrading {path} to format {L.FORMAT_VERSION}"))
-    directory.mkdir()
     catalog = Catalog(path, created=now())
+    folder = SideFolder.open(directory, "the segment folder", create=True)
+    assert folder is not None
+    with folder:  # recorded as the upgrade of this very version of the file, so a killed upgrade is known
+        folder.write_atomic(MARKER, json.dumps({"store": catalog.store_id, "upgrade_of": _version(path)}).encode())
     with open_checked(path) as handle:
         catalog.created = str(handle.attrs.get("created", catalog.created))
         for name, group in handle[L.SETS].items():
@@ -63,8 +80,42 @@ def upgrade(path: Path) -> str:
     for state in catalog.sets.values():
         state.segments, state.pending = state.pending, []
     write_index(catalog)
-    return (f"upgraded {path} from format 1 to format {L.FORMAT_VERSION} (a one-time copy of "
-            f"{needed / 1e6:,.1f} MB into {directory.name}/); embedx before 0.2 cannot read it any more")
+    return ((note + "; ") if note else "") + (
+        f"upgraded {path} from format 1 to format {L.FORMAT_VERSION} (a one-time copy of "
+        f"{needed / 1e6:,.1f} MB into {directory.name}/); embedx before 0.2 cannot read it any more")
+
+
+def _version(path: Path) -> list[int]:
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _clear_folder(path: Path) -> str:
+    """Make room for the segment folder of a format 1 file. A folder an interrupted upgrade of this
+    very file left is emptied (its own files only); any other folder is moved aside, never deleted."""
+    folder = SideFolder.open(L.segment_dir(path), "the segment folder")
+    if folder is None:
+        return ""
+    with folder:
+        raw = folder.read_small(MARKER, "the store record")
+        try:
+            record = json.loads(raw) if raw is not None else None
+        except (ValueError, RecursionError):
+            record = None
+        names = folder.names()
+        if (isinstance(record, dict) and record.get("upgrade_of") == _version(path)
+                and all(is_own_name(n) and folder.problem(n) is None for n in names)):
+            for name in names:
+                folder.remove(name)
+            try:
+                os.rmdir(folder.path)
+                return ""
+            except OSError:
+                pass
+    with parent_folder(path) as parent, quarantine_folder(path) as target_dir:
+        target = parent.move_to(L.segment_dir(path).name, target_dir, f"segments-{now().replace(':', '')}", folder=True)
+    return (f"set aside {target}: a segment folder beside a format 1 file is not part of it (left by another "
+            "embedx or another file), nothing in it was deleted")
 
 
 def _text(values: np.ndarray) -> np.ndarray:

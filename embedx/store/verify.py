@@ -23,6 +23,7 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -70,6 +71,7 @@ class _Verifier:
         self.renamed_ok = renamed_ok
         self.path = path
         self.allowed = allowed_dir.resolve() if allowed_dir is not None else None
+        self.allowed_path = allowed_dir.absolute() if allowed_dir is not None else None
         self.seen: set[tuple[int, int]] = set()
         self.count = 0
         self.sources: dict[Path, dict[str, tuple[np.dtype, tuple[int, ...]]]] = {}
@@ -238,8 +240,19 @@ class _Verifier:
         else:
             remapped = False
             candidate = pure if pure.is_absolute() else self.path.absolute().parent / pure
+        candidate = Path(candidate)
+        for entry in (self.allowed_path, candidate):  # the folder and the file: never through a link
+            try:
+                st = os.lstat(entry)
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                raise self.fail(what, f"maps source file {name!r}, but {entry} is a symbolic link; embedx reads "
+                                      "nothing outside the segment folder and follows no link in or to it")
+            if entry is candidate and not stat.S_ISREG(st.st_mode):
+                raise self.fail(what, f"maps source file {name!r}, which is not a regular file")
         try:
-            resolved = Path(candidate).resolve(strict=True)
+            resolved = candidate.resolve(strict=True)
         except (OSError, RuntimeError):
             if remapped:
                 raise self.renamed(folder) from None  # renamed without its folder (or the folder elsewhere)
