@@ -232,8 +232,9 @@ def check(
 
 @app.command()
 @guarded
-def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
-    """List loaded plugins with versions and the hooks they implement."""
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+            verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Import times and whole errors, with tracebacks.")] = False) -> None:
+    """List loaded plugins with versions, the hooks they implement, import times and errors."""
     from dataclasses import asdict
 
     from embedx.registry import get_registry
@@ -246,11 +247,16 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
     from rich.table import Table
 
     table = Table(title="embedx plugins")
-    for col in ("plugin", "version", "source", "hooks", "status"):
-        table.add_column(col)
+    for col in ("plugin", "version", "source", "hooks", "import", "status"):
+        table.add_column(col, overflow="fold")
     for p in infos:
-        table.add_row(p.name, p.version, p.source, ", ".join(p.hooks), f"[red]{_escape(p.error)}[/]" if p.error else "ok")
-    Console().print(table)
+        status = f"[red]{_escape(p.error if verbose else p.error.splitlines()[0])}[/]" if p.error else "ok"
+        table.add_row(_escape(p.name), _escape(p.version), p.source, ", ".join(p.hooks), f"{p.seconds:.2f} s", status)
+    console = Console()
+    console.print(table)
+    for p in infos:
+        if verbose and p.traceback:
+            console.print(f"\n[bold]{_escape(p.name)}[/]:\n{_escape(p.traceback)}", highlight=False)
 
 
 @app.command()
@@ -597,18 +603,20 @@ def bench_report(
 def add_plugin_commands(cli: typer.Typer) -> None:
     """Let plugins add their commands (``register_commands`` hook); a plugin that fails is skipped, not fatal."""
     from embedx.errors import EmbedxError
-    from embedx.registry import get_registry
+    from embedx.registry import get_registry, problems
 
     try:
         registry = get_registry()
-    except EmbedxError as exc:  # still let `embedx plugins` and --help run; the error shows when used
-        typer.echo(f"warning: {exc}", err=True)
+    except EmbedxError as exc:  # two plugins claim one id: still let `embedx plugins` and --help run
+        typer.echo(f"warning: {printable(exc)}", err=True)
         return
     for impl in registry.manager.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
-        except Exception as exc:  # one plugin's broken command must not take the CLI down
-            typer.echo(f"warning: plugin {impl.plugin_name!r} failed to add its commands: {exc}", err=True)
+        except Exception as exc:  # noqa: BLE001 (one plugin's broken command must not take the CLI down)
+            registry.plugins[impl.plugin_name].error = f"failed in register_commands: {type(exc).__name__}: {exc}"
+    for line in problems(registry):  # once per command, whatever loaded the plugin
+        typer.echo(f"warning: {printable(line, one_line=True)}", err=True)
 
 
 def _print_version(value: bool) -> None:

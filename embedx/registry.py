@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import time
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -22,6 +23,8 @@ ENTRY_POINT_GROUP = "embedx"
 LOAD_PLUGINS_ENV = "EMBEDX_LOAD_PLUGINS"
 #: Comma-separated importable modules to load as plugins without packaging them (like pytest -p).
 PLUGIN_MODULES_ENV = "EMBEDX_PLUGIN_MODULES"
+#: A plugin import slower than this is named in a warning: every command, even --help, pays for it.
+SLOW_IMPORT_SECONDS = 0.5
 #: Built-in plugins: name -> module. They register through the same hooks as third parties.
 BUILTIN_PLUGINS = {"hashing": "embedx.builtin.hashing", "heads": "embedx.builtin.heads"}
 
@@ -31,8 +34,10 @@ class PluginInfo:
     name: str
     version: str
     hooks: list[str]
-    source: str  # "builtin", "entry point", or "test"
+    source: str  # "builtin", "entry point", "module" (EMBEDX_PLUGIN_MODULES) or "test"
     error: str | None = None
+    seconds: float = 0.0  # import time
+    traceback: str | None = None
 
 
 @dataclass
@@ -92,18 +97,17 @@ def build_registry(extra_plugins: list[tuple[str, ModuleType | object]] | None =
     if entry_points:
         _load_entry_points(registry)
     for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGIN_MODULES_ENV, "").split(","))):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise RegistryError(f"{PLUGIN_MODULES_ENV}: cannot import {module_name!r}: {exc}") from None
-        _add(registry, module_name, module, "", "module")
+        _load_plugin(registry, module_name, lambda m=module_name: importlib.import_module(m), "", "module")
     for name, plugin in extra_plugins or []:
         _add(registry, name, plugin, "", "test")
-    try:
-        manager.check_pending()
-    except pluggy.PluginValidationError as exc:
-        name = registry.manager.get_name(exc.plugin) or exc.plugin
-        raise RegistryError(f"plugin {name!r} implements a hook embedx does not define: {exc}") from None
+    while True:  # a misspelled hook would never run: that plugin is broken, the others load
+        try:
+            manager.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = manager.get_name(exc.plugin) or str(exc.plugin)
+            manager.unregister(exc.plugin)
+            _broken(registry, name, f"implements a hook embedx does not define: {exc}")
     _collect_all(registry)
     return registry
 
@@ -114,13 +118,42 @@ def _load_entry_points(registry: Registry) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if allowed is not None and ep.name not in allowed:
             continue
-        version = ep.dist.version if ep.dist else "?"
-        try:
-            plugin = ep.load()
-        except Exception as exc:  # a broken plugin must not take the others down; it is reported
-            registry.plugins[ep.name] = PluginInfo(ep.name, version, [], "entry point", f"{type(exc).__name__}: {exc}")
-            continue
-        _add(registry, ep.name, plugin, version, "entry point")
+        _load_plugin(registry, ep.name, ep.load, ep.dist.version if ep.dist else "?", "entry point")
+
+
+def _load_plugin(registry: Registry, name: str, load: Any, version: str, source: str) -> None:
+    """Import one plugin, timed; a plugin that fails to import is recorded with its error, never fatal:
+    commands that do not need it keep working, and every command warns once (see :func:`problems`)."""
+    started = time.perf_counter()
+    try:
+        plugin = load()
+    except Exception as exc:  # noqa: BLE001 (whatever a plugin's import raises, the others still load)
+        info = PluginInfo(name, version, [], source, f"{type(exc).__name__}: {exc}")
+        info.seconds = time.perf_counter() - started
+        info.traceback = _traceback_text()
+        registry.plugins[name] = info
+        return
+    _add(registry, name, plugin, version, source)
+    registry.plugins[name].seconds = time.perf_counter() - started
+
+
+def _traceback_text() -> str:
+    import traceback
+
+    return traceback.format_exc()
+
+
+def problems(registry: Registry) -> list[str]:
+    """One line per plugin that failed to load or imported slowly, for the CLI to print once."""
+    lines = []
+    for p in registry.plugins.values():
+        if p.error:
+            lines.append(f"plugin {p.name!r} ({p.source}) failed to load and is skipped: {p.error.splitlines()[0]} "
+                         "(`embedx plugins -v` shows the whole error)")
+        elif p.seconds > SLOW_IMPORT_SECONDS:
+            lines.append(f"plugin {p.name!r} took {p.seconds:.1f} s to import, which every embedx command pays; "
+                         "import heavy libraries inside load() instead")
+    return lines
 
 
 def _add(registry: Registry, name: str, plugin: Any, version: str, source: str) -> None:
@@ -150,16 +183,30 @@ def _collect(registry: Registry, hook_name: str, kind: str, base: type, target: 
                 raise RegistryError(f"plugin {_plugin!r} registered {cls.__name__} without an id")
             if entry_id in target:
                 other = target[entry_id].plugin
-                raise RegistryError(f"{kind} id {entry_id!r} is registered by both plugin {other!r} and plugin {_plugin!r}")
+                raise _Duplicate(f"{kind} id {entry_id!r} is registered by both plugin {other!r} and plugin {_plugin!r}")
             target[entry_id] = EmbedderEntry(entry_id, cls, _plugin, dict(defaults or {}), description,
                                              dict(requires or {}))
 
         try:
             impl.function(register=register)
-        except RegistryError:
-            raise
-        except Exception as exc:
-            raise RegistryError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+        except _Duplicate:
+            raise  # an id that keys a cache must never depend on which plugin loaded first
+        except Exception as exc:  # noqa: BLE001 (that plugin is broken; the others and their commands work)
+            for entry_id in [k for k, e in target.items() if e.plugin == plugin_name]:
+                del target[entry_id]
+            registry.manager.unregister(name=plugin_name)
+            what = str(exc) if isinstance(exc, RegistryError) else f"{type(exc).__name__}: {exc}"
+            _broken(registry, plugin_name, f"failed in {hook_name}: {what}")
+
+
+class _Duplicate(RegistryError):
+    """Two plugins claim one id."""
+
+
+def _broken(registry: Registry, name: str, error: str) -> None:
+    info = registry.plugins.get(name) or PluginInfo(name, "?", [], "?")
+    info.error, info.traceback, info.hooks = error, _traceback_text(), []
+    registry.plugins[name] = info
 
 
 def _collect_all(registry: Registry) -> None:

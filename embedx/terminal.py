@@ -56,6 +56,8 @@ class SafeStream:
         self._tty = _isatty(stream)
 
     def write(self, text: str) -> int:
+        if not isinstance(text, str):  # as a text stream does: click probes with write(b"")
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if self._tty:
             pieces = _RICH_CSI.split(text)
             kept = _RICH_CSI.findall(text)

@@ -101,3 +101,24 @@ def test_the_guarded_streams_pass_rich_styles_only_on_a_terminal():
     assert tty.getvalue().endswith("\x1b[2K\r")
     with pytest.raises(AttributeError):
         SafeStream(pipe).buffer  # noqa: B018 (bytes would go round the filter)
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("import surely_not_a_module_here\n", "ModuleNotFoundError: No module named 'surely_not_a_module_here'"),
+    ("import time\ntime.sleep(0.8)\n", "to import, which every embedx command pays"),
+    ("import embedx\n@embedx.hookimpl\ndef register_embedders(register):\n    raise KeyError('table')\n",
+     "failed in register_embedders: KeyError: 'table'"),
+])
+def test_a_broken_or_slow_plugin_is_one_warning_and_other_commands_work(tmp_path, body, expected):
+    (tmp_path / "odd_plugin.py").write_text(body)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBEDX_")}
+    env.update(PYTHONPATH=str(tmp_path), EMBEDX_PLUGIN_MODULES="odd_plugin", EMBEDX_LOAD_PLUGINS="",
+               EMBEDX_CACHE_DIR=str(tmp_path / "cache"), COLUMNS="300")
+    result = _run(["embedders", "--json"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: plugin 'odd_plugin'"), result.stderr
+    assert expected in warnings[0]
+    assert "hashing-ngrams" in result.stdout  # the built-ins still work
+    shown = _run(["plugins", "-v"], env, tmp_path)
+    assert shown.returncode == 0 and "odd_plugin" in shown.stdout

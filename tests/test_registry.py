@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import importlib.metadata
 import types
 
@@ -93,9 +95,12 @@ def test_a_builtin_id_cannot_be_taken_over(entry_points):
 
 
 def test_misspelled_hook_fails_loudly(entry_points):
-    entry_points(FakeEntryPoint("typo", plugin_module("m", register_embeddders=one)))
-    with pytest.raises(RegistryError, match="plugin 'typo' implements a hook embedx does not define"):
-        R.build_registry()
+    entry_points(FakeEntryPoint("typo", plugin_module("m", register_embeddders=one)),
+                 FakeEntryPoint("one", plugin_module("m1", register_embedders=one)))
+    reg = R.build_registry()
+    assert "implements a hook embedx does not define" in reg.plugins["typo"].error
+    assert "ep-one" in reg.embedders  # the others still load
+    assert any("'typo'" in line and "failed to load" in line for line in R.problems(reg))
 
 
 def test_a_broken_plugin_is_reported_and_others_still_load(entry_points):
@@ -110,17 +115,23 @@ def test_a_broken_plugin_is_reported_and_others_still_load(entry_points):
 
 def test_registering_something_that_is_not_an_embedder(entry_points):
     entry_points(FakeEntryPoint("odd", plugin_module("m", register_embedders=lambda register: register(dict))))
-    with pytest.raises(RegistryError, match="plugin 'odd' registered .*not an embedx.Embedder subclass"):
-        R.build_registry()
+    reg = R.build_registry()
+    assert re.search("plugin 'odd' registered .*not an embedx.Embedder subclass", reg.plugins["odd"].error)
 
 
 def test_a_hook_that_raises_is_named(entry_points):
     def bad(register):
         raise KeyError("model table")
 
-    entry_points(FakeEntryPoint("bad", plugin_module("m", register_embedders=bad)))
-    with pytest.raises(RegistryError, match="plugin 'bad' failed in register_embedders: KeyError"):
-        R.build_registry()
+    def good(register):
+        register(WordStats, id="from-bad")
+
+    entry_points(FakeEntryPoint("bad", plugin_module("m", register_embedders=lambda register: (good(register), bad(register)))))
+    reg = R.build_registry()
+    assert "failed in register_embedders: KeyError: 'model table'" in reg.plugins["bad"].error
+    assert "from-bad" not in reg.embedders  # nothing half-registered survives
+    with pytest.raises(RegistryError, match="plugin 'bad' failed to load: failed in register_embedders"):
+        reg.entry("from-bad")
 
 
 def test_missing_dependency_gives_the_install_command(registry):
