@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 import importlib.metadata
+import re
 import types
 
 import pytest

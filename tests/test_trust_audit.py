@@ -31,9 +31,9 @@ from pathlib import Path
 
 import h5py
 import pytest
+from audit import STRACE, Allowed, python_executables, run_traced, violations
 
 import embedx
-from audit import STRACE, Allowed, python_executables, run_traced, violations
 
 if STRACE is None and os.environ.get("EMBEDX_REQUIRE_STRACE") == "1":
     raise RuntimeError("strace is required for the trust audit (EMBEDX_REQUIRE_STRACE=1): apt-get install strace")
