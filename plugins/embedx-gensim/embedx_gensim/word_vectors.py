@@ -1,25 +1,39 @@
 """The ``word-vectors`` embedder: pretrained word vectors, looked up per token and pooled per text.
 
 Any format gensim reads (word2vec, GloVe, fastText, KeyedVectors) becomes a ``KeyedVectors``
-in ``load()``; batches then cost one dict lookup per token plus a few numpy reductions.
-gensim is imported only in ``load()``, so registering this embedder stays instant.
+in ``load()``; batches then cost about one dict lookup per token plus a few numpy reductions.
+gensim is imported only in ``load()``, so registering this embedder stays instant. The packaged
+GloVe and the word2vec/GloVe/.vec formats are parsed once per content and then memory-mapped
+from embedx's cache folder (:mod:`embedx_gensim.vector_cache`), so a run with little to compute
+does not pay seconds of parsing.
 """
 
 from __future__ import annotations
 
 import os
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
 
 from embedx.plugin_api import DOCUMENT, TOKEN, Embedder, EmbedderUnavailable, Embeddings, OptionError, Output, Ragged
 from embedx_gensim.formats import SUBWORD_CAPABLE, Format, detect_format, read_vectors, untrusted_model_message
-from embedx_gensim.identity import file_identity
+from embedx_gensim.identity import cached_digest, file_identity
 from embedx_gensim.packaged import packaged_source
 from embedx_gensim.pooling import Pooling, l2_normalize, pool
 from embedx_gensim.tokenizer import Tokenizer
+from embedx_gensim.vector_cache import Built, VectorTable, WordIndex, cached_table
 
 Oov = Literal["skip", "zero", "subword"]
+#: Formats whose vectors are cached as memory-mapped arrays after the first load (parsing them is the slow part).
+CACHED_FORMATS = ("word2vec-bin", "word2vec-text", "glove", "fasttext-vec")
+
+
+def _dict_lookup(key_to_index: dict[str, int]) -> Any:
+    def lookup(tokens: list[str]) -> np.ndarray:
+        return np.fromiter(map(key_to_index.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+
+    return lookup
 
 
 class WordVectors(Embedder):
@@ -99,22 +113,38 @@ class WordVectors(Embedder):
     def load(self) -> None:
         if self.source is not None:
             kv = self.source.load()
+        elif self.format in CACHED_FORMATS and self.oov != "subword":
+            kv = self._cached_table()
         else:
-            try:
-                kv = read_vectors(self.path, self.format, self.trust_pickle)
-            except (EmbedderUnavailable, OptionError, ImportError, OSError):
-                raise
-            except Exception as exc:  # a malformed file: say which file and format, not a parser traceback
-                raise EmbedderUnavailable(f"could not read {self.path} as {self.format}: "
-                                          f"{type(exc).__name__}: {exc}") from exc
-        self._vectors = np.asarray(kv.vectors, dtype=np.float32)
-        self._lookup = kv.key_to_index.get
+            kv = self._read()
+        self._vectors = np.asarray(kv.vectors, dtype=np.float32)  # a memory map stays one: no copy
+        self._lookup = kv.lookup if isinstance(kv, VectorTable) else _dict_lookup(kv.key_to_index)
         self.dim = int(self._vectors.shape[1])
         if self.oov == "subword":
             if getattr(kv, "bucket", 0) == 0 or not hasattr(kv, "vectors_ngrams"):
                 raise OptionError(f"oov=subword: {self.path} has no character n-gram vectors "
                                   "(it is not a fastText model with subword information)")
             self._subword = kv.get_vector  # for OOV words, the mean of their n-gram vectors
+
+    def _read(self) -> Any:
+        try:
+            return read_vectors(self.path, self.format, self.trust_pickle)
+        except (EmbedderUnavailable, OptionError, ImportError, OSError):
+            raise
+        except Exception as exc:  # a malformed file: say which file and format, not a parser traceback
+            raise EmbedderUnavailable(f"could not read {self.path} as {self.format}: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+
+    def _cached_table(self) -> VectorTable:
+        """A word2vec/GloVe/.vec file as memory-mapped arrays, parsed once per file content (see vector_cache)."""
+        source = {"format": self.format, "sha256": cached_digest(self.path)}
+
+        def build() -> Built:
+            kv = self._read()
+            vectors = np.asarray(kv.vectors, dtype=np.float32)
+            return Built(WordIndex.from_mapping(kv.key_to_index), vectors, *vectors.shape)
+
+        return cached_table(source, build)
 
     # -- embedding ------------------------------------------------------------------
     def embed_batch(self, texts: list[str]) -> Embeddings:
@@ -131,7 +161,7 @@ class WordVectors(Embedder):
             truncated.append(cut)
         flat = [t for tokens in token_lists for t in tokens]
         lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(texts))
-        index = np.fromiter(map(self._lookup, flat, [-1] * len(flat)), dtype=np.int64, count=len(flat))
+        index = self._lookup(flat)
         known = index >= 0
         vectors = np.zeros((len(flat), self.dim), dtype=np.float32)
         vectors[known] = self._vectors[index[known]]

@@ -8,6 +8,12 @@ import embedx
 from embedx.plugin_api.testing import LOAD_PLUGINS_ENV, Stored, build_registry
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory, monkeypatch):
+    """Digests and cached vector arrays go to one folder per test session, not the user's cache folder."""
+    monkeypatch.setenv("EMBEDX_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "embedx-cache"))
+
+
 @pytest.fixture(scope="session")
 def registry():
     """embedx's registry with installed plugins loaded, whatever EMBEDX_LOAD_PLUGINS says in this process."""
