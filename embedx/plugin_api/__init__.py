@@ -29,8 +29,8 @@ from embedx.errors import (
 from embedx.hookspecs import hookimpl
 from embedx.options import option_specs
 from embedx.vector_files import FORMATS as VECTOR_FORMATS
+from embedx.vector_files import check_vector_sizes, open_maybe_compressed, split_suffix
 from embedx.vector_files import detect_format as detect_vector_format
-from embedx.vector_files import open_maybe_compressed, split_suffix
 from embedx.vocabulary import (
     LAYER_COMBINE,
     LAYERS_HELP,
@@ -42,7 +42,7 @@ from embedx.vocabulary import (
     parse_layers,
 )
 
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 _LAZY = {
     # command line: one-line errors for plugin commands, shared choices
@@ -65,7 +65,7 @@ __all__ = [
     "API_VERSION", "DOCUMENT", "TOKEN", "Embedder", "Embeddings", "Output", "Ragged", "hookimpl",
     "EmbedxError", "EmbedderUnavailable", "EmbedderOutputError", "InputError", "OptionError", "RegistryError",
     "StoreError", "option_specs", "file_digest", "cached_file_digest", "folder_digest", "cache_root", "atomic_write", "fsync_path",
-    "VECTOR_FORMATS", "detect_vector_format", "open_maybe_compressed", "split_suffix",
+    "VECTOR_FORMATS", "detect_vector_format", "open_maybe_compressed", "split_suffix", "check_vector_sizes",
     "POOLING", "LAYER_COMBINE", "LAYERS_HELP", "MODEL_OPTION", "LayerSpec", "canonical_pooling", "check_pooling",
     "parse_layers", *_LAZY,
 ]

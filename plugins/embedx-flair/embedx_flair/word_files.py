@@ -5,7 +5,9 @@ text (GloVe with ``no_header``); any other path it unpickles as gensim ``KeyedVe
 ``.vec`` files, compressed files, GloVe under another name and the like are converted once with
 gensim to binary word2vec (plain data, float32, no precision lost) into a cache folder, under
 the SHA-256 of the source file: the same source is converted once, an edited one again.
-``.kv`` files are pickles and are only handed to flair with ``trust_pickle=true``.
+``.kv`` files are pickles and are only handed to flair with ``trust_pickle=true``. The sizes a
+word2vec or GloVe file declares are checked against what it holds before gensim (in flair or in
+the conversion) allocates them (``check_vector_sizes``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from embedx.plugin_api import EmbedderUnavailable, OptionError, atomic_write, detect_vector_format, split_suffix
+from embedx.plugin_api import (
+    EmbedderUnavailable,
+    OptionError,
+    atomic_write,
+    check_vector_sizes,
+    detect_vector_format,
+    split_suffix,
+)
 from embedx_flair.model_files import cached_digest
 
 Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "keyedvectors"]
@@ -52,8 +61,10 @@ def flair_input(path: str, fmt: str, cache_dir: str | None) -> tuple[str, bool]:
     suffix, compression = split_suffix(path)
     if not compression:
         if fmt == "word2vec-bin" and suffix == ".bin":
+            check_vector_sizes(path, fmt)  # flair hands it to gensim, which allocates what the header declares
             return path, False
         if fmt in ("word2vec-text", "glove") and suffix == ".txt":
+            check_vector_sizes(path, fmt)
             return path, fmt == "glove"
         if fmt == "keyedvectors" and suffix not in (".bin", ".txt"):
             return path, False
@@ -67,6 +78,7 @@ def convert(path: str, fmt: str, cache_dir: Path) -> str:
         return str(target)
     from gensim.models import KeyedVectors
 
+    check_vector_sizes(path, fmt)  # declared sizes against what the file holds, before gensim allocates them
     try:
         if fmt == "word2vec-bin":
             vectors = KeyedVectors.load_word2vec_format(path, binary=True)

@@ -9,7 +9,7 @@ import pytest
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from embedx.plugin_api import EmbedderUnavailable, OptionError
+from embedx.plugin_api import EmbedderUnavailable, InputError, OptionError
 
 GLOVE = datapath("test_glove.txt")  # GloVe text, no header, 50d
 W2V_BIN = datapath("euclidean_vectors.bin")  # word2vec binary, 10d
@@ -82,3 +82,17 @@ def test_unreadable_inputs_are_clear_errors(extract, tmp_path):
         extract(["the"], "flair-word", model=str(odd))
     _, stored = extract(["the"], "flair-word", model=str(odd), format="glove", cache_dir=str(tmp_path / "c"))
     np.testing.assert_allclose(stored.doc(["the"])[0], [0.5, 0.25])
+
+
+def test_a_header_declaring_more_vectors_than_the_file_holds_is_refused(extract, tmp_path, monkeypatch):
+    """Issue 22: refused naming the file before gensim (in flair, or in the conversion) allocates the declared matrix."""
+    def refuse(self, vector_size, count=0, *args, **kwargs):
+        raise AssertionError(f"gensim allocated {count} x {vector_size} vectors")
+
+    monkeypatch.setattr(KeyedVectors, "__init__", refuse)
+    for name in ("huge.txt", "huge.vec", "huge.bin"):  # handed to flair as they are; .vec converted
+        path = tmp_path / name
+        path.write_bytes(b"1000000000 1000000\nthe 0.1 0.2\n")
+        with pytest.raises(InputError, match=rf"refusing to read .*{name.replace('.', '[.]')}: its header declares "
+                                             r"1,000,000,000 vectors of 1,000,000 dimensions"):
+            extract(["the"], "flair-word", model=str(path), cache_dir=str(tmp_path / "c"))

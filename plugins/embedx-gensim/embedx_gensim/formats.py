@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from embedx.plugin_api import EmbedderUnavailable, OptionError, detect_vector_format
+from embedx.plugin_api import EmbedderUnavailable, InputError, OptionError, check_vector_sizes, detect_vector_format
 
 Format = Literal["auto", "word2vec-bin", "word2vec-text", "glove", "fasttext-bin", "fasttext-vec", "keyedvectors",
                  "gensim-model"]
@@ -23,8 +23,17 @@ detect_format = detect_vector_format
 
 
 def read_vectors(path: str, fmt: str, trust_pickle: bool) -> Any:
-    """Read ``path`` as ``fmt`` into gensim ``KeyedVectors`` (a ``FastTextKeyedVectors`` for fastText models)."""
+    """Read ``path`` as ``fmt`` into gensim ``KeyedVectors`` (a ``FastTextKeyedVectors`` for fastText models).
+
+    The sizes a word2vec, GloVe or fastText file declares are checked against what it holds first:
+    gensim allocates them before it reads a vector.
+    """
     from gensim.models.keyedvectors import KeyedVectors
+
+    try:
+        check_vector_sizes(path, fmt)
+    except InputError as exc:
+        raise EmbedderUnavailable(str(exc)) from None  # one line naming the file, not a wrapped parser error
 
     if fmt == "word2vec-bin":
         return KeyedVectors.load_word2vec_format(path, binary=True)
