@@ -3,11 +3,16 @@
 Opening a file already refuses links out of it, foreign virtual data, bad dtypes and shapes
 (:mod:`embedx.store.verify`). This adds what needs a full read: every dataset is read in
 bounded chunks (so damage anywhere shows), feature values are scanned for NaN and infinity,
-token offsets must never decrease, keys must be 32 hex digits and unique within a set.
+token offsets must never decrease, keys must be 32 hex digits and unique within a set. For a
+segment store, every segment the index lists is checked against the index (its attributes say
+the same rows) and each set segment's key index against its stored keys (``index/rows`` is a
+permutation, ``index/keys`` strictly sorted and equal to the keys at those rows), so a lookup
+can never serve one text's features for another.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +67,40 @@ def check_file(path: str | Path) -> CheckReport:
         for name, ds in datasets:
             report.datasets += 1
             _read_dataset(name, ds, report)
+        if L.SEGMENTS in handle:
+            _check_segments(handle, Path(path), report)
     return report
+
+
+def _check_segments(handle: h5py.File, path: Path, report: CheckReport) -> None:
+    """Each listed segment agrees with the index, and each set segment's key index with its keys."""
+    from embedx.store.segment import SET, read_info, read_segment_list, verify_key_index
+
+    try:
+        infos = read_segment_list(handle, path)
+    except StoreError as exc:
+        report.problems.append(str(exc))
+        return
+    real = Path(os.path.realpath(path))
+    folder = L.segment_dir(real)
+    for listed in infos:
+        segment = folder / listed.file
+        try:
+            found, _ = read_info(segment)
+            said = [(k, getattr(listed, k), getattr(found, k)) for k in ("kind", "name", "lo", "hi", "rows", "part")]
+            wrong = [f"{k} {a!r} / {b!r}" for k, a, b in said if a != b]
+            if listed.kind == SET and listed.tokens != found.tokens:
+                wrong.append("token counts")
+            if wrong:
+                report.problems.append(f"segment {segment}: the index and the segment disagree on {', '.join(wrong)} "
+                                       "(index / segment); the file is damaged")
+                continue
+            if listed.kind == SET:
+                verify_key_index(segment, listed.rows)
+        except StoreError as exc:
+            report.problems.append(str(exc))
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            report.problems.append(f"segment {segment} cannot be checked ({_short(exc)})")
 
 
 def _read_dataset(name: str, ds: h5py.Dataset, report: CheckReport) -> None:
