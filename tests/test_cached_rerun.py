@@ -128,3 +128,17 @@ def test_stdin_and_lists_are_always_read(registry, store_path, lines, reads, mon
         report = extract_file(InputSpec("-"), ExtractSettings("word-stats", store_path, max_length=3))
         assert report.input_read
     assert len(reads) == 2
+
+
+def test_a_cached_rerun_never_loads_the_model(registry, store_path, lines, reads, monkeypatch):
+    import fakes
+
+    loads = []
+    monkeypatch.setattr(fakes.WordStats, "load", lambda self: loads.append(1), raising=False)
+    run(lines, store_path)
+    assert loads == [1]
+    run(lines, store_path)  # answered from the index
+    copy = lines.with_name("copy.txt")
+    copy.write_text(lines.read_text())
+    report = run(copy, store_path, name="copy")  # read, every text cached
+    assert report.input_read and report.computed == 0 and loads == [1] and len(reads) == 2

@@ -224,3 +224,19 @@ def test_a_fully_cached_rerun_does_not_rewrite_the_file(registry, store_path):
     assert store_path.stat().st_ino != before.st_ino
     with embedx.open_store(store_path) as store:
         assert store.input("t").column("y").tolist() == [9] * 6
+
+
+def test_the_model_is_loaded_only_once_something_is_missing(registry, store_path, monkeypatch):
+    import embedx.extraction as extraction
+
+    loads = []
+    monkeypatch.setattr(WordStats, "load", lambda self: loads.append(len(WordStats.calls)), raising=False)
+    monkeypatch.setattr(extraction, "CHUNK_ROWS", 2)  # several chunks, so "once" and "when" can be seen
+    embedx.extract(TEXTS, "word-stats", store_path)
+    assert loads == [0]  # once, before the first batch
+    again = embedx.extract(TEXTS, "word-stats", store_path, name="again")  # everything cached: never loaded
+    assert again.computed == 0 and loads == [0]
+    WordStats.calls.clear()
+    more = embedx.extract([*TEXTS, "one new text", "the cat sat", "and another"], "word-stats", store_path)
+    assert more.computed == 2 and more.cached == 4
+    assert loads == [0, 0] and WordStats.calls == [["one new text"], ["and another"]]  # loaded once, for the new ones
