@@ -90,3 +90,75 @@ def test_full_gensim_model_needs_trust(extract, tmp_path):
     _, stored = extract(["computer human"], model=path, trust_pickle=True)
     want = (model.wv["computer"] + model.wv["human"]) / 2
     np.testing.assert_allclose(stored.doc(["computer human"])[0], want, rtol=1e-5, atol=1e-6)
+
+
+# Issue 22: a .kv file may not make the loader allocate more than it stores.
+
+
+def _huge_npy(path, shape=(100_000_000, 100)):
+    from numpy.lib import format as npy
+
+    with open(path, "wb") as handle:
+        npy.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        handle.write(bytes(16))
+
+
+def test_a_side_array_declaring_more_than_it_holds_is_refused(extract, small_kv, tmp_path):
+    path = str(tmp_path / "vectors.kv")
+    small_kv.save(path, separately=["vectors"])
+    _huge_npy(path + ".vectors.npy")
+    with pytest.raises(EmbedderUnavailable, match=r"refusing to load .*vectors\.kv: its side file vectors\.kv\."
+                                                  r"vectors\.npy declares a \(100000000, 100\) float32 array of "
+                                                  r"40,000,000,000 bytes but holds 16"):
+        extract(["the"], model=path)
+
+
+def test_a_compressed_kv_loads_and_its_npz_side_array_is_checked(extract, small_kv, tmp_path):
+    import zipfile
+
+    path = str(tmp_path / "vectors.kv.gz")
+    small_kv.save(path, separately=["vectors"])  # compressed: the side array goes to <path>.vectors.npz
+    side = path + ".vectors.npz"
+    assert os.path.exists(side)
+    _, stored = extract(["australia"], model=path)
+    np.testing.assert_allclose(stored.doc(["australia"])[0], small_kv["australia"], rtol=1e-6)
+    _huge_npy(tmp_path / "val.npy")
+    with zipfile.ZipFile(side, "w") as archive:
+        archive.write(tmp_path / "val.npy", "val.npy")
+    with pytest.raises(EmbedderUnavailable, match=r"vectors\.npz \(val\.npy\) declares a \(100000000, 100\)"):
+        extract(["the"], model=path, store=tmp_path / "again.h5")
+
+
+@pytest.mark.parametrize("name, payload, reason", [
+    ("bytes.kv", b"\x80\x04\x8e" + (1 << 30).to_bytes(8, "little") + b"abc",
+     r"it declares 1,073,741,824 more bytes where the file holds only 3"),
+    ("unicode.kv", b"\x80\x04\x8d" + (1 << 30).to_bytes(8, "little") + b"abc",
+     r"it declares 1,073,741,824 more bytes where the file holds only 3"),
+    ("petabyte.kv", b"\x80\x04\x8e" + (1 << 50).to_bytes(8, "little") + b"abc",
+     r"it declares (an object larger than this machine's memory|1,125,899,906,842,624 more bytes)"),
+    ("bytearray.kv", b"\x80\x02cbuiltins\nbytearray\nJ\x00\xe4\x0bT\x85R.",
+     r"it calls bytearray with something other than data"),
+    ("reconstruct.kv", b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nJ\x00\xca\x9a;J\x00\xca\x9a;"
+                       b"\x86C\x01b\x87R.",
+     r"it reconstructs a numpy array of shape \(1000000000, 1000000000\) without its data"),
+])
+def test_pickles_that_would_allocate_what_they_do_not_hold_are_refused(extract, tmp_path, name, payload, reason):
+    path = tmp_path / name
+    path.write_bytes(payload)
+    with pytest.raises(EmbedderUnavailable, match=rf"refusing to load .*{name.replace('.', '[.]')}: {reason}"):
+        extract(["the"], model=str(path))
+
+
+def test_a_compressed_pickle_may_not_inflate_past_the_ratio(extract, tmp_path):
+    import gzip
+
+    path = tmp_path / "bomb.kv.gz"
+    size = 200 << 20
+    with gzip.open(path, "wb") as handle:  # one 200 MiB bytes object: about 200 KB on disk
+        handle.write(b"\x80\x04\x8e" + size.to_bytes(8, "little"))
+        for _ in range(200):
+            handle.write(bytes(1 << 20))
+        handle.write(b".")
+    with pytest.raises(EmbedderUnavailable, match=r"bomb\.kv\.gz: it declares 209,715,200 more bytes where a "
+                                                  r"compressed file of [\d,]+ bytes \(100x\) holds only [\d,]+"):
+        extract(["the"], model=str(path))
