@@ -2,7 +2,8 @@
 
 One implementation for every plugin that reads vector files (gensim, flair, Swivel export).
 Detection is cheap (the suffix, then at most the first line or 64 bytes), so it can run when
-an embedder is built; reading the vectors is each plugin's own business.
+an embedder is built; reading the vectors is each plugin's own business, after
+:func:`check_vector_sizes` has checked that the file holds what its header declares.
 """
 
 from __future__ import annotations
