@@ -28,6 +28,7 @@ from embedx import registry as registry_module
 from embedx.cli import app
 from embedx.errors import EmbedxError, InputError, OptionError
 from embedx.heads.saved import HeadStateError
+from embedx.heads.selection import Protocol
 from embedx.training import SplitSpec, default_predict_features, load_head, predict, train
 
 SPLIT = SplitSpec(seed=0)
@@ -45,7 +46,8 @@ def _head(tmp_path: Path, head: str = "logreg", embedder: str = "hashing-ngrams"
     store = tmp_path / f"{name}-train.h5"
     embedx.extract(texts, embedder, store, name="t", options=options or {"dim": 64}, columns={"label": labels})
     out = tmp_path / name
-    train(head, store, embedder, "label", split=SPLIT, options=head_options or {}, save=out)
+    train(head, store, embedder, "label", split=SPLIT, options=head_options or {}, save=out,
+          protocol=Protocol("validation"))
     return out, store
 
 
