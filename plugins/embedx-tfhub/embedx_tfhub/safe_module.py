@@ -99,7 +99,11 @@ def folder_problems(root: Path) -> list[str]:
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
             shown = os.path.relpath(path, root_text)
-            mode = os.lstat(path).st_mode
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError as exc:
+                problems.append(f"{shown} cannot be examined ({type(exc).__name__})")
+                continue
             if stat.S_ISLNK(mode):
                 target = os.path.realpath(path)
                 if not _inside(target, root_text):

@@ -66,13 +66,14 @@ def _edit_assets(folder: Path, rename: dict[str, str]) -> None:
     (folder / "saved_model.pb").write_bytes(model.SerializeToString())
 
 
-def _refused(extract, folder, *texts) -> str:
-    """The one-line refusal of extracting through ``folder``; nothing was stored."""
+def _refused(extract, folder, tmp_path) -> str:
+    """The one-line refusal of extracting through ``folder``: no secret in it, nothing stored."""
     with pytest.raises(EmbedderUnavailable) as info:
-        extract(list(texts) or ["hunter2"], "tfhub-text", model=str(folder))
+        extract(["hunter2"], "tfhub-text", model=str(folder))
     message = str(info.value)
     assert "\n" not in message and str(folder) in message and "trust_module=true" in message
     assert "hunter2" not in message and "swordfish" not in message
+    assert not (tmp_path / "features.h5").exists()
     return message
 
 
@@ -103,10 +104,9 @@ def test_an_asset_outside_the_module_is_refused_before_it_is_read(extract, refer
     _, trusted = extract(["hunter2"], "tfhub-text", model=str(folder), trust_module="true",
                          store=tmp_path / "trusted.h5")
     assert np.abs(trusted.doc(["hunter2"], "doc")).sum() > 0  # an untampered module: an OOV bucket, zeros
-    message = _refused(extract, folder)
+    message = _refused(extract, folder, tmp_path)
     assert {"absolute": "is not a relative path", "dotdot": "is not a relative path",
             "symlink": "symbolic link to"}[attack] in message
-    assert not (tmp_path / "features.h5").exists()
 
 
 def test_a_graph_smuggled_into_dataset_from_graph_is_refused(extract, tf, hub, secret, tmp_path):
@@ -130,7 +130,7 @@ def test_a_graph_smuggled_into_dataset_from_graph_is_refused(extract, tf, hub, s
     features = hub.load(folder)(tf.constant(["x"])).numpy()  # trusted, it reads the file and writes another
     assert features[0].tolist() == [float(ord(c)) for c in "hunt"] and written.read_text() == "hunter2"
     written.unlink()
-    message = _refused(extract, folder)
+    message = _refused(extract, folder, tmp_path)
     assert "op DatasetFromGraph" in message and "in function __inference" in message
     assert not written.exists()
 
@@ -148,7 +148,7 @@ def test_listing_a_folder_with_matching_files_dataset_is_refused(extract, tf, hu
 
     folder = _module(tf, tmp_path / "lister", body)
     assert hub.load(folder)(tf.constant(["x"])).numpy()[0, 0] == 3  # trusted, it counts the folder's files
-    assert "op MatchingFilesDataset" in _refused(extract, folder)
+    assert "op MatchingFilesDataset" in _refused(extract, folder, tmp_path)
 
 
 def test_reading_writing_listing_or_saving_outside_the_module_is_refused(tf, tmp_path, secret):
@@ -186,6 +186,33 @@ def test_a_table_read_from_a_constant_path_or_from_the_input_is_refused(tf, tmp_
     from_input = scan(_module(tf, tmp_path / "input", lambda texts: table_from(texts[0])))
     assert any("takes its file name from StridedSlice" in p for p in from_input), from_input
 
+    class Loader(tf.Module):  # the file name is a function argument: whoever calls the module picks the file
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+        def __call__(self, path):
+            return table_from(path)[0]
+
+    tf.saved_model.save(Loader(), str(tmp_path / "argument"))
+    assert any("can be called with a file name of the caller's choosing" in p for p in scan(tmp_path / "argument"))
+
+
+def test_a_table_bound_to_a_constant_instead_of_its_asset_is_refused(reference, tmp_path):
+    """The saved object graph binds the table initialiser's captured file name: to an asset, never a constant."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from embedx_tfhub.safe_module import scan
+
+    folder = _copy(reference["swivel"], tmp_path / "module")
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((folder / "saved_model.pb").read_bytes())
+    meta_graph = model.meta_graphs[0]
+    objects = meta_graph.object_graph_def
+    initializer = next(f.signature.name for f in meta_graph.graph_def.library.function
+                       if any(n.op == "InitializeTableFromTextFileV2" for n in f.node_def))
+    constant = next(i for i, node in enumerate(objects.nodes) if node.WhichOneof("kind") == "constant")
+    objects.concrete_functions[initializer].bound_inputs[0] = constant
+    (folder / "saved_model.pb").write_bytes(model.SerializeToString())
+    assert any(f"binds function {initializer}" in p and "to a constant, not an asset" in p for p in scan(folder))
+
 
 @pytest.mark.parametrize("where", ["assets/tokens.txt", "variables/variables.data-00000-of-00001", "saved_model.pb"])
 def test_a_fifo_in_the_module_is_refused_without_hanging(extract, reference, tmp_path, where):
@@ -198,7 +225,7 @@ def test_a_fifo_in_the_module_is_refused_without_hanging(extract, reference, tmp
 
     def attempt():
         try:
-            outcome.append(scan(folder) if where == "saved_model.pb" else _refused(extract, folder))
+            outcome.append(scan(folder) if where == "saved_model.pb" else _refused(extract, folder, tmp_path))
         except BaseException as exc:  # noqa: BLE001 - reported below
             outcome.append(exc)
 
@@ -229,7 +256,7 @@ def test_a_link_out_of_the_module_is_refused(reference, tmp_path, secret):
 def test_a_module_that_writes_a_file_is_refused_unless_trusted(extract, tf, tmp_path):
     marker = tmp_path / "written-by-the-module"
     folder = _module(tf, tmp_path / "writer", lambda texts: [tf.io.write_file(str(marker), "pwned")])
-    message = _refused(extract, folder)
+    message = _refused(extract, folder, tmp_path)
     assert "op WriteFile (node 'WriteFile') in function __inference" in message and not marker.exists()
     # The user's explicit trust is an embedder option: the check is skipped and the module runs as written.
     try:
