@@ -281,3 +281,15 @@ def test_trusting_a_module_skips_the_check(tf, tmp_path):
     with pytest.raises(EmbedderUnavailable, match="op ReadFile"):
         handles.resolve(folder)
     assert handles.resolve(folder, trust_module=True) == folder
+
+
+def test_the_readme_publishes_the_allow_list():
+    import re
+
+    from embedx_tfhub.allowed_ops import ALLOWED_OPS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Trust: what a module may contain", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    listed = set(re.findall(r"`(\w+)`", "\n".join(row.split("|")[2] for row in table)))
+    assert listed == ALLOWED_OPS and f"{len(ALLOWED_OPS)} ops" in section
