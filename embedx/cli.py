@@ -600,6 +600,42 @@ def bench_report(
     typer.echo(f"wrote {report} from {len(results)} run(s)", err=True)
 
 
+@bench_app.command("throughput")
+@guarded
+def bench_throughput(
+    embedders: Annotated[list[str], typer.Option("--embedder", "-e", help="Embedder id or id:key=value:... (repeatable).")],
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Setting key=value for every embedder (repeatable).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (where the embedder declares a device option); CUDA changes the defaults: every dtype, larger batches and texts.")] = "cpu",
+    dtype: Annotated[str | None, typer.Option(help="Comma-separated float32, float16, bfloat16, run where the embedder declares dtype (default: float32 on cpu, all on cuda).")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(help="Batch sweep, comma-separated; each embedder's default is added (default 8,32,128; cuda 64,256,1024).")] = None,
+    lengths: Annotated[str | None, typer.Option(help="Length sweep in words per text (default 8,32,128; cuda 16,64,256).")] = None,
+    texts: Annotated[str, typer.Option(help="Texts: a file (.txt one per line, .csv/.tsv/.jsonl with a text field) or a dataset name.")] = "mr",
+    max_texts: Annotated[int | None, typer.Option(min=1, help="Distinct texts of the defaults measurements (default 2,000; cuda 20,000).")] = None,
+    end_to_end_texts: Annotated[int | None, typer.Option(min=1, help="Texts of the fresh-process end-to-end runs (default: --max-texts).")] = None,
+    seconds: Annotated[float | None, typer.Option(min=0, help="About how long each sweep point runs (default 2; cuda 4).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Rounds, alternating embedder and peer.")] = 3,
+    peer: Annotated[str, typer.Option(help="auto (the family's or plugin's peer, where one exists) or none.")] = "auto",
+    sweep: Annotated[str | None, typer.Option(help="Comma-separated sweeps: batch, length, layers, pooling (default: all; layers and pooling where declared).")] = None,
+    cold: Annotated[bool, typer.Option(help="Fresh-process runs: time to first vector, end to end.")] = True,
+    profile: Annotated[bool, typer.Option(help="Profile one call of a torch model: where the time goes.")] = True,
+    out: Annotated[Path, typer.Option(help="Directory for throughput.json, report.md and plots.")] = Path("runs/throughput"),
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Measure texts/s of embedders alone, through extract, against the GEMM peak and a peer; write a report."""
+    from embedx.bench.throughput import settings as ts
+    from embedx.bench.throughput.report import write_outputs
+    from embedx.bench.throughput.session import run
+    from embedx.options import parse_option_pairs
+
+    settings = ts.Settings(
+        embedders=embedders, options=parse_option_pairs(option or []), device=device, dtypes=ts.names(dtype),
+        batch_sizes=ts.int_list(batch_sizes, "--batch-sizes"), lengths=ts.int_list(lengths, "--lengths"), texts=texts,
+        max_texts=max_texts, end_to_end_texts=end_to_end_texts, seconds=seconds, repeats=repeats, peer=peer,
+        sweeps=ts.names(sweep) or list(ts.SWEEPS), cold=cold, profile=profile)
+    results = run(settings, progress=progress, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"wrote {write_outputs(results, out)} and {out / 'throughput.json'}", err=True)
+
+
 def add_plugin_commands(cli: typer.Typer) -> None:
     """Let plugins add their commands (``register_commands`` hook); a plugin that fails is skipped, not fatal."""
     from embedx.errors import EmbedxError
