@@ -137,7 +137,10 @@ def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
     assert not Path(str(out) + ".lock").exists()  # removed by the clean exit
     committed = {Path(json.loads(t)["file"]).name for t in h5py.File(out, "r")["segments"].asstr()[:]}
     retired = expire_retired(L.segment_dir(out))  # what the previous index mapped, kept for its readers
-    assert {p.name for p in L.segment_dir(out).iterdir()} - {"retired.json"} == committed | retired  # no leftovers
+    names = {p.name for p in L.segment_dir(out).iterdir()}
+    assert names - {"retired.json", "store.json"} == committed | retired  # no leftovers
+    with h5py.File(out, "r") as f:  # the folder records the store the index names
+        assert json.loads((L.segment_dir(out) / "store.json").read_text())["store"] == f.attrs["store_id"]
 
 
 def test_second_writer_fails_at_once_and_corrupts_nothing(reference, tmp_path):
