@@ -338,6 +338,13 @@ def _file_name_problems(meta_graph: Any, functions: dict[str, Any], assets: list
                     if index < len(data):
                         follow(scope, data[index], kind, f"op {node.op} (node {node.name!r})")
     objects = meta_graph.object_graph_def
+    exposed = set(objects.concrete_functions.keys())
+    for node in objects.nodes:
+        kind = node.WhichOneof("kind")
+        if kind == "function":
+            exposed.update(node.function.concrete_functions)
+        elif kind == "bare_concrete_function":
+            exposed.add(node.bare_concrete_function.concrete_function_name)
     done: set[tuple[str, int, str]] = set()
     while pending:
         callee, index, kind = item = pending.pop()
@@ -354,13 +361,14 @@ def _file_name_problems(meta_graph: Any, functions: dict[str, Any], assets: list
                         follow(scope, data[index], kind, f"the call {node.name!r} of {what}")
                 elif refs:
                     problems.append(f"{what} is run by op {node.op} (node {node.name!r}) in {_where(scope)}")
-        saved = objects.concrete_functions.get(callee) if objects.ByteSize() else None
-        if saved is not None:
-            first_capture = len(args[callee]) - len(saved.bound_inputs)
+        if callee in exposed:  # the loader can run it: the object graph binds its captures, callers the rest
+            saved = objects.concrete_functions[callee] if callee in objects.concrete_functions else None
+            bound_inputs = list(saved.bound_inputs) if saved is not None else []
+            first_capture = len(args[callee]) - len(bound_inputs)
             if index < first_capture:
                 problems.append(f"{what} can be called with a file name of the caller's choosing")
             else:
-                bound = saved.bound_inputs[index - first_capture]
+                bound = bound_inputs[index - first_capture]
                 node_kind = objects.nodes[bound].WhichOneof("kind") if bound < len(objects.nodes) else None
                 if kind != "asset" or node_kind != "asset":
                     problems.append(f"the saved object graph binds {what} to a {node_kind}, not an asset")

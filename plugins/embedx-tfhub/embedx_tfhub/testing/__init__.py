@@ -3,7 +3,10 @@
 - :func:`build_elmo_module`: ``google/elmo/3``'s ``default`` and ``tokens`` signatures and outputs;
 - :func:`build_text_module`: a gnews-swivel / nnlm-style text embedding (string batch in, ``[batch, dim]`` out);
 - :func:`build_bert_module`: a tiny random BERT with the TF Hub BERT encoder interface;
-- :func:`build_test_modules`: all three into one folder (``embedx tfhub build-test-modules DIR``).
+- :func:`build_test_modules`: all three into one folder (``embedx tfhub build-test-modules DIR``);
+- :mod:`.tf1_module`: TF1-style (graph mode, v1 variables, loops and saver) text-embedding and ELMo graphs;
+- :mod:`.reference_modules`: every kind of module the plugin builds or exports, which the trust check's
+  allow-list (:mod:`embedx_tfhub.allowed_ops`) is derived from.
 
 Importing this package is cheap; each builder imports TensorFlow.
 """
