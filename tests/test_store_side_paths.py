@@ -222,6 +222,7 @@ def test_a_quarantine_folder_linked_elsewhere_is_refused_and_its_target_untouche
     assert (segments(store) / "model.h5").read_bytes() == b"the sender's bytes"
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names descriptors through /proc")
 def test_a_quarantine_move_syncs_the_folder_it_moves_into(store, monkeypatch):
     name = unreadable(store)
     synced = []
@@ -287,6 +288,52 @@ def test_planted_temporaries_are_never_written_through(store, victim, tmp_path):
         assert result.exit_code == 0, result.output
     assert snapshot(victim) == before
     assert os.path.islink(folder / f".{first}.tmp-1")  # a link is left alone, not even unlinked
+
+
+def test_old_staging_linked_elsewhere_is_refused(store, victim, tmp_path):
+    os.symlink(victim, store.with_name(store.name + ".staging"))
+    before = snapshot(victim)
+    for args in writers(store, tmp_path):
+        refused(cli(*args), "features.h5.staging is a symbolic link")
+    assert snapshot(victim) == before
+
+
+def test_a_format_1_file_beside_another_stores_folder_moves_it_aside_never_deletes(tmp_path, registry):
+    from test_segment_store import write_format_1
+
+    other = build(tmp_path / "other.h5")
+    path = tmp_path / "old.h5"
+    write_format_1(path, ["a b", "c"])
+    os.replace(segments(other), segments(path))  # a folder that is not the old file's
+    before = snapshot(segments(path))
+    report = embedx.extract(["d e"], "word-stats", path)
+    assert report.computed == 1 and any("set aside" in n and "nothing in it was deleted" in n for n in report.notes)
+    (aside,) = L.quarantine_dir(path).glob("segments-*")
+    assert snapshot(aside) == before
+    with embedx.open_store(path) as opened:
+        assert len(opened.feature_set("old")) == 2
+
+
+def test_a_killed_upgrade_is_cleared_by_the_next_run(tmp_path, registry, monkeypatch):
+    from test_segment_store import write_format_1
+
+    from embedx.store import upgrade
+
+    path = tmp_path / "old.h5"
+    write_format_1(path, ["a b", "c"])
+
+    def killed(catalog):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(upgrade, "write_index", killed)
+    with pytest.raises(KeyboardInterrupt):
+        embedx.extract(["d e"], "word-stats", path)
+    assert any(SEGMENT_NAME.fullmatch(p.name) for p in segments(path).iterdir())
+    monkeypatch.undo()
+    assert embedx.extract(["d e"], "word-stats", path).computed == 1
+    assert not L.quarantine_dir(path).exists()  # its own leftovers, recognised and removed
+    with embedx.open_store(path) as opened:
+        assert len(opened.feature_set("old")) == 2
 
 
 # -- integrity and malformed records ------------------------------------------------------------

@@ -168,6 +168,9 @@ class InputTable:
         return values
 
 
+CHECK_ROWS = 1 << 20  # keys checked per read where rows are served (32 MB)
+
+
 class FeatureSet:
     """One embedder configuration's features. Rows are looked up by content key."""
 
@@ -211,13 +214,17 @@ class FeatureSet:
         One read of the keys of the rows served (32 bytes a row), so the check stays on."""
         if self.store.segments is None or not len(rows):
             return
-        stored = gather(self.group[L.KEYS], rows)
-        try:
-            good = hex_to_binary(stored) == binary
-        except ValueError:
-            good = np.zeros(len(rows), dtype=bool)
-        if good.all():
-            return
+        for start in range(0, len(rows), CHECK_ROWS):  # bounded memory for any number of rows
+            chunk = rows[start:start + CHECK_ROWS]
+            stored = gather(self.group[L.KEYS], chunk)
+            try:
+                good = hex_to_binary(stored) == binary[start:start + CHECK_ROWS]
+            except ValueError:
+                good = np.zeros(len(chunk), dtype=bool)
+            if not good.all():
+                self._refuse_mismatch(chunk, good)
+
+    def _refuse_mismatch(self, rows: np.ndarray, good: np.ndarray) -> None:
         _refuse_gone(self.group[L.KEYS])  # a segment file that is gone reads as anything but its keys
         first = int(np.flatnonzero(~good)[0])
         row, base, file = int(rows[first]), 0, "?"
