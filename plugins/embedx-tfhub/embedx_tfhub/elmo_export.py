@@ -36,7 +36,7 @@ METADATA_ASSET = "embedx_elmo.json"
 FORMAT_VERSION = 1
 
 
-def _module_class(tf: Any) -> type:
+def module_class(tf: Any) -> type:
     from embedx_tfhub.elmo_model import BiLM
 
     class ElmoModule(tf.__internal__.tracking.AutoTrackable):
@@ -119,7 +119,7 @@ def export_elmo(train_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / METADATA_ASSET).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        module = _module_class(tf)(encoder_copy(model), str(staging / METADATA_ASSET))
+        module = module_class(tf)(encoder_copy(model), str(staging / METADATA_ASSET))
         saved = staging / "module"
         signatures = {"default": module.default_signature.get_concrete_function(),
                       "tokens": module.tokens_signature.get_concrete_function()}

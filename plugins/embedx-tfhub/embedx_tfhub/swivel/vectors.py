@@ -66,6 +66,8 @@ def _read_keyed_vectors(path: str, format: str, trust_pickle: bool):
 def _read_with_gensim(path: str, format: str):
     from gensim.models import KeyedVectors
 
+    from embedx.plugin_api import check_vector_sizes
+
     if format == "auto":
         format = "word2vec-bin" if path.endswith((".bin", ".bin.gz")) else "word2vec-text"
         if format == "word2vec-text":
@@ -73,6 +75,8 @@ def _read_with_gensim(path: str, format: str):
                 head = handle.readline().split()
             if not (len(head) == 2 and all(p.isdigit() for p in head)):
                 format = "glove"
+    if format in ("word2vec-bin", "word2vec-text", "fasttext-vec", "glove"):
+        check_vector_sizes(path, format)  # a header declaring more than the file holds is refused before allocation
     if format == "word2vec-bin":
         return KeyedVectors.load_word2vec_format(path, binary=True)
     if format in ("word2vec-text", "fasttext-vec", "glove"):
@@ -101,13 +105,18 @@ def is_module(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / "saved_model.pb").is_file()
 
 
-def vectors_from_module(module_dir: str | os.PathLike[str], batch_size: int = 4096) -> tuple[list[str], np.ndarray]:
+def vectors_from_module(module_dir: str | os.PathLike[str], batch_size: int = 4096,
+                        trust_module: bool = False) -> tuple[list[str], np.ndarray]:
     """Each word of a text-embedding module's ``assets/tokens.txt``, embedded *through* the module.
 
     A one-word sentence embeds to that word's row (sqrt-n of one token), after the module's own
     normalisation, so this reads any such module (ours or a published Swivel/NNLM one), not just
     its variables.
     """
+    if not trust_module:  # a module from someone else: the same allow-list check as every TF Hub embedder
+        from embedx_tfhub.safe_module import check_module
+
+        check_module(module_dir)
     vocab = Path(module_dir) / "assets" / "tokens.txt"
     if not vocab.is_file():
         raise CorpusError(f"{module_dir} has no assets/tokens.txt: cannot list the module's words")

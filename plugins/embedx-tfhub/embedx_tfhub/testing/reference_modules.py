@@ -44,7 +44,7 @@ def build_reference_modules(out_dir: str | Path, test_modules: dict[str, str] | 
 def build_elmo_export(out_dir: str | Path) -> str:
     """The ELMo exporter's module around a small untrained biLM, saved as :func:`export_elmo` saves it."""
     from embedx_tfhub._tf import tensorflow
-    from embedx_tfhub.elmo_export import METADATA_ASSET, _module_class
+    from embedx_tfhub.elmo_export import METADATA_ASSET, module_class
     from embedx_tfhub.elmo_model import BiLM, BiLMConfig
 
     tf = tensorflow()
@@ -52,7 +52,7 @@ def build_elmo_export(out_dir: str | Path) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         meta = Path(tmp) / METADATA_ASSET
         meta.write_text(json.dumps({"format": "embedx-elmo-module"}), encoding="utf-8")
-        module = _module_class(tf)(BiLM(config), str(meta))
+        module = module_class(tf)(BiLM(config), str(meta))
         tf.saved_model.save(module, str(out_dir), signatures={
             "default": module.default_signature.get_concrete_function(),
             "tokens": module.tokens_signature.get_concrete_function()})
