@@ -24,10 +24,10 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
 from pathlib import Path
 
+from embedx.atomic import atomic_write_at
 from embedx.errors import StoreError
 from embedx.store.faults import resource_error
 
@@ -176,9 +176,6 @@ class SideFolder:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     # looking -------------------------------------------------------------------------------
     def names(self) -> list[str]:
         return sorted(os.listdir(self.fd))
@@ -193,14 +190,6 @@ class SideFolder:
         """Why ``name`` is not a plain file of the store that embedx may use, move or delete (``None``: it is)."""
         st = self.lstat(name)
         return "gone" if st is None else plain_problem(st)
-
-    def check_file(self, name: str, what: str = "a segment file") -> None:
-        """Raise unless ``name`` is a regular file (not a link), before HDF5 opens it by name."""
-        st = self.lstat(name)
-        if st is None:
-            raise StoreError(f"{self.path / name} does not exist")
-        if not stat.S_ISREG(st.st_mode):
-            raise refusal(self.path / name, what, kind_of(st))
 
     def read_small(self, name: str, what: str) -> bytes | None:
         """The bytes of a small file of the store (``None`` if absent); a link, FIFO or folder is refused."""
@@ -284,28 +273,10 @@ class SideFolder:
 
 
 def write_new(dir_fd: int, folder: Path, name: str, data: bytes) -> None:
-    """``name`` in the folder ``dir_fd``, written under a fresh temporary name and renamed into place."""
-    tmp = f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    created = False
+    """``name`` in the folder ``dir_fd``, written whole under a fresh temporary name and renamed into place."""
     try:
-        fd = os.open(tmp, _NEW_FLAGS, 0o644, dir_fd=dir_fd)
-        created = True
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        created = False
-        os.fsync(dir_fd)
+        atomic_write_at(dir_fd, name, data)
     except OSError as exc:
-        if created:
-            try:
-                os.unlink(tmp, dir_fd=dir_fd)
-            except OSError:
-                pass
         raise resource_error(exc, folder / name, len(data)) from None
 
 
