@@ -476,3 +476,19 @@ def test_jsonl_numbers_python_cannot_hold_are_kept_as_text_or_named(tmp_path):
         read_records(InputSpec(str(deep)))
     result = CliRunner().invoke(app, ["extract", str(bad), "-e", "hashing-ngrams", "-o", str(tmp_path / "g.h5")])
     assert result.exit_code == 2 and "line 2: field 'text' is a number" in _one_line(result)
+
+
+def test_a_results_file_with_malformed_rows_is_one_line(tmp_path):
+    """``bench report`` reads results files the user names (maybe from another machine): checked, not trusted."""
+    from embedx.bench.merge import load_results
+
+    part = {"config": {"datasets": ["mr"], "seeds": [0]}, "machine": {},
+            **{k: [] for k in ("rows", "curves", "layers", "skipped", "extraction")}}
+    for rows, message in [([1], r"rows\[0\]: not an object"), ([{"dataset": "mr"}], r"rows\[0\]: field 'features'"),
+                          ([{"dataset": "mr", "features": "f", "head": "h", "seed": 0, "test": {"accuracy": "1"}}],
+                           r"rows\[0\]: field 'test'")]:
+        (tmp_path / "r.json").write_text(json.dumps({**part, "rows": rows}))
+        result = CliRunner().invoke(app, ["bench", "report", str(tmp_path / "r.json"), "--out", str(tmp_path / "o")])
+        assert result.exit_code == 2 and re.search(message, _one_line(result))
+        with pytest.raises(EmbedxError, match=message):
+            load_results(tmp_path / "r.json")

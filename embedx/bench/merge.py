@@ -40,7 +40,50 @@ def load_results(path: Path) -> dict[str, Any]:
     for key in LISTS:
         if not isinstance(results[key], list):
             raise EmbedxError(f"{path}: {key!r} should be a list")
+    _check_items(path, results)
     return results
+
+
+def _check_items(path: Path, results: dict[str, Any]) -> None:
+    """What the report reads from each item is there and of its type: one error naming the first that is not.
+
+    A results file is what the user asked to report (it may come from another machine), so it is not
+    authenticated like the journal; it is checked, so a malformed one is one line, never a traceback."""
+    from embedx.bench.journal import CURVE_FIELDS, ROW_FIELDS, _finite
+
+    def text(v: Any) -> bool:
+        return isinstance(v, str)
+
+    wanted = {"rows": {k: ROW_FIELDS[k] for k in ("dataset", "features", "head", "seed", "test")},
+              "layers": {k: ROW_FIELDS[k] for k in ("dataset", "seed", "test")} | {"pooling": text, "variant": text},
+              "curves": {k: CURVE_FIELDS[k] for k in ("dataset", "curves")},
+              "extraction": {"dataset": text, "features": text, "first_run_seconds": _finite},
+              "skipped": {}}
+    optional = {"train_seconds": _finite, "validation": lambda v: isinstance(v, dict) and (
+        not v or _finite(v.get("accuracy"))), "extra": lambda v: isinstance(v, dict) and ROW_FIELDS["extra"](v),
+        "peak_rss_mb": _finite, "flags": ROW_FIELDS["flags"], "chosen": lambda v: isinstance(v, dict)}
+    for key, fields in wanted.items():
+        for i, item in enumerate(results[key]):
+            bad = None if isinstance(item, dict) else "not an object"
+            for name, check in fields.items():
+                if bad is None and (name not in item or not check(item[name])):
+                    bad = f"field {name!r} missing or of the wrong type"
+            for name, check in optional.items() if key in ("rows", "layers") else ():
+                if bad is None and name in item and not check(item[name]):
+                    bad = f"field {name!r} of the wrong type"
+            if bad:
+                raise EmbedxError(f"{path}: {key}[{i}]: {bad}; not a comparison's results.json")
+    config = results["config"]
+    if not isinstance(config["datasets"], list) or not all(isinstance(d, str) for d in config["datasets"]):
+        raise EmbedxError(f"{path}: config.datasets should be a list of names")
+    for key in ("embedders", "heads", "finetuners"):
+        if not isinstance(config.get(key, []), list):
+            raise EmbedxError(f"{path}: config.{key} should be a list")
+    if not isinstance(results.get("families", {}), dict) or not isinstance(results.get("given_splits") or {}, dict):
+        raise EmbedxError(f"{path}: 'families' and 'given_splits' should be objects")
+    for key in ("seconds", "resumed_units", "resumed_seconds"):
+        if key in results and not _finite(results[key]):
+            raise EmbedxError(f"{path}: {key!r} should be a number")
 
 
 def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
