@@ -15,8 +15,14 @@ from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
 from embedx.heads.saved import config_int, floats, need, read_state, write_state
 from embedx.heads.standardize import Standardizer
-from embedx.heads.torch_loop import (Monitor, load_state_arrays, minibatches, module_specs, state_arrays,
-                                     train_classifier)
+from embedx.heads.torch_loop import (
+    Monitor,
+    load_state_arrays,
+    minibatches,
+    module_specs,
+    state_arrays,
+    train_classifier,
+)
 
 TORCH = {"torch": "pip install torch==2.13.0"}
 

@@ -21,8 +21,14 @@ from embedx.heads.base import FitReport, Head
 from embedx.heads.data import HeadData
 from embedx.heads.dense import TORCH
 from embedx.heads.saved import STATE_CONFIG, HeadStateError, config_int, floats, need, read_state, write_state
-from embedx.heads.torch_loop import (Monitor, load_state_arrays, minibatches, module_specs, state_arrays,
-                                     train_classifier)
+from embedx.heads.torch_loop import (
+    Monitor,
+    load_state_arrays,
+    minibatches,
+    module_specs,
+    state_arrays,
+    train_classifier,
+)
 
 
 def _module(layers: int, dim: int, n_classes: int, hidden: int, pooling: str):

@@ -15,8 +15,19 @@ import numpy as np
 from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
 from embedx.heads.metrics import accuracy
-from embedx.heads.saved import (STATE_ARRAYS, STATE_CONFIG, ArraySpec, HeadStateError, check_classes, config_int,
-                                floats, ints, need, read_state, write_state)
+from embedx.heads.saved import (
+    STATE_ARRAYS,
+    STATE_CONFIG,
+    ArraySpec,
+    HeadStateError,
+    check_classes,
+    config_int,
+    floats,
+    ints,
+    need,
+    read_state,
+    write_state,
+)
 from embedx.heads.standardize import Standardizer
 
 SKLEARN = {"sklearn": "pip install scikit-learn==1.9.1"}

@@ -15,8 +15,19 @@ from embedx.heads.base import FitReport, Head, as_matrix
 from embedx.heads.data import HeadData
 from embedx.heads.linear import SKLEARN
 from embedx.heads.metrics import accuracy
-from embedx.heads.saved import (STATE_ARRAYS, ArraySpec, HeadStateError, check_classes, config_int, floats, ints,
-                                need, read_state, records, write_state)
+from embedx.heads.saved import (
+    STATE_ARRAYS,
+    ArraySpec,
+    HeadStateError,
+    check_classes,
+    config_int,
+    floats,
+    ints,
+    need,
+    read_state,
+    records,
+    write_state,
+)
 
 
 class TreeHead(Head):
