@@ -55,7 +55,7 @@ def run_child(task: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
         text = out.read_text(errors="replace")
         if code != 0:
             tail = err.read_text(errors="replace").strip().splitlines()[-3:]
-            return {"error": f"exit {code}: {' | '.join(tail)[-500:]}"}
+            return {"error": f"exit {code}: {' | '.join(tail)[:500]}"}
         record = {"process_s": round(wall, 4), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
                   "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4)}
         if task["task"] == "end-to-end" and task["side"] == "embedder":

@@ -19,7 +19,6 @@ import threading
 import time
 from typing import Any
 
-
 # -- the peak -------------------------------------------------------------------------------------
 
 def gemm(device: str, dtypes: list[str], size: int, repeats: int = 5, when: str = "") -> list[dict[str, Any]]:

@@ -36,7 +36,8 @@ class SentenceTransformersPeer:
             torch.set_num_threads(self.threads)
         device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         body = models.Transformer(self.folder, max_seq_length=self.max_length)
-        pooling = models.Pooling(body.get_word_embedding_dimension(), pooling_mode=self.pooling)
+        width = getattr(body, "get_embedding_dimension", None) or body.get_word_embedding_dimension
+        pooling = models.Pooling(width(), pooling_mode=self.pooling)
         modules = [body, pooling] + ([models.Normalize()] if self.normalize else [])
         self.model = SentenceTransformer(modules=modules, device=device)
         if self.dtype != "float32":

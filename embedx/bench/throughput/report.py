@@ -182,6 +182,10 @@ def _subject(r: dict[str, Any], plot: str | None) -> list[str]:
             lines.append(f"  outputs not comparable: {agreement.get('reason')}")
     else:
         lines.append(f"- no peer: {peer.get('reason')}")
+    half = r.get("agreement_vs_float32") or {}
+    if half.get("comparable"):
+        lines.append(f"- {r['dtype']} against float32 (same texts): max |diff| {half['max_abs_diff']:.2e}, "
+                     f"min cosine {half['min_cosine']:.6f}")
     if s["peak_rss_mb"]:
         lines.append(f"- peak RSS of this process during the model measurement: {_med(s['peak_rss_mb'])} MB"
                      + (f"; GPU {_med(s['gpu_peak_mb'])} MB, SM {_med(s['sm_util_mean'])}%" if s.get("gpu_peak_mb") else ""))

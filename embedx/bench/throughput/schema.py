@@ -55,6 +55,7 @@ SUBJECT = {
     "measurements": "every in-process measurement (see MEASUREMENT)",
     "cold": "every fresh-process run (see COLD)",
     "agreement": "comparable, texts, max_abs_diff, min_cosine of embedder vs peer on the defaults texts (or None)",
+    "agreement_vs_float32": "half precision only: the same fields against the float32 subject of the same spec",
     "profile": "torch models: texts, wall_s, seconds and shares per kind (matrix products, attention, other "
                "operators, outside operators), top_operators (or None)",
     "sweeps_skipped": "sweep -> why it did not run",
@@ -117,7 +118,7 @@ SUMMARY = {
     "pipeline_share": "spread of 1 - alone seconds / extract seconds, per round: what extract adds",
     "extract_breakdown_s": "compute_s, staging_s, commit_s, total_s spreads",
     "ceiling": "texts_s, tokens_s, texts_per_cpu_s, tokens_per_cpu_s spreads of the no-op model",
-    "gemm": "peak_flops_s, peak_dtype, flops_per_token, limit_texts_s, limit_tokens_s, model_fraction, "
+    "gemm": "peak_flops_s (best GEMM measured just before and after this subject), peak_dtype, flops_per_token, limit_texts_s, limit_tokens_s, model_fraction, "
             "extract_fraction (spreads of achieved matrix FLOP/s over the peak)",
     "batch": "per batch size: point, batch_size, texts, mean_tokens, model_texts_s, model_tokens_s, batch_ms_p50, "
              "batch_ms_p95, peak_rss_mb, peer_texts_s, ratio_model_vs_peer",

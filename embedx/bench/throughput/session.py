@@ -32,8 +32,8 @@ from embedx.bench.specs import parse_spec
 from embedx.bench.throughput import cold, hardware, measure
 from embedx.bench.throughput.families import family_of, peer_for, tokens
 from embedx.bench.throughput.profile import profile_call
-from embedx.bench.throughput.schema import COLD, MEASUREMENT
 from embedx.bench.throughput.proxies import NOOP_ID, SUBJECT_ID, extract_registry
+from embedx.bench.throughput.schema import COLD, MEASUREMENT, SUBJECT
 from embedx.bench.throughput.settings import LAYER_POINTS, Settings, with_defaults
 from embedx.bench.throughput.summary import summarize
 from embedx.bench.throughput.texts import read_source, texts_of_length, unique_texts
@@ -61,6 +61,7 @@ def run(settings: Settings, registry: Registry | None = None, progress: bool = F
         "hardware": {"gemm": []}, "subjects": []}
     plans = [(spec, dtype) for spec in settings.embedders for dtype in _dtypes(registry, spec, settings)]
     bar = _Progress(progress, len(plans))
+    reference: dict[str, np.ndarray] = {}  # float32 vectors per spec, for half precision's agreement
     with bar, tempfile.TemporaryDirectory(prefix="embedx-throughput-") as workdir:
         for spec_text, dtype in plans:
             subject = Subject(spec_text, dtype, settings, registry, Path(workdir), bar, results["hardware"]["gemm"])
@@ -76,8 +77,15 @@ def run(settings: Settings, registry: Registry | None = None, progress: bool = F
                     record["traceback"] = traceback.format_exc()[-4000:]
             finally:
                 subject.close()
-            failed = "error" in record or "unavailable" in record
-            record["summary"] = None if failed else summarize(record, results["hardware"]["gemm"])
+            record["agreement_vs_float32"] = None
+            if subject.vectors is not None and dtype == "float32":
+                reference[spec_text] = subject.vectors
+            elif subject.vectors is not None and spec_text in reference:
+                record["agreement_vs_float32"] = agreement(subject.vectors, reference[spec_text])
+            failed = record.get("error") or record.get("unavailable")
+            label = record["label"]  # the peak measured just before and after this subject
+            own = [g for g in results["hardware"]["gemm"] if g["when"] in (f"before {label}", f"after {label}")]
+            record["summary"] = None if failed else summarize(record, own)
             results["subjects"].append(record)
             log(one_line(record))
             bar.subject_done()
@@ -88,7 +96,9 @@ def run(settings: Settings, registry: Registry | None = None, progress: bool = F
 def _dtypes(registry: Registry, spec_text: str, settings: Settings) -> list[str | None]:
     """The dtypes to run: those asked for, when the embedder declares a ``dtype`` option; else one run."""
     entry = registry.entry(parse_spec(spec_text).id)
-    return list(settings.dtypes) if "dtype" in option_specs(entry.cls) else [None]
+    if "dtype" not in option_specs(entry.cls):
+        return [None]
+    return sorted(dict.fromkeys(settings.dtypes), key=lambda d: d != "float32")  # float32 first: the reference
 
 
 def one_line(record: dict[str, Any]) -> str:
@@ -116,12 +126,13 @@ class Subject:
         if "device" in declared:
             self.options["device"] = settings.device
         label = self.spec.label + (f" {dtype}" if dtype else "")
-        self.record: dict[str, Any] = {
+        self.record: dict[str, Any] = dict.fromkeys(SUBJECT) | {
             "label": label, "embedder": self.spec.id, "spec": spec_text, "options": dict(self.options),
             "plugin": entry.plugin, "dtype": dtype or "declared none", "device": settings.device,
             "device_declared": "device" in declared, "measurements": [], "cold": [], "sweeps_skipped": {}}
         self.embedder: Any = None
         self.peer: Any = None
+        self.vectors: np.ndarray | None = None  # the defaults texts' document vectors (first round)
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self, base: list[str], pieces: list[str]) -> dict[str, Any]:
@@ -163,6 +174,7 @@ class Subject:
             self.bar.status(f"{rec['label']}: profiling one call")
             rec["profile"] = profile_call(embedder, base[:default], self.device)
         rec["agreement"] = agreement(vectors.get("model"), vectors.get("peer"))
+        self.vectors = vectors.get("model")
         if settings.cold:
             self._cold(pieces)
         rec["machine_after"] = hardware.snapshot()
@@ -180,7 +192,8 @@ class Subject:
         embedder.load()
         embedder.embed_batch(["warm-up text number one", "a second, slightly longer warm-up text"])
         hardware.sync(self.device)
-        self.record.setdefault("load_s", round(time.perf_counter() - started, 4))
+        if self.record["load_s"] is None:  # the first instance; sweeps load others
+            self.record["load_s"] = round(time.perf_counter() - started, 4)
         return embedder, family_of(embedder)
 
     def _peer_setup(self) -> None:
@@ -332,7 +345,7 @@ class Subject:
         path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self.embedder = self.peer = None
+        self.embedder = self.peer = self.extract_registry = None
 
 
 def agreement(ours: np.ndarray | None, theirs: np.ndarray | None) -> dict[str, Any] | None:

@@ -70,6 +70,7 @@ def with_defaults(settings: Settings) -> Settings:
         values = getattr(settings, name)
         if any(v < 1 for v in values):
             raise OptionError(f"--{name.replace('_', '-')}: every value must be at least 1")
+    settings.sweeps = [s for s in settings.sweeps if s != "none"]
     unknown = [s for s in settings.sweeps if s not in SWEEPS]
     if unknown:
         raise OptionError(f"--sweep {unknown[0]!r}: choose from {', '.join(SWEEPS)}")

@@ -3,7 +3,8 @@
 Every rate is summarised as ``{"median", "min", "max", "n"}`` over the repeats (the spread is
 min..max). A ratio against the peer is taken per repeat, between the embedder's and the peer's
 measurements of the same round (they ran back to back), and then summarised the same way. The
-fraction of the GEMM peak uses the best GEMM FLOP/s measured in this run on this device.
+fraction of the GEMM peak uses the best GEMM FLOP/s measured just before and just after this subject,
+on its device.
 """
 
 from __future__ import annotations
