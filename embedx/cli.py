@@ -615,9 +615,10 @@ def bench_throughput(
     seconds: Annotated[float | None, typer.Option(min=0, help="About how long each sweep point runs (default 2; cuda 4).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Rounds, alternating embedder and peer.")] = 3,
     peer: Annotated[str, typer.Option(help="auto (the family's or plugin's peer, where one exists) or none.")] = "auto",
-    sweep: Annotated[str | None, typer.Option(help="Comma-separated sweeps: batch, length, layers, pooling (default: all; layers and pooling where declared).")] = None,
+    sweep: Annotated[str | None, typer.Option(help="Comma-separated sweeps: batch, length, layers, pooling, or none (default: all; layers and pooling where declared).")] = None,
     cold: Annotated[bool, typer.Option(help="Fresh-process runs: time to first vector, end to end.")] = True,
     profile: Annotated[bool, typer.Option(help="Profile one call of a torch model: where the time goes.")] = True,
+    gemm_size: Annotated[int | None, typer.Option(min=16, help="n of the n x n GEMM that measures the peak (default 2048; cuda 8192).")] = None,
     out: Annotated[Path, typer.Option(help="Directory for throughput.json, report.md and plots.")] = Path("runs/throughput"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -631,7 +632,7 @@ def bench_throughput(
         embedders=embedders, options=parse_option_pairs(option or []), device=device, dtypes=ts.names(dtype),
         batch_sizes=ts.int_list(batch_sizes, "--batch-sizes"), lengths=ts.int_list(lengths, "--lengths"), texts=texts,
         max_texts=max_texts, end_to_end_texts=end_to_end_texts, seconds=seconds, repeats=repeats, peer=peer,
-        sweeps=ts.names(sweep) or list(ts.SWEEPS), cold=cold, profile=profile)
+        sweeps=ts.names(sweep) or list(ts.SWEEPS), cold=cold, profile=profile, gemm_size=gemm_size)
     results = run(settings, progress=progress, log=lambda line: typer.echo(line, err=True))
     typer.echo(f"wrote {write_outputs(results, out)} and {out / 'throughput.json'}", err=True)
 
