@@ -11,16 +11,22 @@ library do, which Python's audit hooks cannot. Only calls that succeeded count: 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 STRACE = shutil.which("strace")
+TEXTS = ["a gripping film", "dull and long", "a gripping film", "fine", "the plot thickens"]
+SECRET = b"root:x:0:0:the bytes of a file outside the feature file\n"
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+EMBEDX = str(Path(sys.executable).parent / "embedx")
 
 #: every call that names a path or acts on a file (stat-family calls read metadata only: not traced)
 CALLS = ("open,openat,openat2,creat,rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,link,linkat,"
@@ -236,3 +242,84 @@ def python_executables() -> list[str]:
     if uname:
         names.add(os.path.realpath(uname))
     return sorted(names)
+
+
+class Sandbox:
+    """A folder holding everything one case involves: the sender's files, the victim, a home, a cache."""
+
+    def __init__(self, root: Path):
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(os.path.realpath(root))
+        self.work, self.victim = self.root / "work", self.root / "victim"
+        self.home, self.cache, self.tmp = self.root / "home", self.root / "cache", self.root / "tmp"
+        for folder in (self.work, self.victim, self.home, self.cache, self.tmp):
+            folder.mkdir()
+        (self.victim / "secret.txt").write_bytes(SECRET)
+        (self.victim / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + SECRET)
+        (self.victim / "notes.h5").write_bytes(b"the user's own h5 file\n")
+        self.store = self.work / "features.h5"
+        self.plugins = "example"  # installed plugins to load (EMBEDX_LOAD_PLUGINS)
+        self.input = self.work / "more.txt"
+        self.input.write_text("a new text\nanother new one\n", encoding="utf-8")
+
+    def build_store(self, path: Path | None = None) -> Path:
+        import embedx
+
+        path = path or self.store
+        embedx.extract(TEXTS, "hashing-ngrams", path, name="t", options={"dim": 8})
+        return path
+
+    def snapshot(self) -> dict[str, tuple]:
+        """Every entry of the victim folder: kind, bytes and link target, so any change shows."""
+        found = {}
+        for dirpath, dirnames, filenames in os.walk(self.victim):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode):
+                    with open(path, "rb") as handle:
+                        found[path] = ("file", hashlib.sha256(handle.read()).hexdigest(), info.st_mtime_ns)
+                elif stat.S_ISLNK(info.st_mode):
+                    found[path] = ("link", os.readlink(path))
+                else:
+                    found[path] = (stat.filemode(info.st_mode),)
+        return found
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDX_", "XDG_"))}
+        env.update(HOME=str(self.home), EMBEDX_CACHE_DIR=str(self.cache), TMPDIR=str(self.tmp),
+                   PYTHONDONTWRITEBYTECODE="1", MPLCONFIGDIR=str(self.cache / "mpl"), COLUMNS="200",
+                   EMBEDX_LOAD_PLUGINS=self.plugins)  # the core's commands; plugins have their own audits
+        return env
+
+    def allowed(self, *, stores: list[Path] = (), outputs: list[Path] = (), reads: list[Path] = ()) -> Allowed:
+        real = [os.path.realpath(p) for p in [*stores, *outputs]]  # each with its side paths and temporaries
+        return Allowed(sandbox=str(self.root),
+                       write=[str(self.cache), str(self.tmp), str(self.home)],
+                       read=[os.path.realpath(p) for p in reads] + [str(self.work)],
+                       prefixes=real, executables=python_executables())
+
+    def run(self, args: list[str], allowed: Allowed, *, timeout: float = 120):
+        before = self.snapshot()
+        audit = run_traced([EMBEDX, *args], cwd=self.work, env=self.env(), log_dir=self.root / "trace",
+                           timeout=timeout)
+        problems = violations(audit, allowed, forbidden=[str(self.victim)])
+        if self.snapshot() != before:
+            problems.append("the victim folder changed")
+        printed = audit.stdout + audit.stderr
+        if "Traceback" in printed:
+            problems.append("a traceback was printed")
+        if CONTROL.search(printed):
+            problems.append(f"a control character reached the terminal: {CONTROL.search(printed).group()!r}")
+        if audit.hung:
+            problems.append("the command hung")
+        elif audit.returncode not in (0, 1, 2):
+            problems.append(f"exit status {audit.returncode}")
+        elif audit.returncode == 1 and args[0] == "check" and "problem(s) found" in audit.stdout:
+            pass  # check's own verdict: problems listed one per line, exit 1
+        elif audit.returncode != 0:
+            last = [line for line in audit.stderr.splitlines() if line.strip()][-1:] or [""]
+            if not last[0].startswith("error:"):
+                problems.append(f"failed without an error line: {audit.stderr[-500:]!r}")
+        assert not problems, f"embedx {' '.join(args)}:\n" + "\n".join(problems[:20]) + f"\n{printed[-1500:]}"
+        return audit
