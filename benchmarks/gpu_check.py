@@ -158,11 +158,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
+    from pipeline_ceiling import unique_texts
 
     from embedx.bench.throughput.report import write_outputs
     from embedx.bench.throughput.session import run
     from embedx.bench.throughput.settings import Settings
-    from pipeline_ceiling import unique_texts
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("CUDA is not available here; use --device cpu --tiny for a rehearsal")
