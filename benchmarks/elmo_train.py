@@ -67,7 +67,7 @@ def training_flops_per_token(model: dict) -> float:
 
 def unigram_perplexity(out: Path, corpus) -> dict:
     """Perplexity of an add-one unigram model of the training text on the same held-out sequences."""
-    from embedx_tfhub.elmo_corpus import Vocabulary, _training_sequences, text_key
+    from embedx_elmo_train.sequences import Vocabulary, _training_sequences, text_key
 
     words = (out / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     heldout = [line.split(" ") for line in (out / "heldout.txt").read_text(encoding="utf-8").split("\n")[:-1]]
@@ -75,7 +75,7 @@ def unigram_perplexity(out: Path, corpus) -> dict:
     settings = json.loads((out / "settings.json").read_text())["training"]
     counts: Counter[int] = Counter()
     for source in corpus.sources:
-        from embedx_tfhub.swivel.corpus import Corpus
+        from embedx_tfhub.corpus import Corpus
 
         for seq in _training_sequences(Corpus.of([source]), settings["sequence_tokens"], keys):
             counts.update(vocab.ids(seq))
@@ -89,9 +89,9 @@ def unigram_perplexity(out: Path, corpus) -> dict:
 
 
 def train_stage(args) -> None:
-    from embedx_tfhub.elmo_export import export_elmo
-    from embedx_tfhub.elmo_train import TrainSettings, train_bilm
-    from embedx_tfhub.swivel.corpus import Corpus
+    from embedx_elmo_train.export import export_elmo
+    from embedx_elmo_train.train import TrainSettings, train_bilm
+    from embedx_tfhub.corpus import Corpus
 
     out = Path(args.out)
     corpus = Corpus.of(corpus_sources())

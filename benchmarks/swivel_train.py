@@ -105,9 +105,9 @@ def main() -> None:
     if args.quick:
         args.max_vocab, args.epochs = 5_000, 5
 
-    from embedx_tfhub.swivel.corpus import Corpus
-    from embedx_tfhub.swivel.pipeline import CountSettings, train_corpus
-    from embedx_tfhub.swivel.train import SwivelConfig
+    from embedx_swivel.pipeline import CountSettings, train_corpus
+    from embedx_swivel.train import SwivelConfig
+    from embedx_tfhub.corpus import Corpus
 
     started = time.perf_counter()
     per_source = assemble(args.work / "corpus.txt")

@@ -17,13 +17,13 @@ SHA-256 and the mapping used.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from embedx.plugin_api import file_digest
+from embedx_tfhub.folders import replace_folder, staging_folder
 
 HF_TO_HUB = {
     "embeddings.word_embeddings.weight": "word_embeddings/embeddings",
@@ -121,11 +121,8 @@ def convert_bert(hf_folder: str | Path, out_dir: str | Path, overwrite: bool = F
         do_lower_case = bool(json.loads(tok_config.read_text(encoding="utf-8")).get("do_lower_case", True))
     state, weights_file = hf_weights(folder)
     weights, notes = map_weights(state, config.num_hidden_layers, config.hidden_size)
-    if out.exists():
-        if not overwrite and any(out.iterdir()):
-            raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite)")
-        shutil.rmtree(out)
-    save_encoder(config, weights, str(vocab), do_lower_case, str(out))
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite)")
     summary = {
         "source": str(folder),
         "weights_file": weights_file.name,
@@ -137,5 +134,9 @@ def convert_bert(hf_folder: str | Path, out_dir: str | Path, overwrite: bool = F
         "interface": "TF Hub BERT encoder: inputs input_word_ids/input_mask/input_type_ids; outputs "
                      "pooled_output, sequence_output, encoder_outputs, default; vocab_file, do_lower_case",
     }
-    (out / "conversion.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    with staging_folder(out) as staging:  # written beside OUT_DIR, then swapped in: never half a module there
+        saved = staging / "module"
+        save_encoder(config, weights, str(vocab), do_lower_case, str(saved))
+        (saved / "conversion.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        replace_folder(saved, out)
     return summary

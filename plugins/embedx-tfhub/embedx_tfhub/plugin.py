@@ -26,11 +26,9 @@ def register_embedders(register):
 
 @hookimpl
 def register_commands(cli):
-    from embedx_tfhub import elmo_cli
     from embedx_tfhub.commands import app
 
     cli.add_typer(app, name="tfhub")
-    elmo_cli.register(cli)
 
 
 @hookimpl

@@ -2,10 +2,12 @@
 
 :func:`build_reference_modules` builds them into one folder: the three test modules
 (:func:`embedx_tfhub.testing.build_test_modules`: ELMo, NNLM-style text, BERT), the Swivel exporter's module
-with and without lowercasing, the ELMo exporter's module (an untrained biLM, exported as
-:func:`embedx_tfhub.elmo_export.export_elmo` does), a tiny Hugging Face BERT checkpoint converted by
+with and without lowercasing (embedx-swivel), the ELMo exporter's module (embedx-elmo-train: an untrained
+biLM, exported as :func:`embedx_elmo_train.export.export_elmo` does), a tiny Hugging Face BERT checkpoint converted by
 :func:`embedx_tfhub.convert.convert_bert`, and the TF1-style text and ELMo graphs of
 :mod:`embedx_tfhub.testing.tf1_module`. :func:`module_ops` lists the ops of a module's graph and functions.
+The two trainer packages depend on this one, so their exporters are imported only here, when the
+reference modules are built (their modules are what this runtime runs, so the allow-list covers them).
 
     python -m embedx_tfhub.testing.reference_modules     # each op, the modules using it, and the diff to the list
 """
@@ -22,7 +24,7 @@ import numpy as np
 
 def build_reference_modules(out_dir: str | Path, test_modules: dict[str, str] | None = None) -> dict[str, str]:
     """Build every reference module under ``out_dir`` (reusing ``test_modules`` if given); return their folders."""
-    from embedx_tfhub.swivel.export import export_module
+    from embedx_swivel.export import export_module
     from embedx_tfhub.testing import build_test_modules
     from embedx_tfhub.testing.tf1_module import build_tf1_elmo_module, build_tf1_text_module
 
@@ -43,9 +45,9 @@ def build_reference_modules(out_dir: str | Path, test_modules: dict[str, str] | 
 
 def build_elmo_export(out_dir: str | Path) -> str:
     """The ELMo exporter's module around a small untrained biLM, saved as :func:`export_elmo` saves it."""
+    from embedx_elmo_train.export import METADATA_ASSET, module_class
+    from embedx_elmo_train.model import BiLM, BiLMConfig
     from embedx_tfhub._tf import tensorflow
-    from embedx_tfhub.elmo_export import METADATA_ASSET, module_class
-    from embedx_tfhub.elmo_model import BiLM, BiLMConfig
 
     tf = tensorflow()
     config = BiLMConfig(vocab_size=8, max_chars=10, filters=((1, 8), (2, 8)), highway=1, cell_dim=16, n_samples=4)

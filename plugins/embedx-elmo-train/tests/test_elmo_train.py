@@ -12,8 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from embedx_tfhub.elmo_train import ElmoTrainingError, TrainSettings, load_trained, train_bilm
-from embedx_tfhub.swivel.corpus import Corpus
+from embedx_elmo_train.train import ElmoTrainingError, TrainSettings, load_trained, train_bilm
+from embedx_tfhub.corpus import Corpus
 
 #: small enough to train in seconds; the module interface needs the 512 projection (ELMo's)
 TINY = {"cell_dim": 16, "filters": ((1, 8), (2, 8), (3, 16)), "max_chars": 10, "highway": 1, "n_samples": 64}
@@ -47,7 +47,7 @@ def test_tiny_training_lowers_heldout_perplexity(sentences, tmp_path):
 
 
 def test_heldout_text_never_trains_and_every_source_is_streamed(sentences):
-    from embedx_tfhub.elmo_corpus import Vocabulary, batches, summarize
+    from embedx_elmo_train.sequences import Vocabulary, batches, summarize
 
     corpus = Corpus.of(texts=sentences)
     summary = summarize(corpus, max_tokens=12, heldout=30, min_count=1, max_vocab=None)
@@ -88,7 +88,7 @@ def test_a_run_resumes_and_other_settings_are_refused(sentences, tmp_path):
 @pytest.fixture(scope="module")
 def exported(sentences, tmp_path_factory):
     """A briefly trained 512-projection biLM and its exported module."""
-    from embedx_tfhub.elmo_export import export_elmo
+    from embedx_elmo_train.export import export_elmo
 
     root = tmp_path_factory.mktemp("elmo-bilm")
     train_bilm(Corpus.of(texts=sentences[:120]), root / "run", TINY,
@@ -154,7 +154,7 @@ def test_export_runs_through_the_elmo_embedder_keras_layer_and_fine_tuner(export
 
 
 def test_cli_trains_exports_and_explains_errors(sentences, tmp_path):
-    from embedx_tfhub import elmo_cli
+    from embedx_elmo_train import cli as elmo_cli
 
     app = typer.Typer()
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embedx_tfhub.swivel.corpus import Corpus
-from embedx_tfhub.swivel.errors import CorpusError, SwivelOptionError
-from embedx_tfhub.swivel.tokenizer import tokenize_all
+from embedx_swivel.errors import CorpusError, SwivelOptionError
+from embedx_swivel.tokenizer import tokenize_all
+from embedx_tfhub.corpus import Corpus
 
 
 @dataclass

@@ -62,9 +62,9 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the training report as JSON.")] = False,
 ) -> None:
     """Count co-occurrences in a corpus and train Swivel word vectors; export them as a TF Hub module."""
-    from embedx_tfhub.swivel.corpus import Corpus
-    from embedx_tfhub.swivel.pipeline import CountSettings, train_corpus
-    from embedx_tfhub.swivel.train import SwivelConfig
+    from embedx_swivel.pipeline import CountSettings, train_corpus
+    from embedx_swivel.train import SwivelConfig
+    from embedx_tfhub.corpus import Corpus
 
     source = Corpus.of(corpus, encoding_errors=encoding_errors.value)
     counting = CountSettings(window=window, min_count=min_count, max_vocab=max_vocab or None, lowercase=lowercase,
@@ -102,8 +102,8 @@ def export_vectors(
     as_json: Annotated[bool, typer.Option("--json", help="Print the module's metadata as JSON.")] = False,
 ) -> None:
     """Export any word vectors as a TF Hub text-embedding module (strings in, sqrt-n combined vectors out)."""
-    from embedx_tfhub.swivel.export import export_module, prepare_vocabulary
-    from embedx_tfhub.swivel.vectors import load_vectors
+    from embedx_swivel.export import export_module, prepare_vocabulary
+    from embedx_swivel.vectors import load_vectors
 
     words, matrix = load_vectors(vectors, format.value, trust_pickle)
     if max_vocab:
@@ -112,7 +112,7 @@ def export_vectors(
         lowercase = all(w == w.lower() for w in words)
     kept, table, prepared = prepare_vocabulary(words, matrix, lowercase)
     if not kept:
-        from embedx_tfhub.swivel.errors import SwivelError
+        from embedx_swivel.errors import SwivelError
 
         raise SwivelError(f"none of the {len(words):,} words of {vectors} survives the module's tokenizer")
     meta = export_module(kept, table, out, num_oov_buckets, lowercase, overwrite=overwrite,
@@ -137,8 +137,8 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
 ) -> None:
     """WordSim-353 Spearman correlation against a random baseline, and nearest neighbours."""
-    from embedx_tfhub.swivel.evaluate import PROBE_WORDS, evaluate_vectors
-    from embedx_tfhub.swivel.vectors import is_module, load_vectors, vectors_from_module
+    from embedx_swivel.evaluate import PROBE_WORDS, evaluate_vectors
+    from embedx_swivel.vectors import is_module, load_vectors, vectors_from_module
 
     path = Path(source)
     if is_module(path):

@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from embedx_tfhub.swivel.errors import SwivelOptionError
-from embedx_tfhub.swivel.shards import Shards
+from embedx_swivel.errors import SwivelOptionError
+from embedx_swivel.shards import Shards
 
 
 @dataclass(frozen=True)

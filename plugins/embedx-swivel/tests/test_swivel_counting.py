@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from embedx.plugin_api import EmbedxError, InputError, OptionError
-from embedx_tfhub.swivel.cooccurrence import brute_force, count_cooccurrences
-from embedx_tfhub.swivel.corpus import Corpus
-from embedx_tfhub.swivel.shards import make_shards, plan
-from embedx_tfhub.swivel.tokenizer import punctuation_pattern, tokenize
-from embedx_tfhub.swivel.vocab import build_vocabulary
+from embedx_swivel.cooccurrence import brute_force, count_cooccurrences
+from embedx_swivel.shards import make_shards, plan
+from embedx_swivel.tokenizer import punctuation_pattern, tokenize
+from embedx_swivel.vocab import build_vocabulary
+from embedx_tfhub.corpus import Corpus
 
 TEXTS = ["the cat sat on the mat, the cat!", "very very good", "", "a dog and a cat",
          "the the the dog sat", "...", "Cat\tdog\u00a0cat"]

@@ -17,12 +17,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from embedx_tfhub.swivel.cooccurrence import count_cooccurrences
-from embedx_tfhub.swivel.corpus import Corpus
-from embedx_tfhub.swivel.errors import SwivelOptionError
-from embedx_tfhub.swivel.shards import make_shards
-from embedx_tfhub.swivel.train import SwivelConfig, SwivelModel, train_swivel
-from embedx_tfhub.swivel.vocab import build_vocabulary
+from embedx_swivel.cooccurrence import count_cooccurrences
+from embedx_swivel.errors import SwivelOptionError
+from embedx_swivel.shards import make_shards
+from embedx_swivel.train import SwivelConfig, SwivelModel, train_swivel
+from embedx_swivel.vocab import build_vocabulary
+from embedx_tfhub.corpus import Corpus
 
 OUTPUT_FILES = ("vectors.txt", "vocab.txt", "report.json", "module")
 
@@ -85,7 +85,7 @@ def train_corpus(corpus: Corpus, out_dir: str | os.PathLike[str] | None, countin
                         "rare_words_dropped": len(vocab) - len(words), "steps": model.steps}
     report["epoch_losses"] = model.epoch_losses
     if evaluate:
-        from embedx_tfhub.swivel.evaluate import evaluate_vectors
+        from embedx_swivel.evaluate import evaluate_vectors
 
         report["evaluation"] = evaluate_vectors(words, model.vectors).as_dict()
     if out is not None:
@@ -96,14 +96,14 @@ def train_corpus(corpus: Corpus, out_dir: str | os.PathLike[str] | None, countin
 
 def _write(out: Path, words, counts, model: SwivelModel, report: dict, export: bool, num_oov_buckets: int,
            lowercase: bool, overwrite: bool) -> None:
-    from embedx_tfhub.swivel.vectors import write_vocabulary, write_word2vec_text
+    from embedx_swivel.vectors import write_vocabulary, write_word2vec_text
 
     out.mkdir(parents=True, exist_ok=True)
     write_word2vec_text(out / "vectors.txt", words, model.vectors)
     write_vocabulary(out / "vocab.txt", words, counts)
     report["files"] = {"vectors": str(out / "vectors.txt"), "vocabulary": str(out / "vocab.txt")}
     if export:
-        from embedx_tfhub.swivel.export import export_module
+        from embedx_swivel.export import export_module
 
         started = time.perf_counter()
         export_module(words, model.vectors, out / "module", num_oov_buckets, lowercase, overwrite=overwrite,

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from embedx.plugin_api import EmbedxError, OptionError
-from embedx_tfhub.elmo_corpus import Batch, Vocabulary, batches, make_batch, summarize
-from embedx_tfhub.elmo_model import SPECIALS, BiLM, BiLMConfig
-from embedx_tfhub.swivel.corpus import Corpus
+from embedx_elmo_train.model import SPECIALS, BiLM, BiLMConfig
+from embedx_elmo_train.sequences import Batch, Vocabulary, batches, make_batch, summarize
+from embedx_tfhub.corpus import Corpus
 
 FORMAT = "embedx-elmo-bilm"
 #: Settings a resumed run may change: how long to train and how often to checkpoint.
@@ -381,7 +381,7 @@ def _resolved_sizes(sizes: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def _heldout_keys(heldout: list[list[str]]) -> set[int]:
-    from embedx_tfhub.elmo_corpus import text_key
+    from embedx_elmo_train.sequences import text_key
 
     return {text_key(s) for s in heldout}
 

@@ -1,7 +1,7 @@
 """``embedx elmo train`` and ``embedx elmo export``: train an ELMo-architecture biLM, write it as an ELMo module.
 
-Imported for every ``embedx`` command (the tfhub plugin registers it), so only typer and embedx
-load here; TensorFlow loads inside the commands.
+Registered by this package's ``elmo`` entry point (:mod:`embedx_elmo_train.plugin`) and imported for
+every ``embedx`` command, so only typer and embedx load here; TensorFlow loads inside the commands.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the training report as JSON.")] = False,
 ) -> None:
     """Train a biLM with ELMo's architecture (char CNN, highway, 2 biLSTMP layers) on a corpus; resumes an unfinished run."""
-    from embedx_tfhub.elmo_train import TrainSettings, train_bilm
-    from embedx_tfhub.swivel.corpus import Corpus
+    from embedx_elmo_train.train import TrainSettings, train_bilm
+    from embedx_tfhub.corpus import Corpus
 
     source = Corpus.of(corpus, encoding_errors=encoding_errors.value)
     sizes = {"cell_dim": cell_dim, "filters": parse_filters(filters), "highway": highway, "max_chars": max_chars,
@@ -78,7 +78,7 @@ def train(
         raise OptionError(str(exc)) from None
     report = result.report
     if export:
-        from embedx_tfhub.elmo_export import export_elmo
+        from embedx_elmo_train.export import export_elmo
 
         report["module"] = export_elmo(out, out / "module", overwrite=True)
     if as_json:
@@ -102,7 +102,7 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print the module's metadata as JSON.")] = False,
 ) -> None:
     """Write the newest checkpoint as a module with google/elmo/3's signatures and outputs."""
-    from embedx_tfhub.elmo_export import export_elmo
+    from embedx_elmo_train.export import export_elmo
 
     meta = export_elmo(folder, out, overwrite=overwrite)
     if as_json:

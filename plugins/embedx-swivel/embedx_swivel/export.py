@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from embedx_tfhub.swivel import tokenizer
-from embedx_tfhub.swivel.errors import SwivelError, SwivelOptionError
+from embedx_swivel import tokenizer
+from embedx_swivel.errors import SwivelError, SwivelOptionError
+from embedx_tfhub.folders import replace_folder, staging_folder
 
 VOCAB_ASSET = "tokens.txt"
 METADATA_ASSET = "embedx_swivel.json"
@@ -76,7 +75,7 @@ def prepare_vocabulary(words: list[str], vectors: np.ndarray, lowercase: bool) -
 
 def _module_class(tf):
     class TextEmbeddingModule(tf.train.Checkpoint):
-        """String batch in, [batch, dim] out; see the module docstring of embedx_tfhub.swivel.export."""
+        """String batch in, [batch, dim] out; see the module docstring of embedx_swivel.export."""
 
         def __init__(self, vocab_path: str, metadata_path: str, embeddings: np.ndarray, num_oov_buckets: int,
                      lowercase: bool):
@@ -150,9 +149,7 @@ def export_module(words: list[str], vectors: np.ndarray, out_dir: str | os.PathL
     meta = {"format": "embedx-swivel-module", "format_version": FORMAT_VERSION, "dim": int(vectors.shape[1]),
             "vocabulary": len(words), "num_oov_buckets": int(num_oov_buckets), "combiner": "sqrtn",
             "tokenizer": tokenizer.describe(lowercase), **(metadata or {})}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staging_folder(out) as staging:
         source = staging / "source"
         source.mkdir()
         (source / VOCAB_ASSET).write_text("".join(w + "\n" for w in words), encoding="utf-8")
@@ -162,12 +159,7 @@ def export_module(words: list[str], vectors: np.ndarray, out_dir: str | os.PathL
                                    num_oov_buckets, lowercase)
         saved = staging / "module"
         tf.saved_model.save(module, str(saved), signatures={"default": module.default_signature})
-        if out.exists():
-            old = staging / "old"
-            out.rename(old)
-        saved.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        replace_folder(saved, out)
     return meta
 
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedx_tfhub.swivel.corpus import Corpus
-from embedx_tfhub.swivel.errors import CorpusError, SwivelOptionError
-from embedx_tfhub.swivel.tokenizer import tokenize_all
-from embedx_tfhub.swivel.vocab import Vocabulary
+from embedx_swivel.errors import CorpusError, SwivelOptionError
+from embedx_swivel.tokenizer import tokenize_all
+from embedx_swivel.vocab import Vocabulary
+from embedx_tfhub.corpus import Corpus
 
 #: Chunk matrices summed into the total at once; bounds memory to about this many chunks' pairs.
 MERGE_EVERY = 8

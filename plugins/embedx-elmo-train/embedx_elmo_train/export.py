@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from embedx_tfhub.elmo_train import ElmoTrainingError, load_trained
+from embedx_elmo_train.train import ElmoTrainingError, load_trained
+from embedx_tfhub.folders import replace_folder, staging_folder
 
 WORD_DIM = 512  # the published interface: word_emb 512, each LSTM layer 2 x 512
 METADATA_ASSET = "embedx_elmo.json"
@@ -37,10 +36,10 @@ FORMAT_VERSION = 1
 
 
 def module_class(tf: Any) -> type:
-    from embedx_tfhub.elmo_model import BiLM
+    from embedx_elmo_train.model import BiLM
 
     class ElmoModule(tf.__internal__.tracking.AutoTrackable):
-        """ELMo's two signatures over a trained biLM encoder; see :mod:`embedx_tfhub.elmo_export`."""
+        """ELMo's two signatures over a trained biLM encoder; see :mod:`embedx_elmo_train.export`."""
 
         def __init__(self, bilm: BiLM, metadata_path: str):
             super().__init__()
@@ -80,7 +79,7 @@ def encoder_copy(model: Any) -> Any:
     """A biLM with ``model``'s encoder weights and a 4-word softmax (the module computes no word probabilities)."""
     from dataclasses import replace
 
-    from embedx_tfhub.elmo_model import BiLM
+    from embedx_elmo_train.model import BiLM
 
     copy = BiLM(replace(model.config, vocab_size=4))
     for target, source in zip(copy.encoder_variables(), model.encoder_variables(), strict=True):
@@ -115,20 +114,14 @@ def export_elmo(train_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
             "parameters_encoder": model.parameter_counts()["encoder"], "corpus": settings.get("corpus"),
             "perplexity_before": state.get("perplexity_before"), "perplexity_after": state.get("perplexity_after"),
             "tokens": "whitespace split; UTF-8 bytes per token, cut to max_chars - 2"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staging_folder(out) as staging:
         (staging / METADATA_ASSET).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         module = module_class(tf)(encoder_copy(model), str(staging / METADATA_ASSET))
         saved = staging / "module"
         signatures = {"default": module.default_signature.get_concrete_function(),
                       "tokens": module.tokens_signature.get_concrete_function()}
         tf.saved_model.save(module, str(saved), signatures=signatures)
-        if out.exists():
-            out.rename(staging / "old")
-        saved.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        replace_folder(saved, out)
     return meta
 
 

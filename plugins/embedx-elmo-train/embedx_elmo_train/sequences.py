@@ -1,6 +1,6 @@
 """The biLM's corpus: one pass to count words and pick held-out text, then a reproducible stream of batches.
 
-Documents (lines of text files or ``dataset:NAME`` texts, read with :class:`~embedx_tfhub.swivel.corpus.Corpus`)
+Documents (lines of text files or ``dataset:NAME`` texts, read with :class:`~embedx_tfhub.corpus.Corpus`)
 are split on whitespace (the ``elmo`` embedder's tokens) and cut into sequences of at most
 ``max_tokens`` tokens. Nothing is held in memory but counts and the held-out sample:
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedx_tfhub.elmo_model import SPECIALS, UNK
-from embedx_tfhub.swivel.corpus import Corpus
+from embedx_elmo_train.model import SPECIALS, UNK
+from embedx_tfhub.corpus import Corpus
 
 
 def sequences(text: str, max_tokens: int) -> Iterator[list[str]]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from embedx.plugin_api import EmbedxError, InputError, OptionError
+from embedx.plugin_api import EmbedxError, OptionError
+from embedx_tfhub.corpus import CorpusError
+
+__all__ = ["CorpusError", "SwivelError", "SwivelOptionError"]  # CorpusError: the shared corpus reader's
 
 
 class SwivelError(EmbedxError):
     """Training or exporting cannot go on (e.g. nothing co-occurs)."""
-
-
-class CorpusError(InputError):
-    """A corpus source is missing, unreadable, or holds no usable text."""
 
 
 class SwivelOptionError(OptionError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedx_tfhub.swivel.errors import SwivelOptionError
+from embedx_swivel.errors import SwivelOptionError
 
 
 @dataclass

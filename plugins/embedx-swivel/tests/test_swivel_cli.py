@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from embedx_tfhub.swivel import plugin
+from embedx_swivel import plugin
 
 runner = CliRunner()
 
@@ -58,7 +58,7 @@ def test_train_writes_vectors_vocabulary_report_and_module(trained):
     header, first = (out / "vectors.txt").read_text().splitlines()[:2]
     assert header == "600 12" and first.split()[0] == "the" == (out / "vocab.txt").read_text().split("\t")[0]
 
-    from embedx_tfhub.swivel.vectors import load_vectors, vectors_from_module
+    from embedx_swivel.vectors import load_vectors, vectors_from_module
 
     words, vectors = load_vectors(str(out / "vectors.txt"))
     module_words, module_vectors = vectors_from_module(out / "module")

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from embedx.plugin_api import OptionError
-from embedx_tfhub.swivel.cooccurrence import count_cooccurrences
-from embedx_tfhub.swivel.corpus import Corpus
-from embedx_tfhub.swivel.evaluate import evaluate_vectors
-from embedx_tfhub.swivel.pipeline import CountSettings, train_corpus
-from embedx_tfhub.swivel.shards import make_shards
-from embedx_tfhub.swivel.train import SwivelConfig, train_swivel
-from embedx_tfhub.swivel.vocab import build_vocabulary
+from embedx_swivel.cooccurrence import count_cooccurrences
+from embedx_swivel.evaluate import evaluate_vectors
+from embedx_swivel.pipeline import CountSettings, train_corpus
+from embedx_swivel.shards import make_shards
+from embedx_swivel.train import SwivelConfig, train_swivel
+from embedx_swivel.vocab import build_vocabulary
+from embedx_tfhub.corpus import Corpus
 
 
 @pytest.fixture(scope="module")
