@@ -20,8 +20,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat as stat_module
 import threading
 from pathlib import Path
+
+from embedx.errors import InputError
 
 ENV = "EMBEDX_CACHE_DIR"
 DB_NAME = "digests-v2.sqlite3"  # v2: ctime in the key, a MAC per row
@@ -41,9 +44,16 @@ def cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "embedx"
 
 
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's content, so a model file's identity survives renames and copies."""
-    with open(path, "rb") as handle:
+def file_digest(path: str | os.PathLike[str], follow: bool = True) -> str:
+    """SHA-256 of a regular file's content, so a model file's identity survives renames and copies.
+
+    Opened without blocking and checked to be a regular file before a byte is read (a FIFO would
+    hang); ``follow=False`` also refuses a symbolic link (files found inside a model folder)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    with open(fd, "rb") as handle:
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: not a regular file (a FIFO, device or folder); embedx reads model files only")
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
@@ -51,6 +61,8 @@ def cached_file_digest(path: str | os.PathLike[str]) -> str:
     """:func:`file_digest`, hashed once per file version on this machine (see the module docstring)."""
     real = os.path.realpath(path)
     stat = os.stat(real)
+    if not stat_module.S_ISREG(stat.st_mode):
+        raise InputError(f"{path}: not a regular file (a FIFO, device or folder); embedx reads model files only")
     key = (real, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev, stat.st_ctime_ns)
     with _lock:
         if key in _memory:
@@ -132,9 +144,32 @@ def folder_digest(folder: str | os.PathLike[str]) -> str:
     """
     folder = Path(folder)
     total = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _savedmodel_fingerprint(p)):
-        total.update(f"{path.relative_to(folder).as_posix()}\0{cached_file_digest(str(path))}\n".encode())
+    for path, kind in _entries(folder):
+        name = path.relative_to(folder).as_posix()
+        if kind == "file":
+            total.update(f"{name}\0{cached_file_digest(str(path))}\n".encode())
+        elif kind == "link":  # the link itself, never what it points to: a folder's identity stays inside it
+            total.update(f"{name}\0link\0{os.readlink(path)}\n".encode())
+        else:  # a FIFO, socket or device is named, never opened
+            total.update(f"{name}\0{kind}\n".encode())
     return total.hexdigest()
+
+
+def _entries(folder: Path) -> list[tuple[Path, str]]:
+    """Every entry under ``folder`` without following links, sorted, with what it is."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = Path(root) / name
+            mode = os.lstat(path).st_mode
+            if stat_module.S_ISDIR(mode):
+                continue
+            if stat_module.S_ISREG(mode):
+                if not _savedmodel_fingerprint(path):
+                    found.append((path, "file"))
+            else:
+                found.append((path, "link" if stat_module.S_ISLNK(mode) else stat_module.filemode(mode)[0]))
+    return sorted(found)
 
 
 def _savedmodel_fingerprint(path: Path) -> bool:

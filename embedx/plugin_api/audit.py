@@ -39,6 +39,7 @@ _ALWAYS_WRITES = {"rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdi
 #: where any process may write outside the sandbox: nothing a user owns
 SYSTEM_WRITABLE = ("/dev/null", "/dev/shm/", "/dev/tty", "/dev/pts/", "/proc/self/", "/proc/thread-self/")
 
+_THREAD_NAME = re.compile(r"/proc/(?:self|\d+)/task/\d+/comm")
 _LINE = re.compile(r"^(?P<call>\w+)\((?P<args>.*)\)\s+= (?P<ret>-?\d+|\?)(?:<(?P<retpath>(?:[^>\\]|\\.)*)>)?")
 _FD = re.compile(r"^(?:AT_FDCWD|\d+)<(?P<path>(?:[^>\\]|\\.)*)>$")
 
@@ -195,6 +196,8 @@ class Allowed:
     def may_write(self, path: str) -> bool:
         if _under(path, self.write) or any(_sibling(path, p) for p in self.prefixes):
             return True
+        if _THREAD_NAME.fullmatch(path):
+            return True  # a native library naming its own threads (TensorFlow does)
         return not _under(path, [self.sandbox]) and path.startswith(SYSTEM_WRITABLE)
 
     def may_read(self, path: str) -> bool:
@@ -291,6 +294,13 @@ class Sandbox:
                    PYTHONDONTWRITEBYTECODE="1", MPLCONFIGDIR=str(self.cache / "mpl"), COLUMNS="200",
                    EMBEDX_LOAD_PLUGINS=self.plugins)  # the core's commands; plugins have their own audits
         return env
+
+    def warm_matplotlib(self) -> None:
+        """Build matplotlib's font cache in this sandbox before a traced run: the first import on a
+        machine runs ``fc-list`` (Keras imports matplotlib with TensorFlow), which is set-up, not
+        anything a file asked for."""
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=self.env(), check=True,
+                       capture_output=True, timeout=300)
 
     def allowed(self, *, stores: list[Path] = (), outputs: list[Path] = (), reads: list[Path] = ()) -> Allowed:
         real = [os.path.realpath(p) for p in [*stores, *outputs]]  # each with its side paths and temporaries
