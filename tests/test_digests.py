@@ -75,3 +75,25 @@ def test_a_savedmodel_fingerprint_is_left_out_of_its_folder_digest(tmp_path):
     before = digests.folder_digest(plain)
     (plain / "fingerprint.pb").write_bytes(b"b")
     assert digests.folder_digest(plain) != before
+
+
+def test_a_folder_digest_never_follows_a_link_out_nor_opens_a_fifo(tmp_path):
+    import os
+    import threading
+
+    from embedx.digests import folder_digest
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 100)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("first")
+    os.symlink(outside, model / "vocab.txt")
+    os.mkfifo(model / "pipe")
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(folder_digest(model)), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert result, "the digest blocked on the FIFO"
+    outside.write_text("changed, and never read")
+    assert folder_digest(model) == result[0]  # the link's target is not part of the folder's identity
