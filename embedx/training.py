@@ -33,7 +33,6 @@ from embedx.heads.data import HeadData
 from embedx.heads.metrics import scores
 from embedx.heads.saved import HeadStateError, refuse_legacy
 from embedx.heads.selection import Protocol, Selection, choose_and_fit
-from embedx.keys import config_hash
 from embedx.options import resolve_options
 from embedx.registry import Registry, get_registry, missing_requirements
 from embedx.store.reader import FeatureSet, FeatureStore
@@ -324,24 +323,22 @@ def expected_config(config: dict[str, Any], registry: Registry | None = None,
     """The configuration hash the embedder would compute now for a saved configuration; runs nothing.
 
     ``options`` replaces the configuration's own (see :func:`embedder_options`)."""
-    from embedx.extraction import ExtractSettings, _build
+    from embedx.extraction import resolve_embedder
 
     if options is None:
         options = dict(config.get("options", {}), **config.get("unkeyed_options", {}))
-    settings = ExtractSettings(config["embedder"], "unused.h5", options=options, outputs=config.get("outputs"),
-                               dtype=config.get("dtype", "float32"))
-    _, now, _, _ = _build(registry or get_registry(), settings)
-    return config_hash(now)
+    return resolve_embedder(registry or get_registry(), config["embedder"], options, config.get("outputs"),
+                            dtype=config.get("dtype", "float32")).config_hash
 
 
 def embedder_options(config: dict[str, Any], given: dict[str, Any] | None, registry: Registry,
                      where: str = "the saved head") -> dict[str, Any]:
-    """The options to embed with: the recorded ones without their trust options, then the caller's.
+    """The options to embed with: the recorded ones without their trust and write-location options, then the caller's.
 
     A recorded trust option that grants trust (``trust_pickle=true``) is refused unless the caller
     passes that option too: trust comes from the command line or the API call, never from a file.
     """
-    from embedx.trust import granted_trust, is_trust_option
+    from embedx.trust import granted_trust, is_trust_option, is_write_option
 
     entry = registry.embedders.get(config["embedder"])  # unknown: trust options by name alone, refused first
     cls, presets = (entry.cls, entry.defaults) if entry is not None else (None, None)
@@ -352,7 +349,8 @@ def embedder_options(config: dict[str, Any], given: dict[str, Any] | None, regis
         name, value = next(iter(granted.items()))
         raise OptionError(f"{where} records {name}={value!r} for embedder {config['embedder']!r}; a saved head cannot "
                           f"grant trust. If you trust what it loads, pass --option {name}=... yourself")
-    kept = {k: v for k, v in recorded.items() if not is_trust_option(k, cls)}
+    # trust and write locations come from the caller: recorded ones are dropped (the embedder's default applies)
+    kept = {k: v for k, v in recorded.items() if not is_trust_option(k, cls) and not is_write_option(k, cls)}
     return {**kept, **given}
 
 

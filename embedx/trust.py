@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import stat
 import threading
@@ -43,6 +44,18 @@ def trust_option_names(cls: type) -> set[str]:
     names = {str(n) for n in declared}
     names |= {name for name in option_specs(cls) if name.startswith(TRUST_PREFIX)}
     return names
+
+
+#: options that choose where embedx writes (a cache or output folder), by name; embedders add theirs
+#: in a ``write_options`` class attribute. Like trust, they come only from the caller: a saved head's
+#: recorded value is dropped, so no file chooses where embedx writes.
+WRITE_OPTION_PATTERN = re.compile(r"(?:.*_)?cache_dir|out(?:put)?(?:_dir|_path)?|save(?:_dir|_path)?")
+
+
+def is_write_option(name: str, cls: type | None = None) -> bool:
+    """Whether option ``name`` names a place embedx writes (for ``cls`` when given)."""
+    declared = {str(n) for n in (getattr(cls, "write_options", ()) or ())} if cls is not None else set()
+    return name in declared or WRITE_OPTION_PATTERN.fullmatch(str(name)) is not None
 
 
 def is_trust_option(name: str, cls: type | None = None) -> bool:

@@ -492,3 +492,15 @@ def test_a_results_file_with_malformed_rows_is_one_line(tmp_path):
         assert result.exit_code == 2 and re.search(message, _one_line(result))
         with pytest.raises(EmbedxError, match=message):
             load_results(tmp_path / "r.json")
+
+
+def test_a_recorded_write_location_is_dropped_not_followed(picky, tmp_path):
+    """Options that choose where embedx writes (``cache_dir``, declared ``write_options``) come from the caller."""
+    from embedx.trust import is_write_option
+    from embedx.training import embedder_options
+
+    assert is_write_option("cache_dir") and is_write_option("vectors_cache_dir") and is_write_option("output")
+    assert not is_write_option("model") and not is_write_option("model_dir")
+    config = {"embedder": "picky", "options": {"model": "m.bin"}, "unkeyed_options": {"cache_dir": "/elsewhere"}}
+    assert embedder_options(config, {}, picky) == {"model": "m.bin"}
+    assert embedder_options(config, {"cache_dir": "mine"}, picky)["cache_dir"] == "mine"

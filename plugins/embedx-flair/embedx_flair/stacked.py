@@ -58,6 +58,7 @@ class StackedEmbedder(FlairTokenEmbedder):
     id = "flair-stacked"
     description = "Several flair token embeddings (char LMs, word vectors, transformers) concatenated, pooled"
     unkeyed_options = ("stack", "trust_pickle", "cache_dir")
+    write_options = ("cache_dir",)  # where it writes: never taken from a saved head
     versioned = ("flair", "torch", "transformers")  # tokenizer and model code live in transformers
 
     def __init__(self, stack: str, pooling: Pooling = "mean", tokenizer: Tokenizer = "segtok",

@@ -24,6 +24,7 @@ class WordEmbedder(FlairTokenEmbedder):
     id = "flair-word"
     description = "Static word vectors (word2vec, GloVe, KeyedVectors) through flair WordEmbeddings, pooled"
     unkeyed_options = ("model", "trust_pickle", "cache_dir")
+    write_options = ("cache_dir",)  # where it writes: never taken from a saved head
     option_aliases = {"path": "model"}  # the name before the shared vocabulary
     batch_size = 64
 
