@@ -193,22 +193,44 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
     settings = settings or TrainSettings()
     sizes = dict(model_sizes or {})
     folder = Path(out)
+    record, comparable = _settings_record(corpus, sizes, settings)
+    resuming = _prepare_folder(folder, comparable, settings, overwrite)
+    tf.random.set_seed(settings.seed)
+    started = time.perf_counter()
+    prepared = _resume_corpus(folder) if resuming else _count_corpus(corpus, folder, record, sizes, settings, log)
+    run = _Run(corpus, folder, prepared, settings, log)
+    run.restore(resuming)
+    run.measure_before()
+    run.train(progress)
+    report = run.finish(started)
+    return TrainResult(folder, report)
+
+
+def _comparable(record: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What must match for a run to resume another: corpus, model sizes, settings other than :data:`EXTENSIBLE`."""
+    comparable = json.loads(json.dumps({k: record.get(k) for k in ("corpus", "training", "model_sizes")}))
+    try:  # sizes given explicitly or left at their defaults are the same model
+        comparable["model_sizes"] = _resolved_sizes(comparable["model_sizes"] or {}, seed)
+    except (TypeError, ValueError):
+        pass
+    if comparable.get("training"):
+        comparable["training"] = {k: v for k, v in comparable["training"].items() if k not in EXTENSIBLE}
+    return comparable
+
+
+def _settings_record(corpus: Corpus, sizes: dict[str, Any], settings: TrainSettings) -> tuple[dict, dict]:
+    """``settings.json``'s content (less the model) and the part of it a resumed run must match."""
     record = {"format": FORMAT, "corpus": {"sources": list(corpus.sources), "texts": len(corpus.texts),
                                            "encoding_errors": corpus.encoding_errors},
               "training": asdict(settings), "model_sizes": _resolved_sizes(sizes, settings.seed)}
-    comparable = json.loads(json.dumps({k: record[k] for k in ("corpus", "training", "model_sizes")}))
-    comparable["training"] = {k: v for k, v in comparable["training"].items() if k not in EXTENSIBLE}
+    return record, _comparable(record, settings.seed)
+
+
+def _prepare_folder(folder: Path, comparable: dict[str, Any], settings: TrainSettings, overwrite: bool) -> bool:
+    """Check ``folder`` can hold this run (clearing an earlier one with ``overwrite``); ``True`` to resume."""
     resuming = False
     if folder.exists() and (folder / "settings.json").exists() and not overwrite:
-        earlier = _read_json(folder / "settings.json")
-        earlier_cmp = {k: earlier.get(k) for k in ("corpus", "training", "model_sizes")}
-        try:  # sizes given explicitly or left at their defaults are the same model
-            earlier_cmp["model_sizes"] = _resolved_sizes(earlier_cmp["model_sizes"] or {}, settings.seed)
-        except (TypeError, ValueError):
-            pass
-        if earlier_cmp.get("training"):
-            earlier_cmp["training"] = {k: v for k, v in earlier_cmp["training"].items() if k not in EXTENSIBLE}
-        if earlier_cmp != comparable:
+        if _comparable(_read_json(folder / "settings.json"), settings.seed) != comparable:
             raise ElmoTrainingError(f"{folder} holds a run with other settings or corpus; pass --overwrite to replace it "
                                     "or choose another --out")
         resuming = True
@@ -229,134 +251,203 @@ def train_bilm(corpus: Corpus, out: str | os.PathLike[str], model_sizes: dict[st
             elif target.exists():
                 target.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-    tf.random.set_seed(settings.seed)
+    return resuming
+
+
+@dataclass
+class _Prepared:
+    """The counting pass's results: corpus summary, vocabulary, held-out sequences, model configuration."""
+
+    summary: dict[str, Any]
+    words: list[str]
+    heldout: list[list[str]]
+    config: BiLMConfig
+
+
+def _resume_corpus(folder: Path) -> _Prepared:
+    """The counting pass of an earlier run, read back from its folder."""
+    summary = _read_json(folder / "corpus.json")
+    words = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    heldout = [line.split(" ") for line in (folder / "heldout.txt").read_text(encoding="utf-8").split("\n")[:-1]]
+    config = BiLMConfig.from_json(_read_json(folder / "settings.json")["model"])
+    return _Prepared(summary, words, heldout, config)
+
+
+def _count_corpus(corpus: Corpus, folder: Path, record: dict[str, Any], sizes: dict[str, Any],
+                  settings: TrainSettings, log: Callable[[str], None]) -> _Prepared:
+    """The counting pass (vocabulary, held-out sequences), written to the folder with the settings."""
     started = time.perf_counter()
+    log(f"counting {', '.join(corpus.sources) or 'texts'} ...")
+    counted = summarize(corpus, settings.sequence_tokens, settings.heldout, settings.min_count,
+                        settings.max_vocab or None)
+    if counted.tokens == 0 or len(counted.words) <= 3:
+        raise ElmoTrainingError("the corpus has no training words (after holding out text and applying min_count)")
+    words, heldout = counted.words, counted.heldout
+    summary = counted.as_dict() | {"counting_s": time.perf_counter() - started}
+    config = BiLMConfig(vocab_size=len(words), seed=settings.seed, **sizes)
+    (folder / "vocab.txt").write_text("".join(w + "\n" for w in words), encoding="utf-8")
+    (folder / "heldout.txt").write_text("".join(" ".join(s) + "\n" for s in heldout), encoding="utf-8")
+    _write_json(folder / "corpus.json", summary | {"sequences_per_source": counted.counts_per_source})
+    _write_json(folder / "settings.json", record | {"model": config.to_json()})
+    log(f"corpus: {summary['tokens']:,} training tokens, vocabulary {len(words):,} "
+        f"({summary['unk_rate']:.1%} of tokens outside it), {summary['heldout_tokens']:,} held-out tokens")
+    return _Prepared(summary, words, heldout, config)
 
-    if resuming:
-        summary = _read_json(folder / "corpus.json")
-        words = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        heldout = [line.split(" ") for line in (folder / "heldout.txt").read_text(encoding="utf-8").split("\n")[:-1]]
-        config = BiLMConfig.from_json(_read_json(folder / "settings.json")["model"])
-    else:
-        log(f"counting {', '.join(corpus.sources) or 'texts'} ...")
-        counted = summarize(corpus, settings.sequence_tokens, settings.heldout, settings.min_count,
-                            settings.max_vocab or None)
-        if counted.tokens == 0 or len(counted.words) <= 3:
-            raise ElmoTrainingError("the corpus has no training words (after holding out text and applying min_count)")
-        words, heldout = counted.words, counted.heldout
-        summary = counted.as_dict() | {"counting_s": time.perf_counter() - started}
-        config = BiLMConfig(vocab_size=len(words), seed=settings.seed, **sizes)
-        (folder / "vocab.txt").write_text("".join(w + "\n" for w in words), encoding="utf-8")
-        (folder / "heldout.txt").write_text("".join(" ".join(s) + "\n" for s in heldout), encoding="utf-8")
-        _write_json(folder / "corpus.json", summary | {"sequences_per_source": counted.counts_per_source})
-        _write_json(folder / "settings.json", record | {"model": config.to_json()})
-        log(f"corpus: {summary['tokens']:,} training tokens, vocabulary {len(words):,} "
-            f"({summary['unk_rate']:.1%} of tokens outside it), {summary['heldout_tokens']:,} held-out tokens")
 
-    vocab = Vocabulary(words)
-    model = BiLM(config)
-    trainer = _Trainer(model, settings)
-    ckpt_dir = folder / "checkpoints"
-    manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=2)
-    state: dict[str, Any] = {"epoch": 0, "batches_done": 0, "tokens_seen": 0, "train_seconds": 0.0, "curve": []}
-    if resuming and manager.latest_checkpoint and (ckpt_dir / "state.json").is_file():
-        saved = _read_json(ckpt_dir / "state.json")
-        if saved.get("checkpoint") == Path(manager.latest_checkpoint).name:
-            trainer.checkpoint.restore(manager.latest_checkpoint)
-            state = saved
-            log(f"resuming from step {int(trainer.step.numpy())}: epoch {state['epoch'] + 1}, "
-                f"{state['tokens_seen']:,} tokens trained")
-    if "perplexity_before" not in state:
+class _Run:
+    """One training run's steps: restore, measure, train (with checkpoints), measure again and report."""
+
+    def __init__(self, corpus: Corpus, folder: Path, prepared: _Prepared, settings: TrainSettings,
+                 log: Callable[[str], None]):
+        self.corpus, self.folder, self.settings, self.log = corpus, folder, settings, log
+        self.summary, self.heldout, self.config = prepared.summary, prepared.heldout, prepared.config
+        self.vocab = Vocabulary(prepared.words)
+        self.heldout_keys = _heldout_keys(prepared.heldout)
+        self.model = BiLM(prepared.config)
+        self.trainer = _Trainer(self.model, settings)
+        self.ckpt_dir = folder / "checkpoints"
+        self.manager = self.trainer.tf.train.CheckpointManager(self.trainer.checkpoint, str(self.ckpt_dir),
+                                                               max_to_keep=2)
+        self.state: dict[str, Any] = {"epoch": 0, "batches_done": 0, "tokens_seen": 0, "train_seconds": 0.0,
+                                      "curve": []}
+
+    def step(self) -> int:
+        return int(self.trainer.step.numpy())
+
+    def restore(self, resuming: bool) -> None:
+        """Continue from the newest checkpoint when it is the one ``state.json`` describes."""
+        latest = self.manager.latest_checkpoint
+        if resuming and latest and (self.ckpt_dir / "state.json").is_file():
+            saved = _read_json(self.ckpt_dir / "state.json")
+            if saved.get("checkpoint") == Path(latest).name:
+                self.trainer.checkpoint.restore(latest)
+                self.state = saved
+                self.log(f"resuming from step {self.step()}: epoch {saved['epoch'] + 1}, "
+                         f"{saved['tokens_seen']:,} tokens trained")
+
+    def measure_before(self) -> None:
+        state = self.state
+        if "perplexity_before" in state:
+            return
         t0 = time.perf_counter()
-        state["perplexity_before"] = trainer.perplexity(heldout, vocab)
-        state["spread_before"] = trainer.spread(heldout, vocab)
+        state["perplexity_before"] = before = self.trainer.perplexity(self.heldout, self.vocab)
+        state["spread_before"] = self.trainer.spread(self.heldout, self.vocab)
         state["eval_seconds_before"] = time.perf_counter() - t0
-        log(f"held-out perplexity before training: {state['perplexity_before']['mean']:.1f} "
-            f"(forward {state['perplexity_before']['forward']:.1f}, backward {state['perplexity_before']['backward']:.1f})")
+        self.log(f"held-out perplexity before training: {before['mean']:.1f} "
+                 f"(forward {before['forward']:.1f}, backward {before['backward']:.1f})")
 
-    def save() -> None:
-        path = manager.save(checkpoint_number=int(trainer.step.numpy()))
-        _write_json(ckpt_dir / "state.json", state | {"checkpoint": Path(path).name})
+    def save(self) -> None:
+        path = self.manager.save(checkpoint_number=self.step())
+        _write_json(self.ckpt_dir / "state.json", self.state | {"checkpoint": Path(path).name})
 
-    budget = settings.max_train_tokens or None
-    total_tokens = summary["tokens"] * settings.epochs
-    target = min(budget, total_tokens) if budget else total_tokens
-    last_save = last_log = time.perf_counter()
-    window_loss, window_n, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
-    from embedx.plugin_api import progress_bar
+    def train(self, progress: bool) -> None:
+        """Epochs until ``epochs`` or ``max_train_tokens``; Ctrl-C and SIGTERM save a checkpoint first."""
+        from embedx.plugin_api import progress_bar
 
-    heldout_keys = _heldout_keys(heldout)
+        settings, state = self.settings, self.state
+        budget = settings.max_train_tokens or None
+        total_tokens = self.summary["tokens"] * settings.epochs
+        target = min(budget, total_tokens) if budget else total_tokens
+        self.window = _Window()
+        self.last_save = time.perf_counter()
+        previous = _stop_on_sigterm()
+        try:
+            with progress_bar("biLM tokens", target, progress) as advance:
+                advance(min(state["tokens_seen"], target))
+                while state["epoch"] < settings.epochs and not (budget and state["tokens_seen"] >= budget):
+                    if self.epoch(advance, budget):
+                        state["epoch"] += 1
+                        state["batches_done"] = 0
+        except KeyboardInterrupt:
+            self.save()
+            self.log(f"interrupted: checkpoint at step {self.step()} saved; run the same command to resume")
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
-    previous = _stop_on_sigterm()
-    try:
-        with progress_bar("biLM tokens", target, progress) as advance:
-            advance(min(state["tokens_seen"], target))
-            while state["epoch"] < settings.epochs and not (budget and state["tokens_seen"] >= budget):
-                stream = batches(corpus, heldout_keys,
-                                 summary["sequences_per_source"], vocab, settings.sequence_tokens,
-                                 settings.batch_size, settings.seed, state["epoch"])
-                for index, batch in enumerate(stream):
-                    if index < state["batches_done"]:
-                        continue
-                    t0 = time.perf_counter()
-                    loss = trainer.run(batch)
-                    if not math.isfinite(loss):
-                        raise ElmoTrainingError(f"the training loss became {loss} at step {int(trainer.step.numpy())}; "
-                                                "lower --learning-rate or --clip-norm")
-                    state["train_seconds"] += time.perf_counter() - t0
-                    state["batches_done"] = index + 1
-                    state["tokens_seen"] += batch.n_tokens
-                    advance(batch.n_tokens)
-                    window_loss, window_n, window_tokens = window_loss + loss, window_n + 1, window_tokens + batch.n_tokens
-                    now = time.perf_counter()
-                    if now - last_log >= 30 or window_n >= 200:
-                        rate = window_tokens / max(now - window_start, 1e-9)
-                        state["curve"].append({"step": int(trainer.step.numpy()), "tokens": state["tokens_seen"],
-                                               "loss": window_loss / window_n, "tokens_per_s": rate})
-                        log(f"step {int(trainer.step.numpy()):,}: {state['tokens_seen']:,} tokens, sampled loss "
-                            f"{window_loss / window_n:.3f}, {rate:,.0f} tokens/s")
-                        window_loss, window_n, window_tokens, window_start, last_log = 0.0, 0, 0, now, now
-                    if now - last_save >= settings.checkpoint_seconds:
-                        save()
-                        last_save = now
-                    if budget and state["tokens_seen"] >= budget:
-                        break
-                else:
-                    state["epoch"] += 1
-                    state["batches_done"] = 0
-    except KeyboardInterrupt:
-        save()
-        log(f"interrupted: checkpoint at step {int(trainer.step.numpy())} saved; run the same command to resume")
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    t0 = time.perf_counter()
-    after = trainer.perplexity(heldout, vocab)
-    eval_after = time.perf_counter() - t0
-    state["perplexity_after"] = after
-    spread_after = trainer.spread(heldout, vocab)
-    spread_before = state.get("spread_before") or {}
-    collapsed = [name for name, value in spread_after.items()
-                 if spread_before.get(name) and value < 0.05 * spread_before[name]]
-    if collapsed:
-        log(f"warning: {', '.join(collapsed)} barely vary over held-out tokens any more (spread "
-            + ", ".join(f"{spread_before[n]:.3g} -> {spread_after[n]:.3g}" for n in collapsed)
-            + "): the layer has collapsed; lower --learning-rate")
-    save()
-    report = {"corpus": summary, "model": config.to_json(), "parameters": model.parameter_counts(),
-              "training": asdict(settings), "steps": int(trainer.step.numpy()), "tokens_trained": state["tokens_seen"],
-              "epochs_completed": state["epoch"], "train_seconds": state["train_seconds"],
-              "tokens_per_second": state["tokens_seen"] / state["train_seconds"] if state["train_seconds"] else None,
-              "eval_seconds": {"before": state.get("eval_seconds_before"), "after": eval_after},
-              "this_run_wall_seconds": time.perf_counter() - started,
-              "perplexity_before": state["perplexity_before"], "perplexity_after": after,
-              "spread_before": state.get("spread_before"), "spread_after": spread_after, "collapsed_layers": collapsed,
-              "curve": state["curve"]}
-    _write_json(folder / "report.json", report)
-    log(f"held-out perplexity after training: {after['mean']:.1f} (forward {after['forward']:.1f}, "
-        f"backward {after['backward']:.1f}); {state['tokens_seen']:,} tokens in {state['train_seconds']:.0f} s")
-    return TrainResult(folder, report)
+    def epoch(self, advance: Callable[[int], None], budget: int | None) -> bool:
+        """Train the rest of the current epoch; ``True`` when it ran to its end (not stopped by the budget)."""
+        settings, state = self.settings, self.state
+        stream = batches(self.corpus, self.heldout_keys, self.summary["sequences_per_source"], self.vocab,
+                         settings.sequence_tokens, settings.batch_size, settings.seed, state["epoch"])
+        for index, batch in enumerate(stream):
+            if index < state["batches_done"]:
+                continue
+            self.train_batch(index, batch)
+            advance(batch.n_tokens)
+            if budget and state["tokens_seen"] >= budget:
+                return False
+        return True
+
+    def train_batch(self, index: int, batch: Batch) -> None:
+        """One step, then the loss curve, the log line and the checkpoint when they are due."""
+        state = self.state
+        t0 = time.perf_counter()
+        loss = self.trainer.run(batch)
+        if not math.isfinite(loss):
+            raise ElmoTrainingError(f"the training loss became {loss} at step {self.step()}; "
+                                    "lower --learning-rate or --clip-norm")
+        state["train_seconds"] += time.perf_counter() - t0
+        state["batches_done"] = index + 1
+        state["tokens_seen"] += batch.n_tokens
+        now = time.perf_counter()
+        point = self.window.add(loss, batch.n_tokens, now)
+        if point is not None:
+            point = {"step": self.step(), "tokens": state["tokens_seen"], **point}
+            state["curve"].append(point)
+            self.log(f"step {point['step']:,}: {point['tokens']:,} tokens, sampled loss "
+                     f"{point['loss']:.3f}, {point['tokens_per_s']:,.0f} tokens/s")
+        if now - self.last_save >= self.settings.checkpoint_seconds:
+            self.save()
+            self.last_save = now
+
+    def finish(self, started: float) -> dict[str, Any]:
+        """Measure after training, warn about collapsed layers, save, write and return ``report.json``."""
+        state, log = self.state, self.log
+        t0 = time.perf_counter()
+        after = self.trainer.perplexity(self.heldout, self.vocab)
+        eval_after = time.perf_counter() - t0
+        state["perplexity_after"] = after
+        spread_after = self.trainer.spread(self.heldout, self.vocab)
+        spread_before = state.get("spread_before") or {}
+        collapsed = [name for name, value in spread_after.items()
+                     if spread_before.get(name) and value < 0.05 * spread_before[name]]
+        if collapsed:
+            log(f"warning: {', '.join(collapsed)} barely vary over held-out tokens any more (spread "
+                + ", ".join(f"{spread_before[n]:.3g} -> {spread_after[n]:.3g}" for n in collapsed)
+                + "): the layer has collapsed; lower --learning-rate")
+        self.save()
+        seconds = state["train_seconds"]
+        report = {"corpus": self.summary, "model": self.config.to_json(), "parameters": self.model.parameter_counts(),
+                  "training": asdict(self.settings), "steps": self.step(), "tokens_trained": state["tokens_seen"],
+                  "epochs_completed": state["epoch"], "train_seconds": seconds,
+                  "tokens_per_second": state["tokens_seen"] / seconds if seconds else None,
+                  "eval_seconds": {"before": state.get("eval_seconds_before"), "after": eval_after},
+                  "this_run_wall_seconds": time.perf_counter() - started,
+                  "perplexity_before": state["perplexity_before"], "perplexity_after": after,
+                  "spread_before": state.get("spread_before"), "spread_after": spread_after,
+                  "collapsed_layers": collapsed, "curve": state["curve"]}
+        _write_json(self.folder / "report.json", report)
+        log(f"held-out perplexity after training: {after['mean']:.1f} (forward {after['forward']:.1f}, "
+            f"backward {after['backward']:.1f}); {state['tokens_seen']:,} tokens in {seconds:.0f} s")
+        return report
+
+
+class _Window:
+    """The sampled loss and speed since the last loss-curve point (one every 30 s or 200 steps)."""
+
+    def __init__(self) -> None:
+        self.loss, self.n, self.tokens = 0.0, 0, 0
+        self.start = self.last_log = time.perf_counter()
+
+    def add(self, loss: float, tokens: int, now: float) -> dict[str, float] | None:
+        self.loss, self.n, self.tokens = self.loss + loss, self.n + 1, self.tokens + tokens
+        if now - self.last_log < 30 and self.n < 200:
+            return None
+        point = {"loss": self.loss / self.n, "tokens_per_s": self.tokens / max(now - self.start, 1e-9)}
+        self.loss, self.n, self.tokens, self.start, self.last_log = 0.0, 0, 0, now, now
+        return point
 
 
 def _stop_on_sigterm() -> Any:
