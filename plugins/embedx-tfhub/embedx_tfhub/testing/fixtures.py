@@ -1,18 +1,16 @@
 """Shared pytest fixtures: the test modules (built once per session), a registry from the installed entry
-points, and a helper that runs a real extraction and reads it back.
+points, TensorFlow and TF Hub.
 
 Used by the tests of embedx-tfhub, embedx-swivel and embedx-elmo-train; each ``tests/conftest.py`` imports
-the fixtures it needs from here. Importing this module imports pytest (tests only), not TensorFlow.
+the fixtures it needs from here (and defines ``extract``, which drives embedx's user API: plugin code
+other than tests reaches embedx only through its plugin API). Importing this module imports pytest
+(tests only), not TensorFlow.
 """
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import pytest
 
-import embedx
 from embedx.plugin_api.testing import LOAD_PLUGINS_ENV, build_registry
 
 
@@ -46,35 +44,3 @@ def hub():
     from embedx_tfhub import _tf
 
     return _tf.hub()
-
-
-@pytest.fixture
-def extract(registry, tmp_path):
-    """Run ``embedx.extract`` into ``tmp_path/features.h5``; return the report and a reader."""
-
-    def run(texts, embedder, *, outputs=None, store=None, **options):
-        target = store or tmp_path / "features.h5"
-        report = embedx.extract(texts, embedder, target, options=options, registry=registry,
-                                outputs=list(outputs) if outputs else None)
-        return report, Stored(target, report.set_name)
-
-    return run
-
-
-class Stored:
-    """Read back one feature set of a feature file."""
-
-    def __init__(self, path: os.PathLike, set_name: str):
-        self.path, self.set_name = path, set_name
-
-    def doc(self, texts, output) -> np.ndarray:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).vectors(texts, output=output)
-
-    def tokens(self, texts, output) -> list[tuple[list[str], np.ndarray]]:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).tokens(texts, output=output)
-
-    def truncated(self, texts) -> np.ndarray:
-        with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).truncated(texts)
