@@ -199,3 +199,20 @@ def test_trained_preset_says_why_it_cannot_run_without_a_module(registry, tmp_pa
     # the module it finds by default is what bench compare's journal hashes; an explicit handle wins
     assert TrainedElmoFineTuner.model_paths({}) == {"handle": str(exported[1])}
     assert TrainedElmoFineTuner.model_paths({"handle": "elsewhere", "epochs": "3"}) == {"handle": "elsewhere", "epochs": "3"}
+
+
+def test_installed_entry_point_adds_the_elmo_group_without_importing_tensorflow():
+    """`embedx elmo` comes from this package's own entry point; registering it imports no TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from embedx.plugin_api.testing import build_registry, cli_app\n"
+            "assert 'elmo' in build_registry().plugins\n"
+            "from typer.testing import CliRunner\n"
+            "out = CliRunner().invoke(cli_app(), ['elmo', '--help']).output\n"
+            "assert 'train' in out and 'export' in out, out\n"
+            "assert 'tensorflow' not in sys.modules\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

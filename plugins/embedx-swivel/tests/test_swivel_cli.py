@@ -146,7 +146,7 @@ def test_installed_entry_point_adds_the_swivel_group():
     from embedx.plugin_api.testing import add_plugin_commands, build_registry, get_registry, set_registry
 
     if "swivel" not in build_registry().plugins:
-        pytest.skip("embedx-tfhub is not installed (pip install -e plugins/embedx-tfhub)")
+        pytest.skip("embedx-swivel is not installed (pip install -e plugins/embedx-swivel)")
     root = typer.Typer()
 
     @root.callback()
