@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import sys
 import time
@@ -18,26 +17,19 @@ from embedx.engines import check_engine, import_ray
 from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, InputError, OptionError, StoreError
 from embedx.input_fingerprint import InputFingerprint, input_fingerprint
 from embedx.inputs import InputSpec, Record, RecordStream, iter_records
-from embedx.keys import KEY_BYTES, config_hash
+from embedx.keys import config_hash, content_keys
 from embedx.options import option_specs
 from embedx.progress import progress_bar
 from embedx.registry import Registry, get_registry
-from embedx.store import layout as L
-from embedx.store.catalog import Catalog, SetState
-from embedx.store.commit import commit
-from embedx.store.coverage import covered_counts, record_coverage
-from embedx.store.faults import resource_error
-from embedx.store.input_table import InputTableWriter, is_empty
-from embedx.store.keyindex import KEY, KeyIndex, KeySet, binary_to_hex
-from embedx.store.lock import WriterLock, resolve_output
-from embedx.store.segment import SegmentInfo, now, read_key_index
-from embedx.store.upgrade import prepare
-from embedx.store.writer import SegmentWriter
+from embedx.store.transaction import KEY_DTYPE, KeySet, Transaction, binary_to_hex, is_empty, safe_name
+from embedx.store.transaction import set_name as set_name_of
+from embedx.store.transaction import writer as store_writer
 from embedx.validate import BatchChecker, OutputShape
 
 EmptyPolicy = Literal["keep", "skip", "error"]
 DTYPES = ("float32", "float16")
 COMPRESSIONS = (None, "gzip", "lzf")
+EMPTY_POLICIES = ("keep", "skip", "error")
 
 
 @dataclass
@@ -93,6 +85,18 @@ class ExtractSettings:
     ray_address: str | None = None  # join this Ray cluster ("auto", "ray://host:10001"); default: start a local one
     gpus_per_worker: float = 0.0
 
+    def validate(self) -> None:
+        """The one check of the settings (the CLI and the API both land here), before any input is read."""
+        if self.dtype not in DTYPES:
+            raise OptionError(f"--dtype {self.dtype!r}: choose {' or '.join(DTYPES)}")
+        if self.compression not in COMPRESSIONS:
+            raise OptionError(f"--compression {self.compression!r}: choose gzip or lzf")
+        if self.empty not in EMPTY_POLICIES:
+            raise OptionError(f"--empty {self.empty!r}: choose keep, skip or error")
+        check_engine(self.engine, self.workers, self.gpus_per_worker, self.ray_address)
+        if self.engine == "ray":
+            import_ray()  # without Ray: one line with the install command, before any input is read
+
 
 def extract_file(spec: InputSpec, settings: ExtractSettings, name: str | None = None,
                  registry: Registry | None = None) -> ExtractReport:
@@ -109,7 +113,7 @@ def extract_file(spec: InputSpec, settings: ExtractSettings, name: str | None = 
     def fingerprint() -> InputFingerprint | None:
         return input_fingerprint(spec.path, format=spec.resolved_format, text_field=spec.text_field,
                                  encoding_errors=spec.encoding_errors, empty=settings.empty,
-                                 store_text=settings.store_text, input_name=L.safe_name(input_name))
+                                 store_text=settings.store_text, input_name=safe_name(input_name))
 
     return run(open_records, settings, input_name, spec.source, registry, fingerprint)
 
@@ -144,151 +148,224 @@ CHUNK_BYTES = 16 << 20  # ... or fewer, when their text is this long
 def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings: ExtractSettings,
         input_name: str | None, source: str, registry: Registry | None = None,
         fingerprint: Callable[[], InputFingerprint | None] | None = None) -> ExtractReport:
-    """The pipeline: lock, recover, then per chunk of input: dedupe, skip what is cached, embed, stage; commit.
+    """The pipeline, in named stages: resolve; open the store's transaction (the lock, then recovery);
+    answer a fully covered re-run from the index; per chunk of input: dedupe, look up, compute on the
+    engine, check, append; then stage the input table and commit.
 
     With ``fingerprint`` (a regular input file), a re-run whose input and set the index records
     as fully covered is answered from the index without reading the input.
     """
     started = time.perf_counter()
-    if settings.dtype not in DTYPES:
-        raise OptionError(f"--dtype {settings.dtype!r}: choose {' or '.join(DTYPES)}")
-    if settings.compression not in COMPRESSIONS:
-        raise OptionError(f"--compression {settings.compression!r}: choose gzip or lzf")
-    if settings.empty not in ("keep", "skip", "error"):
-        raise OptionError(f"--empty {settings.empty!r}: choose keep, skip or error")
-    check_engine(settings.engine, settings.workers, settings.gpus_per_worker, settings.ray_address)
-    if settings.engine == "ray":
-        import_ray()  # without Ray: one line with the install command, before any input is read
+    settings.validate()
     registry = registry or get_registry()
-    embedder, config, requested, plugin = _build(registry, settings)
-    chash = config_hash(config)
-    set_name = L.set_name(settings.embedder, chash)
+    resolved = resolve_embedder(registry, settings.embedder, settings.options, settings.outputs,
+                                settings.max_length, settings.dtype)
+    set_name = set_name_of(settings.embedder, resolved.config_hash)
+    stats = _Stats()
     try:
-        path = resolve_output(settings.path)
+        transaction = store_writer(settings.path)
     except StoreError as exc:
         raise InputError(str(exc)) from None
-
-    with WriterLock(path):  # before reading any input: a second writer is refused at once
-        catalog = prepare(path)
-        try:
-            catalog.directory.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise resource_error(exc, catalog.directory) from None
+    with transaction as tx:  # before reading any input: a second writer is refused at once
         identity = fingerprint() if fingerprint is not None and input_name is not None else None
         if identity is not None:
-            counts = covered_counts(catalog, L.safe_name(input_name), set_name, chash, identity.value)
+            counts = tx.covered(input_name, set_name, resolved.config_hash, identity.value)
             if counts is not None:
                 return ExtractReport(
-                    path=str(path), set_name=set_name, embedder=settings.embedder, config_hash=chash,
-                    input_name=input_name, rows=counts["rows"], unique=counts["unique"], cached=counts["unique"],
-                    computed=0, empty=counts["empty"], skipped_empty=counts["skipped_empty"], truncated_computed=0,
+                    path=str(tx.path), set_name=set_name, embedder=settings.embedder,
+                    config_hash=resolved.config_hash, input_name=input_name, rows=counts["rows"],
+                    unique=counts["unique"], cached=counts["unique"], computed=0, empty=counts["empty"],
+                    skipped_empty=counts["skipped_empty"], truncated_computed=0,
                     truncated_input=counts["truncated_input"], seconds_total=time.perf_counter() - started,
                     seconds_compute=0.0, seconds_staging=0.0, seconds_commit=0.0, input_read=False)
-        state = catalog.sets.get(set_name)
-        shapes = _shapes(embedder, requested, state.meta["outputs"] if state else None)
-        index, truncated_keys = _key_index(catalog, set_name)
-        meta = {"embedder": settings.embedder, "plugin": plugin, "config_hash": chash, "config": config,
-                "dtype": settings.dtype, "compression": settings.compression}
-        stats = _Stats()
-        writer: SegmentWriter | None = None
-        table: InputTableWriter | None = None
+        pipeline = _Pipeline(tx, settings, resolved, registry, set_name, source, stats)
         failure: BaseException | None = None
-        records: Iterable[Record] | None = None
-        engine = None
         try:
-            records, columns = open_records()
-            if input_name is not None:
-                table = InputTableWriter(catalog.directory, L.safe_name(input_name), catalog.take_seq(), source,
-                                         settings.store_text, columns)
-            seen = KeySet()
-            checker: BatchChecker | None = None
-            batch_size = settings.batch_size or type(embedder).batch_size
-            total = len(records) if isinstance(records, list) else None
-            with progress_bar(f"{settings.embedder}", total, settings.progress) as advance:
-                for chunk in _chunks(records):
-                    chunk, empty = _apply_empty_policy(chunk, settings.empty, source, stats)
-                    binary, hexkeys = _keys([r.text for r in chunk])
-                    if table is not None:
-                        table.append(chunk, hexkeys, empty)
-                    stats.rows += len(chunk)
-                    todo = _new_rows(binary, seen, index, stats)
-                    if not len(todo):
-                        stats.truncated_input += int(truncated_keys.contains(binary).sum())
-                        advance(len(chunk))
-                        continue
-                    if checker is None:
-                        _check_available(embedder, settings.embedder, plugin)
-                        if settings.engine == "ray":
-                            engine = _ray_engine(registry, settings, requested, plugin, embedder)
-                        else:
-                            _load(embedder, settings.embedder, plugin)
-                        _refresh_shapes(embedder, shapes)
-                        checker = BatchChecker(settings.embedder, plugin, shapes, np.dtype(settings.dtype))
-                        bases = {s.name: state.tokens(s.name) if state else 0 for s in shapes}
-                        writer = SegmentWriter(catalog.directory, set_name,
-                                               lambda: meta | {"outputs": [s.as_dict() for s in shapes]},
-                                               catalog.take_seq, bases, checkpoint_rows=settings.checkpoint_rows)
-                    todo = sorted(todo.tolist(), key=lambda i: -len(chunk[i].text))
-                    batches = []
-                    for start in range(0, len(todo), batch_size):
-                        rows = todo[start:start + batch_size]
-                        stats.batches += 1
-                        lines = sorted(chunk[i].line for i in rows)
-                        where = f"batch {stats.batches} ({len(rows)} texts, input lines {_span(lines)} of {source})"
-                        batches.append((rows, [chunk[i].text for i in rows], where))
-                    if engine is None:
-                        def compute(texts: list[str], where: str) -> Any:
-                            return _call(embedder, texts, where, settings.embedder, plugin)
-                    else:  # the pool computes ahead; results come back in batch order
-                        compute = _remote(engine, ((texts, where) for _, texts, where in batches), shapes)
-                    for rows, texts, where in batches:
-                        truncated = embed_batch(compute, texts, where, checker, stats, writer, hexkeys[rows])
-                        truncated_keys.add(binary[rows][truncated > 0])
-                    stats.truncated_input += int(truncated_keys.contains(binary).sum())
-                    advance(len(chunk))
-            if table is not None:
-                finished = table.finish()
-                committed = catalog.inputs.get(finished.name)
-                if committed is not None and committed.meta.get("digest") == finished.meta["digest"]:
-                    for piece in [*finished.pieces, finished.final]:  # the same table: keep the old one
-                        (catalog.directory / piece.file).unlink(missing_ok=True)
-                else:
-                    catalog.pending_inputs[finished.name] = finished
+            pipeline.feed(open_records, input_name)
         except BaseException as exc:
             failure = exc
         finally:
-            if records is not None and hasattr(records, "close"):
-                records.close()
-            if engine is not None:
-                engine.close(drain=failure is None)
-        if writer is not None:
-            try:
-                writer.close()
-            except BaseException as exc:
-                failure = failure or exc
-            stats.seconds_staging = writer.seconds_writing
-            _add_pending(catalog, set_name, meta, shapes, writer.written)
-        if failure is None and table is not None and identity is not None and identity.unchanged():
-            _record_coverage(catalog, L.safe_name(input_name), set_name, identity.value, stats)
-        t_commit = time.perf_counter()
+            pipeline.close(failure)
         try:
-            commit(catalog)  # also after a failure: finished batches are kept, not recomputed
+            tx.close_set()
+        except BaseException as exc:
+            failure = failure or exc
+        stats.seconds_staging = tx.seconds_writing
+        if failure is None and input_name is not None and identity is not None and identity.unchanged():
+            tx.record_coverage(input_name, set_name, identity.value, stats.coverage())
+        try:
+            stats.seconds_commit = tx.commit()  # also after a failure: finished batches are kept, not recomputed
         except BaseException as exc:
             if failure is None:
                 raise
             print(f"embedx: could not commit the finished batches ({exc}); the next run commits them",
                   file=sys.stderr)
-        stats.seconds_commit = time.perf_counter() - t_commit
         if failure is not None:
             raise failure
+        notes = tx.messages
 
     return ExtractReport(
-        path=str(path), set_name=set_name, embedder=settings.embedder, config_hash=chash, input_name=input_name,
-        rows=stats.rows, unique=stats.unique, cached=stats.unique - stats.computed, computed=stats.computed,
-        empty=stats.empty, skipped_empty=stats.skipped, truncated_computed=stats.truncated,
+        path=str(tx.path), set_name=set_name, embedder=settings.embedder, config_hash=resolved.config_hash,
+        input_name=input_name, rows=stats.rows, unique=stats.unique, cached=stats.unique - stats.computed,
+        computed=stats.computed, empty=stats.empty, skipped_empty=stats.skipped, truncated_computed=stats.truncated,
         truncated_input=stats.truncated_input, seconds_total=time.perf_counter() - started,
         seconds_compute=stats.seconds_compute, seconds_staging=stats.seconds_staging,
-        seconds_commit=stats.seconds_commit, notes=catalog.messages)
+        seconds_commit=stats.seconds_commit, notes=notes)
+
+
+class _Pipeline:
+    """The stages between reading the input and the commit, over one store transaction."""
+
+    def __init__(self, tx: Transaction, settings: ExtractSettings, resolved: ResolvedEmbedder, registry: Registry,
+                 set_name: str, source: str, stats: _Stats):
+        self.tx, self.settings, self.resolved, self.registry = tx, settings, resolved, registry
+        self.set_name, self.source, self.stats = set_name, source, stats
+        self.shapes = _shapes(resolved.embedder, resolved.outputs, tx.outputs(set_name))
+        self.stored = tx.lookup(set_name)
+        self.seen = KeySet()
+        self.truncated_seen = KeySet()  # keys this run computed whose text max_length cut
+        self.engine: LocalEngine | RayEngineAdapter | None = None
+        self.checker: BatchChecker | None = None
+        self.records: Iterable[Record] | None = None
+        self.table = None
+
+    def feed(self, open_records: Callable[[], tuple[Iterable[Record], list[str]]], input_name: str | None) -> None:
+        settings, stats = self.settings, self.stats
+        self.records, columns = open_records()
+        if input_name is not None:
+            self.table = self.tx.input_table(input_name, self.source, settings.store_text, columns)
+        total = len(self.records) if isinstance(self.records, list) else None
+        with progress_bar(f"{settings.embedder}", total, settings.progress) as advance:
+            for chunk in _chunks(self.records):
+                chunk, empty = _apply_empty_policy(chunk, settings.empty, self.source, stats)
+                binary = content_keys([r.text for r in chunk])
+                hexkeys = binary_to_hex(binary)
+                if self.table is not None:
+                    self.table.append(chunk, hexkeys, empty)
+                stats.rows += len(chunk)
+                todo, cut = self._lookup(binary)
+                if len(todo):
+                    self._compute(chunk, todo, binary, hexkeys)
+                stats.truncated_input += int((cut > 0).sum()) + int(self.truncated_seen.contains(binary).sum())
+                advance(len(chunk))
+        if self.table is not None:
+            self.tx.stage_input(self.table)
+
+    def _lookup(self, binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in the chunk of texts neither stored nor met earlier in this input (first occurrences),
+        and per text the tokens ``max_length`` cut from its stored row (0 where not stored)."""
+        if not len(binary):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        rows, cut = self.stored.find(binary)
+        unique, first = np.unique(binary, return_index=True)
+        fresh = ~self.seen.contains(unique)
+        unique, first = unique[fresh], first[fresh]
+        self.seen.add(unique)
+        self.stats.unique += len(unique)
+        return np.sort(first[rows[first] < 0]), cut
+
+    def _start(self) -> None:
+        """The first text to compute: the engine loads the model (never before, and never for a cached run)."""
+        settings, resolved = self.settings, self.resolved
+        _check_available(resolved.embedder, settings.embedder, resolved.plugin)
+        if settings.engine == "ray":
+            self.engine = RayEngineAdapter(self.registry, settings, resolved)
+        else:
+            self.engine = LocalEngine(resolved.embedder, settings.embedder, resolved.plugin)
+        self.engine.start()
+        _refresh_shapes(self.engine, self.shapes)
+        self.checker = BatchChecker(settings.embedder, resolved.plugin, self.shapes, np.dtype(settings.dtype))
+        meta = {"embedder": settings.embedder, "plugin": resolved.plugin, "config_hash": resolved.config_hash,
+                "config": resolved.config, "dtype": settings.dtype, "compression": settings.compression}
+        shapes = self.shapes
+        self.tx.open_set(self.set_name, lambda: meta | {"outputs": [s.as_dict() for s in shapes]},
+                         checkpoint_rows=settings.checkpoint_rows)
+
+    def _compute(self, chunk: list[Record], todo: np.ndarray, binary: np.ndarray, hexkeys: np.ndarray) -> None:
+        if self.engine is None:
+            self._start()
+        assert self.engine is not None and self.checker is not None
+        batch_size = self.settings.batch_size or type(self.resolved.embedder).batch_size
+        order = sorted(todo.tolist(), key=lambda i: -len(chunk[i].text))
+        batches = []
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            self.stats.batches += 1
+            lines = sorted(chunk[i].line for i in rows)
+            where = f"batch {self.stats.batches} ({len(rows)} texts, input lines {_span(lines)} of {self.source})"
+            batches.append((rows, [chunk[i].text for i in rows], where))
+        results = self.engine.map((texts, where) for _, texts, where in batches)
+        t0 = time.perf_counter()
+        for (rows, texts, where), result in zip(batches, results, strict=True):
+            _refresh_shapes(self.engine, self.shapes)  # dims the loaded model reports
+            arrays, truncated = self.checker.check(result, len(texts), where)
+            self.stats.seconds_compute += time.perf_counter() - t0
+            self.stats.truncated += int((truncated > 0).sum())
+            self.stats.computed += len(texts)
+            arrays["keys"] = np.asarray(hexkeys[rows], dtype=KEY_DTYPE)
+            arrays["truncated"] = truncated
+            self.tx.append(arrays)
+            self.truncated_seen.add(binary[rows][truncated > 0])
+            t0 = time.perf_counter()
+
+    def close(self, failure: BaseException | None) -> None:
+        if self.records is not None and hasattr(self.records, "close"):
+            self.records.close()
+        if self.engine is not None:
+            self.engine.close(drain=failure is None)
+
+
+class LocalEngine:
+    """Computes in this process. The same interface as the Ray pool: ``start()``, ``map(batches)``, ``close()``."""
+
+    def __init__(self, embedder: Embedder, embedder_id: str, plugin: str):
+        self.embedder, self.embedder_id, self.plugin = embedder, embedder_id, plugin
+
+    def start(self) -> None:
+        _load(self.embedder, self.embedder_id, self.plugin)
+
+    def output_specs(self) -> Any:
+        return self.embedder.output_specs()
+
+    def map(self, batches: Iterable[tuple[list[str], str]]) -> Iterator[Any]:
+        """Embed each ``(texts, where)`` batch; yield the raw results in order (``where`` names it in errors)."""
+        for texts, where in batches:
+            yield _call(self.embedder, texts, where, self.embedder_id, self.plugin)
+
+    def close(self, drain: bool = True) -> None:
+        pass
+
+
+class RayEngineAdapter:
+    """The Ray pool (:class:`embedx.engines.ray_engine.RayEngine`) behind the engine interface."""
+
+    def __init__(self, registry: Registry, settings: ExtractSettings, resolved: ResolvedEmbedder):
+        self.registry, self.settings, self.resolved = registry, settings, resolved
+        self.engine: Any = None
+
+    def start(self) -> None:
+        from embedx.engines.ray_engine import RayEngine, fingerprint
+
+        settings, resolved = self.settings, self.resolved
+        options = dict(settings.options or {})
+        if settings.max_length is not None:
+            options["max_length"] = settings.max_length
+        self.engine = RayEngine(settings.embedder, options, resolved.outputs, plugin=resolved.plugin,
+                                workers=settings.workers, address=settings.ray_address,
+                                gpus_per_worker=settings.gpus_per_worker,
+                                expected=fingerprint(resolved.embedder,
+                                                     self.registry.entry(settings.embedder).cls.versioned))
+        self.engine.start()
+
+    def output_specs(self) -> Any:
+        return self.engine.output_specs() if self.engine is not None else ()
+
+    def map(self, batches: Iterable[tuple[list[str], str]]) -> Iterator[Any]:
+        return self.engine.map(batches)  # the pool computes ahead; results come back in batch order
+
+    def close(self, drain: bool = True) -> None:
+        if self.engine is not None:
+            self.engine.close(drain=drain)
 
 
 @dataclass
@@ -305,49 +382,9 @@ class _Stats:
     seconds_staging: float = 0.0
     seconds_commit: float = 0.0
 
-
-def embed_batch(compute: Callable[[list[str], str], Any], texts: list[str], where: str, checker: BatchChecker,
-                stats: _Stats, writer: SegmentWriter, keys: np.ndarray) -> np.ndarray:
-    """Turn one batch of texts into checked arrays and hand them to the writer (the one place that embeds).
-
-    Returns the tokens ``max_length`` cut from each text."""
-    t0 = time.perf_counter()
-    result = compute(texts, where)  # this process, or the Ray pool's result for this batch: checked the same way
-    arrays, truncated = checker.check(result, len(texts), where)
-    stats.seconds_compute += time.perf_counter() - t0
-    stats.truncated += int((truncated > 0).sum())
-    stats.computed += len(texts)
-    arrays["keys"] = np.asarray(keys, dtype=L.KEY_DTYPE)
-    arrays["truncated"] = truncated
-    writer.put(arrays)
-    return truncated
-
-
-def _ray_engine(registry: Registry, settings: ExtractSettings, requested: list[str], plugin: str,
-               embedder: Embedder) -> Any:
-    """Start the Ray pool; its workers must compute what this process keys the cache with."""
-    from embedx.engines.ray_engine import RayEngine, fingerprint
-
-    options = dict(settings.options or {})
-    if settings.max_length is not None:
-        options["max_length"] = settings.max_length
-    engine = RayEngine(settings.embedder, options, requested, plugin=plugin, workers=settings.workers,
-                       address=settings.ray_address, gpus_per_worker=settings.gpus_per_worker,
-                       expected=fingerprint(embedder, registry.entry(settings.embedder).cls.versioned))
-    engine.start()
-    return engine
-
-
-def _remote(engine: Any, batches: Iterator[tuple[list[str], str]],
-            shapes: list[OutputShape]) -> Callable[[list[str], str], Any]:
-    results = engine.map(batches)
-
-    def compute(texts: list[str], where: str) -> Any:
-        result = next(results)
-        _refresh_shapes(engine, shapes)  # dims the loaded model reports, as after a local load()
-        return result
-
-    return compute
+    def coverage(self) -> dict[str, int]:
+        return {"rows": self.rows, "unique": self.unique, "empty": self.empty, "skipped_empty": self.skipped,
+                "truncated_input": self.truncated_input}
 
 
 def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
@@ -361,63 +398,6 @@ def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
             chunk, size = [], 0
     if chunk:
         yield chunk
-
-
-def _keys(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Binary (``S16``) and hex (``S32``) content keys of ``texts``."""
-    digests = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest() for t in texts]
-    binary = np.frombuffer(b"".join(digests), dtype=KEY).copy() if digests else np.zeros(0, dtype=KEY)
-    return binary, binary_to_hex(binary)
-
-
-def _new_rows(binary: np.ndarray, seen: KeySet, index: KeyIndex, stats: _Stats) -> np.ndarray:
-    """Positions in the chunk of texts neither stored nor met earlier in this input (first occurrence)."""
-    if not len(binary):
-        return np.zeros(0, dtype=np.int64)
-    unique, first = np.unique(binary, return_index=True)
-    fresh = ~seen.contains(unique)
-    unique, first = unique[fresh], first[fresh]
-    seen.add(unique)
-    stats.unique += len(unique)
-    return np.sort(first[~index.contains(unique)])
-
-
-def _key_index(catalog: Catalog, set_name: str) -> tuple[KeyIndex, KeySet]:
-    """Lookup of the set's stored keys, and the set of those whose text ``max_length`` cut."""
-    index, truncated = KeyIndex(), KeySet()
-    state = catalog.sets.get(set_name)
-    base = 0
-    for info in state.all if state else []:
-        keys, rows, cut_tokens = read_key_index(catalog.directory / info.file, info.rows)
-        index.add(keys, rows, base)
-        cut = cut_tokens[rows] > 0
-        if cut.any():
-            truncated.add(np.ascontiguousarray(keys[cut]).view(KEY).reshape(-1))
-        base += info.rows
-    return index, truncated
-
-
-def _record_coverage(catalog: Catalog, name: str, set_name: str, fingerprint: str, stats: _Stats) -> None:
-    """Note in the index that this input, as fingerprinted, is fully covered by the set (the next run reads nothing)."""
-    table = catalog.pending_inputs.get(name) or catalog.inputs.get(name)
-    if table is None:
-        return
-    counts = {"rows": stats.rows, "unique": stats.unique, "empty": stats.empty, "skipped_empty": stats.skipped,
-              "truncated_input": stats.truncated_input}
-    updated = record_coverage(catalog, table, set_name, fingerprint, counts)
-    if updated is not table:
-        catalog.pending_inputs[name] = updated
-
-
-def _add_pending(catalog: Catalog, set_name: str, meta: dict[str, Any], shapes: list[OutputShape],
-                 written: list[SegmentInfo]) -> None:
-    if not written:
-        return
-    state = catalog.sets.get(set_name)
-    if state is None:
-        state = catalog.sets[set_name] = SetState(set_name, meta | {"outputs": [s.as_dict() for s in shapes]},
-                                                  created=now())
-    state.pending.extend(written)
 
 
 def _apply_empty_policy(records: list[Record], policy: str, source: str,
@@ -437,20 +417,39 @@ def _apply_empty_policy(records: list[Record], policy: str, source: str,
     return records, empty
 
 
-def _build(registry: Registry, settings: ExtractSettings) -> tuple[Embedder, dict[str, Any], list[str], str]:
-    entry = registry.entry(settings.embedder)
-    options = dict(settings.options or {})
-    if settings.max_length is not None:
+@dataclass
+class ResolvedEmbedder:
+    """An embedder built from its id and options, with the configuration the cache is keyed on."""
+
+    embedder: Embedder
+    config: dict[str, Any]
+    outputs: list[str]
+    plugin: str
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def resolve_embedder(registry: Registry | None, embedder: str, options: dict[str, Any] | None = None,
+                     outputs: Sequence[str] | None = None, max_length: int | None = None,
+                     dtype: str = "float32") -> ResolvedEmbedder:
+    """The one public way to build an embedder and its configuration (extraction, training and
+    prediction all use it, so they key the cache alike). Loads nothing."""
+    registry = registry or get_registry()
+    entry = registry.entry(embedder)
+    options = dict(options or {})
+    if max_length is not None:
         if "max_length" not in option_specs(entry.cls):
-            raise OptionError(f"embedder {settings.embedder!r} has no max_length option; drop --max-length")
-        options["max_length"] = settings.max_length
-    embedder, resolved = registry.create(settings.embedder, options)
+            raise OptionError(f"embedder {embedder!r} has no max_length option; drop --max-length")
+        options["max_length"] = max_length
+    built, resolved = registry.create(embedder, options)
     names = [o.name for o in entry.cls.outputs]
-    requested = list(settings.outputs or entry.cls.default_outputs or names)
+    requested = list(outputs or entry.cls.default_outputs or names)
     for name in requested:
         if name not in names:
-            raise OptionError(f"embedder {settings.embedder!r} has no output {name!r} (outputs: {', '.join(names)})")
-    embedder.requested_outputs = tuple(requested)
+            raise OptionError(f"embedder {embedder!r} has no output {name!r} (outputs: {', '.join(names)})")
+    built.requested_outputs = tuple(requested)
     versions = {}
     for dist in entry.cls.versioned:
         try:
@@ -458,12 +457,12 @@ def _build(registry: Registry, settings: ExtractSettings) -> tuple[Embedder, dic
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
     keyed = {k: v for k, v in resolved.items() if k not in entry.cls.unkeyed_options}
-    config = {"embedder": settings.embedder, "options": keyed, "identity": embedder.identity(),
-              "versions": versions, "outputs": requested, "dtype": settings.dtype}
+    config = {"embedder": embedder, "options": keyed, "identity": built.identity(),
+              "versions": versions, "outputs": requested, "dtype": dtype}
     unkeyed = {k: v for k, v in resolved.items() if k in entry.cls.unkeyed_options}
     if unkeyed:  # recorded for people, left out of the hash (see Embedder.unkeyed_options)
         config["unkeyed_options"] = unkeyed
-    return embedder, config, requested, entry.plugin
+    return ResolvedEmbedder(built, config, requested, entry.plugin)
 
 
 def _shapes(embedder: Embedder, requested: list[str], known: list[dict] | None) -> list[OutputShape]:

@@ -9,9 +9,22 @@ from typing import Any
 KEY_BYTES = 16  # BLAKE2b-128, written as 32 hex characters
 
 
+def content_digest(text: str) -> bytes:
+    """The key of a text as embedded: BLAKE2b-128 of its UTF-8 bytes (the one definition of the key)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest()
+
+
 def content_key(text: str) -> str:
-    """The key of a text as embedded: BLAKE2b-128 of its UTF-8 bytes, in hex."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).hexdigest()
+    """:func:`content_digest` in hex, as the feature file stores it."""
+    return content_digest(text).hex()
+
+
+def content_keys(texts: list[str]) -> Any:
+    """The binary keys (numpy ``S16``) of ``texts``, one :func:`content_digest` each."""
+    import numpy as np
+
+    digests = b"".join(map(content_digest, texts))
+    return np.frombuffer(digests, dtype=f"S{KEY_BYTES}").copy() if texts else np.zeros(0, dtype=f"S{KEY_BYTES}")
 
 
 def canonical_json(value: Any) -> str:

@@ -18,6 +18,7 @@ import embedx
 from embedx.errors import EmbedderOutputError, InputError, StoreError
 from embedx.store import layout as L
 from embedx.store.catalog import expire_retired, recover
+from embedx.store import commit as commit_module
 from embedx.store.commit import merge_segments
 from embedx.store.compact import compact
 from embedx.store.keyindex import KeyIndex, KeySet, as_sorted_index, hex_to_binary
@@ -119,7 +120,8 @@ def test_a_format_1_file_is_read_as_is_and_upgraded_on_the_first_write(registry,
         assert len(store.feature_set("word-stats")) == 1
 
 
-def test_compact_merges_segments_and_keeps_every_row(registry, store_path):
+def test_compact_merges_segments_and_keeps_every_row(registry, store_path, monkeypatch):
+    monkeypatch.setattr(commit_module, "TIER_CAP_BYTES", 0)  # no automatic compaction: compact by hand
     for stop in (50, 100, 150, 300):
         embedx.extract(TEXTS[:stop], "word-stats", store_path, outputs=["doc", "tokens"], name="t")
     with embedx.open_store(store_path) as store:
@@ -293,7 +295,9 @@ def test_a_missing_output_folder_is_a_clear_error(registry, tmp_path):
         embedx.extract(["a"], "word-stats", tmp_path / "missing" / "f.h5")
 
 
-def test_a_reader_of_a_replaced_index_keeps_working_and_a_missing_segment_is_an_error(registry, store_path):
+def test_a_reader_of_a_replaced_index_keeps_working_and_a_missing_segment_is_an_error(registry, store_path,
+                                                                                     monkeypatch):
+    monkeypatch.setattr(commit_module, "TIER_CAP_BYTES", 0)  # no automatic compaction: compact by hand
     for stop in (50, 100):
         embedx.extract(TEXTS[:stop], "word-stats", store_path, name="t")
     with embedx.open_store(store_path) as store:  # opened before the compaction

@@ -388,6 +388,8 @@ def remove_unreferenced(catalog: Catalog, keep: set[str]) -> None:
             elif name in catalog.seen:  # never mapped by any index: no reader can be using it
                 folder.remove(name)
         retire(folder, old)
+        if old:
+            expire_retired(folder)  # deleted at once when no reader holds a lease (embedx.store.lease)
     catalog.loaded = catalog.referenced()
 
 
@@ -420,15 +422,23 @@ def expire_retired(directory: Path | SideFolder, grace: float | None = None) -> 
     listed = _retired(folder)
     if not listed:
         return set()
-    limit = time.time() - (GRACE_SECONDS if grace is None else grace)
-    kept = {}
-    for name, when in listed.items():
-        if when <= limit:
-            folder.remove(name)  # a file that is no plain segment of this user's is left alone, and unlisted
-        elif folder.lstat(name) is not None:
-            kept[name] = when
-    if kept != listed:
-        folder.write_atomic(RETIRED, json.dumps(kept).encode())
+    from embedx.store.lease import no_readers
+
+    with no_readers(folder) as free:
+        if free:  # no reader holds a lease: nobody maps a retired segment
+            limit = math.inf
+        elif free is None:  # no lease to go by: the time-based fallback
+            limit = time.time() - (GRACE_SECONDS if grace is None else grace)
+        else:  # a reader holds a lease: keep everything it may map (an explicit grace still applies)
+            limit = -math.inf if grace is None else time.time() - grace
+        kept = {}
+        for name, when in listed.items():
+            if when <= limit:
+                folder.remove(name)  # a file that is no plain segment of this user's is left alone, and unlisted
+            elif folder.lstat(name) is not None:
+                kept[name] = when
+        if kept != listed:
+            folder.write_atomic(RETIRED, json.dumps(kept).encode())
     return set(kept)
 
 

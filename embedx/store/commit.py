@@ -254,3 +254,55 @@ def _unique(column: str, used: set[str]) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=isinstance(value, dict))
+
+
+TIER_CAP_BYTES = 256 << 20  # merged segments grow to about this (a merge holds ~3 copies in memory)
+
+
+def tier_start(segments: list[SegmentInfo], cap: int = TIER_CAP_BYTES) -> int:
+    """Where the tail of ``segments`` that one merge should join begins (``len - 1``: nothing to merge).
+
+    A binary counter over sizes: the newest segment joins the one before it while it is at least as
+    large, so sizes fall by half or more from oldest to newest and a set of ``n`` rows keeps about
+    ``log2(n / rows per run)`` segments below the cap (and ``size / cap`` above it)."""
+    start = len(segments) - 1
+    if start < 1:
+        return max(start, 0)
+    size = max(segments[-1].bytes, 1)
+    while start > 0:
+        previous = max(segments[start - 1].bytes, 1)
+        if size < previous or size + previous > cap:
+            break
+        start -= 1
+        size += previous
+    return start
+
+
+def compact_tiers(catalog: Catalog, cap: int | None = None) -> int:
+    """After a commit: merge the newest committed segments of each set while the tiers call for it.
+
+    Crash-safe like ``embedx compact``: the merged segment covers the ranges it replaces, so until
+    the new index is in place it is an orphan the next writer deletes. Returns the segments merged away."""
+    cap = TIER_CAP_BYTES if cap is None else cap
+    merged_away = 0
+    for state in catalog.sets.values():
+        if state.pending:
+            continue  # commit() maps pending segments first
+        start = tier_start(state.segments, cap)
+        group = state.segments[start:]
+        if len(group) < 2:
+            continue
+        size = sum(s.bytes for s in group)
+        if not check_free_space(catalog.directory, size, "merging segments"):
+            continue
+        try:
+            merged = merge_segments(catalog, state, group)
+        except StoreError as exc:  # a full disk mid-merge: the segments stay as they are
+            catalog.messages.append(f"segments of {state.name} were left unmerged: {exc}")
+            continue
+        state.segments = state.segments[:start] + [merged]
+        merged_away += len(group) - 1
+    if merged_away:
+        write_index(catalog)
+        remove_unreferenced(catalog, set())  # retires the replaced segments
+    return merged_away

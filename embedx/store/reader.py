@@ -15,9 +15,13 @@ import numpy as np
 from embedx.errors import StoreError
 from embedx.keys import content_key
 from embedx.store import layout as L
+from embedx.store import lease
 from embedx.store.keyindex import KeyIndex, as_sorted_index, hex_to_binary
+from embedx.store.lookup import StoredKeys
 from embedx.store.open import open_checked
-from embedx.store.segment import SegmentInfo, check_segments_present, read_key_index, read_segment_list
+from embedx.store.segment import SegmentInfo, check_segments_present, read_segment_list
+
+_release = lease.release
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,15 @@ class FeatureStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         # Through symlinks: HDF5 finds segments relative to the index's real folder.
-        self.file = open_checked(Path(os.path.realpath(self.path)) if self.path.exists() else self.path)
+        real = Path(os.path.realpath(self.path)) if self.path.exists() else self.path
+        # The lease first, then the index: no compaction deletes a segment this reader maps (embedx.store.lease).
+        self._lease = lease.take(real)
+        try:
+            self.file = open_checked(real)
+        except BaseException:
+            lease.release(self._lease)
+            self._lease = None
+            raise
         self.segments: dict[str, list[SegmentInfo]] | None = None  # format 1 files have none
         if L.SEGMENTS in self.file:
             self.segments = {}
@@ -49,7 +61,7 @@ class FeatureStore:
                 infos = read_segment_list(self.file, self.path)
                 check_segments_present(Path(self.file.filename), infos)
             except StoreError:
-                self.file.close()
+                self.close()
                 raise
             for info in infos:
                 if info.kind == "set":
@@ -61,6 +73,8 @@ class FeatureStore:
 
     def close(self) -> None:
         self.file.close()
+        lease, self._lease = self._lease, None
+        _release(lease)
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -110,18 +124,14 @@ class FeatureStore:
             raise StoreError(f"{self.path} has no input {name!r} (it has: {', '.join(names) or 'none'})")
         return InputTable(self.file[L.INPUTS][key])
 
-    def key_index(self, name: str) -> KeyIndex:
-        """Cached-key lookup for set ``name``: the sorted keys of each segment (format 1: sorted here)."""
-        index = KeyIndex()
+    def key_index(self, name: str) -> KeyIndex | StoredKeys:
+        """Cached-key lookup for set ``name``: each segment's sorted keys, searched where they lie
+        (:mod:`embedx.store.lookup`); format 1: sorted here."""
         if self.segments is None:
+            index = KeyIndex()
             index.add(*as_sorted_index(hex_to_binary(self.file[L.SETS][name][L.KEYS][:])), base=0)
             return index
-        base = 0
-        for info in self.segments.get(name, []):
-            keys, rows, _ = read_key_index(self.segment_dir / info.file, info.rows)
-            index.add(keys, rows, base)
-            base += info.rows
-        return index
+        return StoredKeys.open(self.segment_dir, self.segments.get(name, []))
 
 
 class InputTable:
@@ -178,7 +188,7 @@ class FeatureSet:
         self.store = store
         self.group = group
         self.info = store._info(group.name.rsplit("/", 1)[-1])
-        self._index: KeyIndex | None = None
+        self._index: KeyIndex | StoredKeys | None = None
 
     @property
     def outputs(self) -> dict[str, dict[str, Any]]:
@@ -187,7 +197,7 @@ class FeatureSet:
     def __len__(self) -> int:
         return self.info.rows
 
-    def _row_index(self) -> KeyIndex:
+    def _row_index(self) -> KeyIndex | StoredKeys:
         if self._index is None:
             self._index = self.store.key_index(self.info.name)
         return self._index
@@ -327,8 +337,8 @@ def _refuse_gone(dataset: h5py.Dataset) -> None:
     absent = sorted({s.file_name for s in sources if not (base / s.file_name).is_file()})
     if absent:
         raise StoreError(f"{dataset.file.filename}: rows of {dataset.name} read as missing: a segment file it maps is "
-                         f"gone ({absent[0]}: removed by hand, or replaced by a compaction more than 10 minutes "
-                         "after this file was opened); open the file again")
+                         f"gone ({absent[0]}: removed by hand, or replaced by a compaction while this file was "
+                         "open without a reader's lease); open the file again")
 
 
 def _gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:

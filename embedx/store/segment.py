@@ -210,9 +210,10 @@ def write_set_segment(directory: Path, name: str, meta: dict[str, Any], lo: int,
 
     def build(handle: h5py.File) -> None:
         _dataset(handle, L.KEYS, np.asarray(keys, dtype=L.KEY_DTYPE))
-        _dataset(handle, L.TRUNCATED, np.asarray(arrays["truncated"], dtype=np.int32))
-        _dataset(handle, L.SORTED_KEYS, sorted_keys)
-        _dataset(handle, L.SORTED_ROWS, order)
+        # Contiguous (not chunked): lookups memory-map these three (embedx.store.lookup).
+        handle.create_dataset(L.TRUNCATED, data=np.asarray(arrays["truncated"], dtype=np.int32))
+        handle.create_dataset(L.SORTED_KEYS, data=sorted_keys)
+        handle.create_dataset(L.SORTED_ROWS, data=order)
         for out in meta["outputs"]:
             sub = handle.create_group(out["name"])
             sub.attrs.update({"level": out["level"], "dim": out["dim"], "per_layer": bool(out.get("per_layer"))})
@@ -369,6 +370,9 @@ def _check_lengths(handle: h5py.File, info: SegmentInfo, meta: dict[str, Any]) -
     if info.kind == SET:
         for ds in (L.KEYS, L.TRUNCATED, L.SORTED_ROWS, L.SORTED_KEYS):
             need(ds, info.rows)
+        order = handle[L.SORTED_ROWS]
+        if info.rows and order.dtype.kind in "iu" and int(order[:].max()) >= info.rows:  # lookups trust it after this
+            raise ValueError(f"{L.SORTED_ROWS} names row {int(order[:].max()):,} of {info.rows:,}")
         for out in meta["outputs"]:
             if out["level"] == "document":
                 need(f"{out['name']}/{L.VALUES}", info.rows)

@@ -37,6 +37,7 @@ SEGMENT_NAME = re.compile(r"(?:set|input|input-final)@[A-Za-z0-9_.@+-]{1,100}@[0
                           r"@[0-9a-f]{8}\.h5")
 RETIRED = "retired.json"
 MARKER = "store.json"
+LEASE = "readers.lease"  # readers hold a shared flock on it (embedx.store.lease); never written, never deleted
 #: temporaries embedx writes before a rename (``.NAME.tmp-PID`` or ``.NAME.tmp-PID-HEX``)
 TEMPORARY = re.compile(rf"\.(?:{SEGMENT_NAME.pattern}|{re.escape(RETIRED)}|{re.escape(MARKER)})\.tmp-[0-9]+(?:-[0-9a-f]+)?")
 MAX_SMALL_FILE = 64 << 20  # retired.json, store.json
@@ -310,3 +311,28 @@ def parent_folder(index: Path) -> SideFolder:
     """The folder the (real) feature file is in: the user's own, opened as named."""
     fd = os.open(index.parent, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
     return SideFolder(index.parent, fd, "the folder of the feature file")
+
+
+def index_temporary(index: Path) -> re.Pattern[str]:
+    """The names of the temporaries a commit writes beside ``index`` before renaming one over it."""
+    return re.compile(rf"\.{re.escape(index.name)}\.tmp-[0-9]+(?:-[0-9a-f]+)?")
+
+
+def remove_index_temporaries(index: Path) -> list[str]:
+    """Delete index temporaries a killed writer left beside ``index`` (call only holding its writer lock).
+
+    Only plain files of this user with one link, named exactly like the temporaries of this index."""
+    pattern, removed = index_temporary(index), []
+    with parent_folder(index) as parent:
+        for name in parent.names():
+            if not pattern.fullmatch(name):
+                continue
+            st = parent.lstat(name)
+            if st is None or plain_problem(st):
+                continue  # not ours to delete
+            try:
+                os.unlink(name, dir_fd=parent.fd)
+                removed.append(name)
+            except FileNotFoundError:
+                pass
+    return removed

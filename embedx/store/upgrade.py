@@ -28,10 +28,18 @@ from embedx.store.catalog import (
 )
 from embedx.store.commit import write_index
 from embedx.store.faults import check_free_space, needs_space_message
+from embedx.store.lease import ensure as ensure_lease
 from embedx.store.open import open_checked
 from embedx.store.packing import pack_strings
 from embedx.store.segment import now, write_input_final, write_input_piece, write_set_segment
-from embedx.store.sidepaths import MARKER, SideFolder, is_own_name, parent_folder, quarantine_folder
+from embedx.store.sidepaths import (
+    MARKER,
+    SideFolder,
+    is_own_name,
+    parent_folder,
+    quarantine_folder,
+    remove_index_temporaries,
+)
 
 UPGRADE_ROWS = 65536
 
@@ -50,7 +58,9 @@ def prepare(path: Path) -> Catalog:
     quarantine_legacy_staging(catalog)
     folder = open_folder(catalog, create=True)
     if folder is not None:
-        folder.close()
+        with folder:
+            ensure_lease(folder)
+    remove_index_temporaries(path)
     catalog.messages[:0] = [n for n in notes if n]
     for message in catalog.messages:
         print(f"embedx: {message}", file=sys.stderr)

@@ -270,9 +270,25 @@ class _Verifier:
             try:
                 with h5py.File(file, "r") as source:
                     known[name] = self._plain_source(source, file, name, what)
+                    if name == L.KEYS and L.SORTED_ROWS in source:
+                        self._key_rows(source, file, known[name][1])
             except OSError as exc:
                 raise self.fail(what, f"maps {file}, which is not a readable HDF5 file ({exc})") from None
         return known[name]
+
+    def _key_rows(self, source: h5py.File, file: Path, shape: tuple[int, ...]) -> None:
+        """Every row a set segment's key index names lies in the segment (lookups then trust it, see
+        :mod:`embedx.store.lookup`); checked once per verified generation, 4 bytes a row."""
+        rows = shape[0] if shape else 0
+        ds = source[L.SORTED_ROWS]
+        if not isinstance(ds, h5py.Dataset) or ds.shape != (rows,) or ds.dtype.kind not in "iu":
+            return  # the lookup's own checks refuse it, naming the dataset
+        self._plain_source(source, file, L.SORTED_ROWS, f"dataset {L.SORTED_ROWS} of {file}")
+        for start in range(0, rows, 1 << 22):
+            block = ds[start:start + (1 << 22)]
+            if len(block) and int(block.max()) >= rows:
+                raise StoreError(f"segment {file}: {L.SORTED_ROWS} names row {int(block.max()):,}, but the segment "
+                                 f"has {rows:,} rows; the file is damaged (refusing to read it)")
 
     def _plain_source(self, source: h5py.File, file: Path, name: str, what: str) -> tuple[np.dtype, tuple[int, ...]]:
         current: Any = source
@@ -443,11 +459,8 @@ _VERIFIED: set[tuple] = set()  # file states (path, inode, size, mtime) a child 
 
 def file_state(path: Path, allowed_dir: Path | str | None, renamed_ok: bool = False) -> tuple | None:
     """What identifies one version of a file (and the check asked): a rename or an edit in place changes it."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (str(path.absolute()), st.st_ino, st.st_size, st.st_mtime_ns, str(allowed_dir), renamed_ok)
+    key = _state_key(path, allowed_dir, renamed_ok)  # the index and every file of its segment folder
+    return None if key is None else (str(path.absolute()), key)
 
 
 def is_verified(path: Path | str, allowed_dir: Path | str | None = None, renamed_ok: bool = False) -> bool:
@@ -465,6 +478,9 @@ def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, tim
     state = file_state(path, allowed_dir, renamed_ok)
     if not hasattr(os, "fork") or state is None or state in _VERIFIED:
         return
+    if _recorded(path, allowed_dir, renamed_ok):  # verified by an earlier process, and nothing changed since
+        _VERIFIED.add(state)
+        return
     limit = timeout if timeout is not None else float(os.environ.get("EMBEDX_VERIFY_TIMEOUT", "60"))
     outcome = _forked(path, allowed_dir, limit, renamed_ok)
     if outcome == "timeout" or outcome.startswith("signal"):  # a forked child can also stall or die on a lock
@@ -478,6 +494,109 @@ def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, tim
     if outcome.startswith("R"):
         raise StoreError(outcome[1:])
     if outcome == "K":
+        _VERIFIED.add(state)
+        record_verified(path, allowed_dir, renamed_ok)
+
+
+# -- verification records: one per feature file, valid for exactly one state of it -----------------
+#
+# A record names the state it was made for: the index file's identity (device, inode, size,
+# mtime_ns, ctime_ns) and that of its segment folder and every entry in it. Any edit, rename,
+# replacement or added file changes one of these (ctime cannot be set back by a user), so a record
+# never lets a changed file pass; it only spares an unchanged store its verification by every process.
+
+RECORD_VERSION = "embedx-verified-2"
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_nlink]
+
+
+def _state_key(path: Path, allowed_dir: Path | str | None, renamed_ok: bool) -> str | None:
+    """A digest of everything verification depends on (``None``: cannot tell, so verify)."""
+    import hashlib
+
+    try:
+        real = os.path.realpath(path)
+        parts: list = [RECORD_VERSION, real, _identity(os.stat(real)), str(allowed_dir), bool(renamed_ok)]
+        if allowed_dir is not None:
+            try:
+                fd = os.open(allowed_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                parts.append(None)
+            else:
+                try:
+                    parts.append(_identity(os.fstat(fd)))
+                    for name in sorted(os.listdir(fd)):
+                        parts.append([name, _identity(os.stat(name, dir_fd=fd, follow_symlinks=False))])
+                finally:
+                    os.close(fd)
+    except OSError:
+        return None
+    return hashlib.sha256(json.dumps(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _record_name(path: Path, allowed_dir: Path | str | None, renamed_ok: bool) -> str:
+    import hashlib
+
+    what = json.dumps([os.path.realpath(path), str(allowed_dir), bool(renamed_ok)])
+    return hashlib.sha256(what.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _records_folder(create: bool) -> int | None:
+    from embedx.digests import cache_root
+
+    folder = cache_root() / "verified"
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+
+
+def _recorded(path: Path, allowed_dir: Path | str | None, renamed_ok: bool) -> bool:
+    if os.environ.get("EMBEDX_VERIFY_RECORDS", "1") == "0":
+        return False
+    key = _state_key(path, allowed_dir, renamed_ok)
+    fd = _records_folder(create=False) if key else None
+    if fd is None:
+        return False
+    try:
+        rfd = os.open(_record_name(path, allowed_dir, renamed_ok), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+                      dir_fd=fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        if not stat.S_ISREG(os.fstat(rfd).st_mode):
+            return False
+        return os.read(rfd, 128).decode("ascii", "replace").strip() == key
+    finally:
+        os.close(rfd)
+
+
+def record_verified(path: Path | str, allowed_dir: Path | str | None = None, renamed_ok: bool = False) -> None:
+    """Record that ``path`` in its present state passed verification (best effort: a failure only costs a re-check).
+
+    Called after a child verified it, and by the writer for an index it has just written from
+    checked parts (:mod:`embedx.store.transaction`)."""
+    from embedx.atomic import atomic_write_at
+
+    path = Path(path)
+    key = _state_key(path, allowed_dir, renamed_ok)
+    fd = _records_folder(create=True) if key else None
+    if fd is None:
+        return
+    try:
+        atomic_write_at(fd, _record_name(path, allowed_dir, renamed_ok), key.encode("ascii"))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    state = file_state(path, allowed_dir, renamed_ok)
+    if state is not None:
         _VERIFIED.add(state)
 
 
