@@ -3,7 +3,7 @@
 Per subject (one embedder spec at one dtype), in this order:
 
 1. build it from the registry, load it (timed, in this process), warm it up; build and load the peer;
-2. the GEMM peak, measured now (torch may have arrived with the embedder);
+2. the GEMM peak, measured now (torch may have arrived with the embedder); untimed warm-up passes;
 3. ``repeats`` rounds, each: at the defaults the embedder alone, the peer, the extract path and the
    pipeline ceiling; then every batch size and every length, embedder then peer. Rounds alternate,
    so a load change on the machine hits both sides alike;
@@ -155,7 +155,7 @@ class Subject:
         flops = self.family.flops_per_token(embedder, rec["mean_tokens"]) if self.family.flops_per_token else None
         rec["flops_per_token"] = flops
         self.extract_registry = extract_registry(embedder)
-        self._warm_extract(base)
+        self._warm(base, base_tokens)
         default = type(embedder).batch_size
         self.bar.plan(4 * settings.repeats)
         vectors = {}
@@ -220,8 +220,15 @@ class Subject:
                     default_batch_size=runner.default_batch_size)
         self.peer = runner
 
-    def _warm_extract(self, base: list[str]) -> None:
-        """One small extract of each kind first: h5py, the store and the writer thread start once."""
+    def _warm(self, base: list[str], base_tokens: list[int]) -> None:
+        """Untimed first passes: the model and the peer over up to two default batches of the texts (kernels and
+        their plans for these shapes are made once), and one small extract of each kind (h5py, the store and the
+        writer thread start once)."""
+        self.bar.status(f"{self.record['label']}: warming up")
+        n = min(len(base), 2 * type(self.embedder).batch_size)
+        measure.model(self.embedder, base[:n], base_tokens[:n], type(self.embedder).batch_size, self.device)
+        if self.peer is not None:
+            measure.peer(self.peer, base[:n], base_tokens[:n], self.peer.default_batch_size, self.device)
         counts = [1] * WARM_TEXTS
         for kind, embedder_id in (("extract", SUBJECT_ID), ("ceiling", NOOP_ID)):
             warm = [f"{t} (warm-up {kind})" for t in base[:WARM_TEXTS]]
