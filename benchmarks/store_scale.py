@@ -187,9 +187,47 @@ def lookup(work: Path, keys: int, segments: int = 10) -> None:
           f"{rate_rows:,.0f} keys/s through FeatureSet.rows (hex keys in, rows out)")
 
 
+def segments(work: Path, runs: int) -> None:
+    """Segment files after ``runs`` small in-process runs (50 new texts each; automatic tiered compaction)."""
+    import math
+
+    import embedx
+
+    out = work / "small.h5"
+    started = time.perf_counter()
+    for run in range(runs):
+        embedx.extract([f"run {run} text {i} " * 3 for i in range(50)], "hashing-ngrams", out, options={"dim": 8})
+    seconds = time.perf_counter() - started
+    folder = out.with_name(out.name + ".segments")
+    files = len(list(folder.glob("set@*.h5")))
+    print(f"segments: {runs} runs of 50 new texts ({runs * 50:,} rows) -> {files} set segment files "
+          f"(log2(runs) = {math.log2(runs):.1f}); {seconds / runs * 1000:.1f} ms per run in-process")
+
+
+def reader(work: Path) -> None:
+    """A reader held open across 3 compactions reads correctly throughout (its lease keeps its segments)."""
+    import numpy as np
+
+    import embedx
+    from embedx.store.compact import compact
+
+    out = work / "reader.h5"
+    texts = [f"reader text {i}" for i in range(2000)]
+    embedx.extract(texts[:500], "hashing-ngrams", out, options={"dim": 8})
+    with embedx.open_store(out) as store:
+        fset = store.feature_set("hashing-ngrams")
+        expected = fset.vectors(texts[:500])
+        for step in range(3):
+            embedx.extract(texts[500 * (step + 1):500 * (step + 2)], "hashing-ngrams", out, options={"dim": 8})
+            compact(out)
+            ok = np.array_equal(fset.vectors(texts[:500]), expected)
+            print(f"reader: after compaction {step + 1}: {'reads correctly' if ok else 'WRONG'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["append", "rss", "lookup", "all"])
+    parser.add_argument("what", choices=["append", "rss", "lookup", "segments", "reader", "all"])
+    parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--keys", type=int, default=10_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
@@ -199,7 +237,8 @@ def main() -> None:
         for what in (["append", "rss", "lookup"] if args.what == "all" else [args.what]):
             (work / what).mkdir()
             {"append": lambda w: append(w, args.rows), "rss": lambda w: rss(w, args.rows),
-             "lookup": lambda w: lookup(w, args.keys)}[what](work / what)
+             "lookup": lambda w: lookup(w, args.keys), "segments": lambda w: segments(w, args.runs),
+             "reader": reader}[what](work / what)
 
 
 if __name__ == "__main__":
