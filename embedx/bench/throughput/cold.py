@@ -10,7 +10,8 @@ included):
   HDF5 written), or the peer loading, encoding every text at its own default batch size, and
   saving an ``.npy``; the time is the whole process, exit included.
 
-Peak resident memory and CPU time come from ``wait4`` on that one child. The child sees this
+Peak resident memory is the child's own ``VmHWM`` (``wait4``'s would include this process's memory,
+inherited over the fork); CPU time comes from ``wait4`` on that one child. The child sees this
 process's environment, so plugins loaded through ``EMBEDX_PLUGIN_MODULES`` are there too;
 embedders only in an in-memory registry cannot be run here, and the run records why.
 
@@ -34,8 +35,8 @@ def run_child(task: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="embedx-cold-") as tmp:
         out, err = Path(tmp) / "out", Path(tmp) / "err"
         if task["task"] == "end-to-end" and task["side"] == "embedder":
-            cmd = [sys.executable, "-m", "embedx.cli", "extract", task["texts_file"], "-e", task["id"],
-                   "-o", str(Path(tmp) / "features.h5"), "--no-progress", "--json"]
+            cmd = [sys.executable, "-m", "embedx.bench.throughput.cold", "--cli", str(Path(tmp) / "hwm"), "extract",
+                   task["texts_file"], "-e", task["id"], "-o", str(Path(tmp) / "features.h5"), "--no-progress", "--json"]
             for key, value in task["options"].items():
                 cmd += ["-O", f"{key}={value}"]
         else:
@@ -56,12 +57,13 @@ def run_child(task: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
         if code != 0:
             tail = err.read_text(errors="replace").strip().splitlines()[-3:]
             return {"error": f"exit {code}: {' | '.join(tail)[:500]}"}
-        record = {"process_s": round(wall, 4), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-                  "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4)}
+        # wait4's ru_maxrss would carry this (large) process's RSS over the fork: the child reports its own VmHWM
+        record = {"process_s": round(wall, 4), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4)}
         if task["task"] == "end-to-end" and task["side"] == "embedder":
             report = json.loads(text)
             record.update(seconds=record["process_s"], texts=report["computed"],
-                          extract_total_s=round(report["seconds_total"], 4))
+                          extract_total_s=round(report["seconds_total"], 4),
+                          peak_rss_mb=float((Path(tmp) / "hwm").read_text()))
         else:
             record.update(json.loads(text.strip().splitlines()[-1]))
             if task["task"] == "end-to-end":
@@ -111,8 +113,29 @@ def _child(task: dict[str, Any]) -> dict[str, Any]:
     return {"inner_s": round(time.time() - t0, 4), "texts": len(texts)}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec (VmHWM)."""
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def main() -> None:
-    print(json.dumps(_child(json.loads(sys.argv[1]))), flush=True)
+    if sys.argv[1] == "--cli":  # the command line itself, with its peak memory written at exit
+        import atexit
+
+        hwm = Path(sys.argv[2])
+        atexit.register(lambda: hwm.write_text(str(peak_rss_mb())))
+        sys.argv = ["embedx", *sys.argv[3:]]
+        from embedx.cli import main as cli
+
+        sys.exit(cli())
+    result = _child(json.loads(sys.argv[1]))
+    print(json.dumps(result | {"peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 if __name__ == "__main__":
