@@ -9,7 +9,7 @@ builds what cannot be downloaded here, once, into ``--workdir`` (default ``runs/
 - the trained ELMo module from ``--elmo`` (default ``runs/elmo/module``, written by
   ``python benchmarks/elmo_train.py train``), skipped with a note when it is not there;
 
-then runs ``embedx bench throughput`` on ``tfhub-text``, ``elmo`` and ``tfhub-bert`` with those
+then runs ``embedx bench throughput`` on ``tfhub-text``, ``elmo-trained`` and ``tfhub-bert`` with those
 modules (``--out benchmarks/results/throughput/tfhub``): the embedder alone and through extract,
 ``hub.KerasLayer`` on the same module as the peer (alternating, outputs compared), batch-size and
 length sweeps, start-up in fresh processes (TensorFlow's import and tracing included).
@@ -37,7 +37,7 @@ def prepare(workdir: Path, elmo: Path) -> list[str]:
         subprocess.run([*EMBEDX, "swivel", "export", "kumo:glove-6b-50d", "-o", str(swivel)], check=True)
     specs.append(f"tfhub-text:model={swivel}")
     if (elmo / "saved_model.pb").exists() or (elmo / "tfhub_module.pb").exists():
-        specs.append(f"elmo:model={elmo}")
+        specs.append(f"elmo-trained:model={elmo}")
     else:
         print(f"no trained ELMo module at {elmo}: run `python benchmarks/elmo_train.py train` first; ELMo skipped",
               file=sys.stderr)
