@@ -138,7 +138,7 @@ def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
     committed = {Path(json.loads(t)["file"]).name for t in h5py.File(out, "r")["segments"].asstr()[:]}
     retired = expire_retired(L.segment_dir(out))  # what the previous index mapped, kept for its readers
     names = {p.name for p in L.segment_dir(out).iterdir()}
-    assert names - {"retired.json", "store.json"} == committed | retired  # no leftovers
+    assert names - {"retired.json", "store.json", "readers.lease"} == committed | retired  # no leftovers
     with h5py.File(out, "r") as f:  # the folder records the store the index names
         assert json.loads((L.segment_dir(out) / "store.json").read_text())["store"] == f.attrs["store_id"]
 
