@@ -73,6 +73,7 @@ def extract(
     workers: Annotated[int | None, typer.Option(min=1, help="--engine ray: actors in the pool, each loading the model once (default: the cluster's CPUs, or its GPUs / --gpus-per-worker).")] = None,
     ray_address: Annotated[str | None, typer.Option(help="--engine ray: join this Ray cluster (auto, ray://head:10001); default: start a local Ray for the run.")] = None,
     gpus_per_worker: Annotated[float, typer.Option(min=0, help="--engine ray: GPUs per actor (0.5 shares one GPU between two).")] = 0.0,
+    write_on_workers: Annotated[bool, typer.Option("--write-on-workers", help="--engine ray: workers write the feature segments into OUTPUT.segments/ (a folder every worker shares); the driver checks them and commits the index.")] = False,
 ) -> None:
     """Compute features for every text and cache them; cached texts cost nothing, a killed run resumes."""
     from embedx.extraction import ExtractSettings, extract_file
@@ -85,7 +86,8 @@ def extract(
         batch_size=batch_size, max_length=max_length, dtype=dtype.value,
         compression=None if compression is Compression.none else compression.value, empty=empty.value,
         store_text=store_text, progress=progress and not as_json, checkpoint_rows=checkpoint_rows,
-        engine=engine.value, workers=workers, ray_address=ray_address, gpus_per_worker=gpus_per_worker)
+        engine=engine.value, workers=workers, ray_address=ray_address, gpus_per_worker=gpus_per_worker,
+        write_on_workers=write_on_workers)
     spec = InputSpec(input, format=format, text_field=text_column, encoding_errors=encoding_errors.value)
     report = extract_file(spec, settings, name=name)
     if as_json:

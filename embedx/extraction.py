@@ -21,6 +21,7 @@ from embedx.keys import config_hash, content_keys
 from embedx.options import option_specs
 from embedx.progress import progress_bar
 from embedx.registry import Registry, get_registry
+from embedx.store.layout import segment_dir
 from embedx.store.transaction import KEY_DTYPE, KeySet, Transaction, binary_to_hex, is_empty, safe_name
 from embedx.store.transaction import set_name as set_name_of
 from embedx.store.transaction import writer as store_writer
@@ -84,6 +85,9 @@ class ExtractSettings:
     workers: int | None = None  # Ray actors (default: as many as the cluster's CPUs, or GPUs / gpus_per_worker)
     ray_address: str | None = None  # join this Ray cluster ("auto", "ray://host:10001"); default: start a local one
     gpus_per_worker: float = 0.0
+    # --engine ray: the actors write each batch's segment into FILE.h5.segments/ (a folder every worker and the
+    # driver share); the driver checks each one and commits only the index (embedx.store.adopt)
+    write_on_workers: bool = False
 
     def validate(self) -> None:
         """The one check of the settings (the CLI and the API both land here), before any input is read."""
@@ -94,6 +98,8 @@ class ExtractSettings:
         if self.empty not in EMPTY_POLICIES:
             raise OptionError(f"--empty {self.empty!r}: choose keep, skip or error")
         check_engine(self.engine, self.workers, self.gpus_per_worker, self.ray_address)
+        if self.write_on_workers and self.engine != "ray":
+            raise OptionError("--write-on-workers only applies to --engine ray")
         if self.engine == "ray":
             import_ray()  # without Ray: one line with the install command, before any input is read
 
@@ -268,15 +274,21 @@ class _Pipeline:
         """The first text to compute: the engine loads the model (never before, and never for a cached run)."""
         settings, resolved = self.settings, self.resolved
         _check_available(resolved.embedder, settings.embedder, resolved.plugin)
+        meta = {"embedder": settings.embedder, "plugin": resolved.plugin, "config_hash": resolved.config_hash,
+                "config": resolved.config, "dtype": settings.dtype, "compression": settings.compression}
+        write = None
+        if settings.write_on_workers:  # the actors write segments; the driver checks them and writes the index
+            write = {"directory": str(segment_dir(Path(self.tx.path).resolve())),
+                     "set": self.set_name, "meta": meta, "requested": list(resolved.outputs),
+                     "known": self.tx.outputs(self.set_name), "embedder": settings.embedder,
+                     "plugin": resolved.plugin, "dtype": settings.dtype, "start": self.tx.tokens(self.set_name)}
         if settings.engine == "ray":
-            self.engine = RayEngineAdapter(self.registry, settings, resolved)
+            self.engine = RayEngineAdapter(self.registry, settings, resolved, write)
         else:
             self.engine = LocalEngine(resolved.embedder, settings.embedder, resolved.plugin)
         self.engine.start()
         _refresh_shapes(self.engine, self.shapes)
         self.checker = BatchChecker(settings.embedder, resolved.plugin, self.shapes, np.dtype(settings.dtype))
-        meta = {"embedder": settings.embedder, "plugin": resolved.plugin, "config_hash": resolved.config_hash,
-                "config": resolved.config, "dtype": settings.dtype, "compression": settings.compression}
         shapes = self.shapes
         self.tx.open_set(self.set_name, lambda: meta | {"outputs": [s.as_dict() for s in shapes]},
                          checkpoint_rows=settings.checkpoint_rows)
@@ -294,6 +306,9 @@ class _Pipeline:
             lines = sorted(chunk[i].line for i in rows)
             where = f"batch {self.stats.batches} ({len(rows)} texts, input lines {_span(lines)} of {self.source})"
             batches.append((rows, [chunk[i].text for i in rows], where))
+        if self.settings.write_on_workers:
+            self._compute_on_workers(batches, binary, hexkeys)
+            return
         results = self.engine.map((texts, where) for _, texts, where in batches)
         t0 = time.perf_counter()
         for (rows, texts, where), result in zip(batches, results, strict=True):
@@ -305,6 +320,28 @@ class _Pipeline:
             arrays["keys"] = np.asarray(hexkeys[rows], dtype=KEY_DTYPE)
             arrays["truncated"] = truncated
             self.tx.append(arrays)
+            self.truncated_seen.add(binary[rows][truncated > 0])
+            t0 = time.perf_counter()
+
+    def _compute_on_workers(self, batches: list[tuple[list[int], list[str], str]], binary: np.ndarray,
+                            hexkeys: np.ndarray) -> None:
+        """--write-on-workers: each batch comes back as a segment a worker wrote; the store checks it, then stages it."""
+        jobs = []
+        for rows, _, _ in batches:
+            seq = self.tx.reserve_segment()[2]
+            jobs.append({"keys": [k.decode("ascii") for k in hexkeys[rows].tolist()], "seq": seq})
+        results = self.engine.map((texts, where, job) for (_, texts, where), job in zip(batches, jobs, strict=True))
+        t0 = time.perf_counter()
+        for (rows, texts, where), job, result in zip(batches, jobs, results, strict=True):
+            _refresh_shapes(self.engine, self.shapes)
+            file = result.get("segment") if isinstance(result, dict) else None
+            if not isinstance(file, str):
+                raise EmbedderOutputError(f"embedder {self.settings.embedder!r}: the worker answered {where} with "
+                                          f"{type(result).__name__}, not the name of the segment it wrote")
+            truncated = self.tx.adopt(file, job["seq"], hexkeys[rows])
+            self.stats.seconds_compute += time.perf_counter() - t0
+            self.stats.truncated += int((truncated > 0).sum())
+            self.stats.computed += len(texts)
             self.truncated_seen.add(binary[rows][truncated > 0])
             t0 = time.perf_counter()
 
@@ -339,8 +376,9 @@ class LocalEngine:
 class RayEngineAdapter:
     """The Ray pool (:class:`embedx.engines.ray_engine.RayEngine`) behind the engine interface."""
 
-    def __init__(self, registry: Registry, settings: ExtractSettings, resolved: ResolvedEmbedder):
-        self.registry, self.settings, self.resolved = registry, settings, resolved
+    def __init__(self, registry: Registry, settings: ExtractSettings, resolved: ResolvedEmbedder,
+                 write: dict[str, Any] | None = None):
+        self.registry, self.settings, self.resolved, self.write = registry, settings, resolved, write
         self.engine: Any = None
 
     def start(self) -> None:
@@ -354,7 +392,8 @@ class RayEngineAdapter:
                                 workers=settings.workers, address=settings.ray_address,
                                 gpus_per_worker=settings.gpus_per_worker,
                                 expected=fingerprint(resolved.embedder,
-                                                     self.registry.entry(settings.embedder).cls.versioned))
+                                                     self.registry.entry(settings.embedder).cls.versioned),
+                                write=self.write)
         self.engine.start()
 
     def output_specs(self) -> Any:

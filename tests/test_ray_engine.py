@@ -217,3 +217,70 @@ def test_a_local_extract_never_imports_ray(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "RAY False"
+
+
+def test_write_on_workers_writes_what_the_single_process_writes(ray_cluster, registry, tmp_path):
+    texts = _texts(300)
+    texts[40:50] = texts[0:10]
+    labels = [f"l{i % 3}" for i in range(len(texts))]
+    settings = {"options": {"max_length": 6}, "outputs": ["doc", "tokens"], "batch_size": 7, "registry": registry,
+                "name": "reviews", "columns": {"label": labels}}
+    embedx.extract(texts[:120], "word-stats", tmp_path / "local.h5", **settings | {"columns": {"label": labels[:120]}})
+    local = embedx.extract(texts, "word-stats", tmp_path / "local.h5", **settings)
+    # two runs each: the second appends after token rows the first committed: the second appends after token rows the first committed
+    embedx.extract(texts[:120], "word-stats", tmp_path / "ray.h5", engine="ray", workers=2, write_on_workers=True,
+                   **settings | {"columns": {"label": labels[:120]}})
+    remote = embedx.extract(texts, "word-stats", tmp_path / "ray.h5", engine="ray", workers=2, write_on_workers=True,
+                            **settings)
+    assert (remote.set_name, remote.computed, remote.truncated_input) == \
+        (local.set_name, local.computed, local.truncated_input)
+    _assert_identical(_stored(tmp_path / "local.h5", local.set_name, "reviews"),
+                      _stored(tmp_path / "ray.h5", remote.set_name, "reviews"))
+    assert not (tmp_path / "ray.h5.quarantine").exists()
+    with pytest.raises(OptionError, match="--write-on-workers only applies to --engine ray"):
+        embedx.extract(["a"], "word-stats", tmp_path / "f.h5", write_on_workers=True, registry=registry)
+
+
+def test_a_forged_worker_segment_is_refused_and_set_aside(registry, tmp_path):
+    """What the driver does with a worker's segment (no Ray needed): anything but the batch it sent is refused."""
+    from embedx.errors import StoreError
+    from embedx.keys import content_keys
+    from embedx.store.keyindex import binary_to_hex
+    from embedx.store.segment import write_set_segment
+    from embedx.store.transaction import writer
+    from embedx.validate import BatchChecker, OutputShape
+
+    embedder, _ = registry.create("word-stats", {})
+    embedder.requested_outputs = ("doc",)
+    shapes = [OutputShape("doc", "document", 4)]
+    meta = {"embedder": "word-stats", "plugin": "fakes", "config_hash": "c" * 64, "config": {}, "dtype": "float32",
+            "compression": None, "outputs": [s.as_dict() for s in shapes]}
+    checker = BatchChecker("word-stats", "fakes", shapes, np.dtype("float32"))
+    texts = ["a film", "far too long", "funny"]
+    keys = binary_to_hex(content_keys(texts))
+    arrays, truncated = checker.check(embedder.embed_batch(texts), 3, "batch 1")
+    path = tmp_path / "f.h5"
+    with writer(path) as tx:
+        tx.open_set("s", lambda: meta)
+        directory, name, seq = tx.reserve_segment()
+        forged = dict(arrays, keys=keys[[1, 0, 2]], truncated=truncated)  # another text's vectors under a key
+        file = write_set_segment(directory, name, meta, seq, seq, forged, {}).file
+        with pytest.raises(StoreError, match="refused the segment a worker wrote .*its keys are not the keys"):
+            tx.adopt(file, seq, keys)
+        assert not (directory / file).exists() and (tmp_path / "f.h5.quarantine" / file).exists()
+        other = write_set_segment(directory, name, meta | {"dtype": "float16"}, seq, seq,
+                                  dict(arrays, keys=keys, truncated=truncated), {}).file
+        with pytest.raises(StoreError, match="configuration, outputs or dtype differ"):
+            tx.adopt(other, seq, keys)
+        with pytest.raises(StoreError, match="is not a file of the segment folder"):
+            tx.adopt("../../etc/passwd", seq, keys)
+        with pytest.raises(StoreError, match="is not that of segment"):
+            tx.adopt(file.replace(f"{seq:08d}-", f"{seq + 1:08d}-"), seq, keys)
+        with pytest.raises(StoreError, match="needs a folder every worker and the driver share"):
+            tx.adopt(f"set@s@{seq:08d}-{seq:08d}@0123abcd.h5", seq, keys)
+        _, _, seq = tx.reserve_segment()
+        good = write_set_segment(directory, name, meta, seq, seq, dict(arrays, keys=keys, truncated=truncated), {})
+        assert tx.adopt(good.file, seq, keys).tolist() == truncated.tolist()
+        tx.commit()
+    with embedx.open_store(path) as store:
+        assert store.feature_set("s").group["keys"][:].tolist() == keys.tolist()

@@ -27,6 +27,7 @@ import queue
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from embedx.embedder import Embeddings, Output, Ragged
@@ -84,8 +85,10 @@ def _array(value: Any) -> Any:
 class EmbedWorker:
     """The Ray Data actor: builds and loads the embedder once, then embeds one batch per row."""
 
-    def __init__(self, embedder_id: str, options: dict[str, Any], outputs: list[str], expected: str | None):
+    def __init__(self, embedder_id: str, options: dict[str, Any], outputs: list[str], expected: str | None,
+                 write: dict[str, Any] | None = None):
         self.embedder, self.error, self.specs = None, None, None
+        self.write, self.checker = write, None  # --write-on-workers: where and how this actor writes segments
         self.node = _node()
         try:
             from embedx.registry import get_registry
@@ -101,6 +104,8 @@ class EmbedWorker:
                     f"driver {expected}, worker {found}; install the same plugins and model files on every node")
             embedder.load()
             self.embedder, self.specs = embedder, tuple(embedder.output_specs())
+            if write is not None:
+                self.checker = _worker_checker(embedder, write)
         except BaseException as exc:  # reported with the first batch, where the driver can name it
             self.error = exc
 
@@ -111,16 +116,92 @@ class EmbedWorker:
                 payloads.append(b"")
                 continue
             texts = json.loads(bytes(blob).decode("utf-8"))  # texts travel as plain JSON, never as pickles
+            job = texts if isinstance(texts, dict) else None  # --write-on-workers: texts, keys, seq
             if self.error is not None:
+                self._release(job)
                 payloads.append(_pack("load", self.error, None, self.node))
                 continue
             try:
-                result = portable(self.embedder.embed_batch(texts))
+                if job is not None:
+                    result = self._write(job)
+                else:
+                    result = portable(self.embedder.embed_batch(texts))
             except BaseException as exc:
+                self._release(job)
                 payloads.append(_pack("raise", exc, self.specs, self.node))
                 continue
             payloads.append(_pack("ok", result, tuple(self.embedder.output_specs()), self.node))
         return {"index": batch["index"], "payload": payloads}
+
+    def _write(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Embed, check like the driver, and write the batch as one segment of the set (the store's own code)."""
+        import numpy as np
+
+        from embedx.store.layout import KEY_DTYPE
+        from embedx.store.segment import write_set_segment
+
+        texts, write = job["texts"], self.write
+        assert write is not None and self.checker is not None
+        result = self.embedder.embed_batch(texts)
+        arrays, truncated = self.checker.check(portable(result), len(texts), job["where"])
+        arrays["keys"], arrays["truncated"] = np.asarray(job["keys"], dtype=KEY_DTYPE), truncated
+        counts = {s.name: int(arrays[f"{s.name}.offsets"][-1]) for s in self.checker.shapes if s.level == "token"}
+        bases = self._claim(job, counts)
+        meta = write["meta"] | {"outputs": [s.as_dict() for s in self.checker.shapes]}
+        info = write_set_segment(Path(write["directory"]), write["set"], meta, job["seq"], job["seq"], arrays, bases)
+        return {"segment": info.file}
+
+    def _claim(self, job: dict[str, Any], counts: dict[str, int]) -> dict[str, int]:
+        import ray
+
+        assert self.write is not None
+        return ray.get(self.write["bases"].claim.remote(job["index"], counts))
+
+    def _release(self, job: dict[str, Any] | None) -> None:
+        """A batch that wrote nothing still takes its turn, so the batches after it are not held up."""
+        if job is not None and self.write is not None:
+            try:
+                self._claim(job, {})
+            except BaseException:
+                pass
+
+
+def _worker_checker(embedder: Any, write: dict[str, Any]) -> Any:
+    """The driver's checker, rebuilt here from the set's outputs and the loaded model's dimensions."""
+    import numpy as np
+
+    from embedx.extraction import _refresh_shapes, _shapes
+    from embedx.validate import BatchChecker
+
+    shapes = _shapes(embedder, write["requested"], write["known"])
+    _refresh_shapes(embedder, shapes)
+    return BatchChecker(write["embedder"], write["plugin"], shapes, np.dtype(write["dtype"]))
+
+
+class TokenBases:
+    """A small actor handing each batch, in batch order, the token rows the set holds before it.
+
+    Token offsets are absolute in the set, so a worker's segment needs the token counts of every
+    batch before it; batches compute in parallel and only this count is passed along in order."""
+
+    def __init__(self, start: dict[str, int], first: int):
+        self.bases, self.next = dict(start), first
+        self.turn: Any = None
+
+    async def claim(self, index: int, counts: dict[str, int]) -> dict[str, int]:
+        import asyncio
+
+        if self.turn is None:
+            self.turn = asyncio.Condition()
+        async with self.turn:
+            await asyncio.wait_for(self.turn.wait_for(lambda: self.next >= index), timeout=3600)
+            bases = dict(self.bases)
+            if self.next == index:
+                for name, count in counts.items():
+                    self.bases[name] = self.bases.get(name, 0) + count
+                self.next += 1
+            self.turn.notify_all()
+            return bases
 
 
 def _pack(status: str, value: Any, specs: Any, node: str) -> bytes:
@@ -182,12 +263,16 @@ class RayEngine:
 
     def __init__(self, embedder_id: str, options: dict[str, Any] | None = None, outputs: list[str] | None = None, *,
                  plugin: str = "?", workers: int | None = None, address: str | None = None,
-                 gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0, expected: str | None = None):
+                 gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0, expected: str | None = None,
+                 write: dict[str, Any] | None = None):
         self.embedder_id, self.plugin = embedder_id, plugin
         self.options, self.outputs = dict(options or {}), list(outputs or [])
         self.workers, self.address = workers, address
         self.gpus_per_worker, self.cpus_per_worker = float(gpus_per_worker), float(cpus_per_worker)
         self.expected = expected
+        # --write-on-workers: the actors write each batch as a segment of the set (see EmbedWorker._write);
+        # map() items are then (texts, where, {"keys": hex keys, "seq": n}) and results {"segment": file name}
+        self.write = dict(write) if write is not None else None
         self._ray: Any = None
         self._started_ray = False
         self._queue: Any = None
@@ -218,6 +303,9 @@ class RayEngine:
             from ray.util.queue import Queue
 
             self._queue = Queue(actor_options={"num_cpus": 0})
+            if self.write is not None:
+                bases = ray.remote(num_cpus=0, max_concurrency=1000)(TokenBases)
+                self.write["bases"] = bases.remote(self.write.pop("start", {}), self._next_index)
             self._dataset = self._build_dataset(ray)
         except BaseException:
             self.close(drain=False)
@@ -293,7 +381,7 @@ class RayEngine:
             feed = ray.data.read_datasource(_feed_datasource(self._queue), num_cpus=0, override_num_blocks=1)
             return feed.map_batches(
                 EmbedWorker, batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(size=self.workers),
-                fn_constructor_args=(self.embedder_id, self.options, self.outputs, self.expected),
+                fn_constructor_args=(self.embedder_id, self.options, self.outputs, self.expected, self.write),
                 num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker or None,
                 runtime_env={"env_vars": env} if env else None)
 
@@ -335,9 +423,12 @@ class RayEngine:
                     exhausted = True
                     self._queue.put((FILLER, b""))  # pushes the last batch through at once (see _receive)
                     break
-                texts, label = item
+                texts, label, *job = item
                 where[self._next_index] = label
-                self._queue.put((self._next_index, json.dumps(list(texts)).encode("utf-8")))
+                sent: Any = list(texts)
+                if job and job[0] is not None:
+                    sent = {**job[0], "texts": sent, "where": label, "index": self._next_index}
+                self._queue.put((self._next_index, json.dumps(sent).encode("utf-8")))
                 self._next_index += 1
             if following in arrived:
                 label = where.pop(following)

@@ -91,6 +91,13 @@ class Transaction:
         state = self._catalog.sets.get(set_name)
         return state.meta["outputs"] if state else None
 
+    def tokens(self, set_name: str) -> dict[str, int]:
+        """Per token output, the token rows the set holds (committed, recovered and staged)."""
+        state = self._catalog.sets.get(set_name)
+        if state is None:
+            return {}
+        return {o["name"]: state.tokens(o["name"]) for o in state.meta["outputs"] if o["level"] == "token"}
+
     def lookup(self, set_name: str) -> StoredKeys:
         """The set's stored keys (committed and recovered), searched on disk: ``find(binary keys)``."""
         state = self._catalog.sets.get(set_name)
@@ -129,6 +136,24 @@ class Transaction:
         finally:
             self.seconds_writing += writer.seconds_writing
             self._stage_rows(writer)
+
+    def reserve_segment(self) -> tuple[Path, str, int]:
+        """Where another process may write one segment of the open set: (folder, set name, sequence number).
+
+        The writer then hands the file's name to :meth:`adopt` (``--engine ray --write-on-workers``)."""
+        assert self._set is not None, "open_set() first"
+        return self._catalog.directory, self._set[0], self._catalog.take_seq()
+
+    def adopt(self, file: str, seq: int, keys: np.ndarray) -> np.ndarray:
+        """Stage the segment ``file`` another process wrote for :meth:`reserve_segment`'s ``seq``, after checking
+        it holds exactly ``keys`` (in order) as the open set stores them; return its ``truncated`` column.
+
+        A segment that fails is quarantined and :class:`StoreError` says why (:mod:`embedx.store.adopt`)."""
+        from embedx.store.adopt import adopt_segment
+
+        assert self._set is not None, "open_set() first"
+        set_name, meta = self._set
+        return adopt_segment(self._catalog, set_name, meta(), file, seq, keys)
 
     def _stage_rows(self, writer: SegmentWriter) -> None:
         if not writer.written or self._set is None:
