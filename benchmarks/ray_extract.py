@@ -10,6 +10,7 @@ A last measurement sends tiny batches of a near-free embedder through warm worke
 the fixed cost of one batch's round trip (driver -> queue -> actor -> driver).
 
     python benchmarks/ray_extract.py [--workers 2] [--glove-texts 50000] [--minilm-texts 1000]
+    python benchmarks/ray_extract.py --ceiling 100000   # driver MB/s with and without --write-on-workers
 
 On a 2-core machine a speed-up is not expected: two single-threaded workers compete with the
 driver (which checks and writes every batch) for the same cores that the single process uses
@@ -125,8 +126,32 @@ def round_trip(n: int) -> dict:
     return out
 
 
+def ceiling(texts: list[str], workers: int, where: Path) -> dict:
+    """The driver's ceiling: GloVe ``--outputs tokens`` on the pool, the driver writing segments or only checking them.
+
+    MB/s is feature data (token vectors) committed per second of the whole extract call, pool start included;
+    the ceiling is MB per second of the driver's own CPU time (all its threads), which caps a large pool."""
+    row: dict = {"texts": len(texts), "workers": workers}
+    for flag in (False, True):
+        path = where / f"ceiling-{flag}.h5"
+        cpu = time.process_time()
+        seconds, report = extract(texts, "glove-6b-50d", path, outputs=["tokens"], batch_size=256, engine="ray",
+                                  workers=workers, write_on_workers=flag)
+        with embedx.open_store(path) as store:
+            mb = store.feature_set(report.set_name).group["tokens/values"].nbytes / 1e6
+        cpu = time.process_time() - cpu  # the driver's own CPU time, every thread: what bounds it on a big pool
+        key = "workers_write" if flag else "driver_writes"
+        row[key] = {"seconds": round(seconds, 2), "feature_mb": round(mb, 1), "mb_per_s": round(mb / seconds, 1),
+                    "driver_cpu_s": round(cpu, 2), "mb_per_driver_cpu_s": round(mb / cpu, 1),
+                    "seconds_staging": round(report.seconds_staging, 2),
+                    "seconds_commit": round(report.seconds_commit, 2), "load": os.getloadavg()[0]}
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ceiling", type=int, default=0, metavar="TEXTS",
+                        help="only measure the driver's ceiling with and without --write-on-workers on TEXTS texts")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--glove-texts", type=int, default=50_000)
     parser.add_argument("--minilm-texts", type=int, default=1_000)
@@ -142,6 +167,17 @@ def main() -> None:
     init = time.perf_counter() - started
     results = {"machine": {"cpus": os.cpu_count(), "load_before": [round(x, 1) for x in load_before]},
                "ray_init_s": round(init, 2), "embedders": []}
+    if args.ceiling:
+        with tempfile.TemporaryDirectory(dir=".") as tmp:
+            row = ceiling(corpus(args.ceiling, seed=2), args.workers, Path(tmp))
+        ray.shutdown()
+        print(json.dumps(results | {"ceiling": row}, indent=2))
+        for key in ("driver_writes", "workers_write"):
+            r = row[key]
+            print(f"{key}: {r['feature_mb']} MB of token vectors committed in {r['seconds']} s = {r['mb_per_s']} MB/s; "
+                  f"driver CPU {r['driver_cpu_s']} s = ceiling {r['mb_per_driver_cpu_s']} MB/s "
+                  f"(staging {r['seconds_staging']} s, commit {r['seconds_commit']} s, load {r['load']:.1f})")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for embedder, n, size in (("glove-6b-50d", args.glove_texts, 256), ("minilm-l6", args.minilm_texts, 32)):
             texts = corpus(n, seed=1)
