@@ -7,6 +7,8 @@ Three measurements, each printed with the ratio it is judged by (all sides measu
   Each as a share of the first run, in-process (the report's ``seconds_total``, which includes
   loading the model) and as whole-process wall time.
 - ``rss``: peak RSS of ``embedx extract`` (GloVe document vectors) at N and 10 N input lines.
+- ``tail``: one new text appended by a new ``embedx extract`` process to a store of ``--keys``
+  synthetic rows in 200 segments, against ``embedx --version`` plus the embedder's load time.
 - ``lookup``: a feature set of 10M synthetic keys in 10 segments; peak RSS growth per key of the
   memory-mapped lookup (a fresh process) and lookups per second through ``FeatureSet.rows``.
 
@@ -202,6 +204,59 @@ def lookup(work: Path, keys: int, segments: int = 10) -> None:
           f"{rate_rows:,.0f} keys/s through FeatureSet.rows (hex keys in, rows out)")
 
 
+def tail(work: Path, keys: int, segments: int = 200) -> None:
+    """One new text appended (a new process, ``embedx extract``) to a store of ``keys`` synthetic rows in
+    ``segments`` segments of the same set (200 runs' worth, left uncompacted: more files than tiers leave),
+    against ``embedx --version`` plus the embedder's load time (hashing-ngrams, dim 8)."""
+    from embedx.store.catalog import recover
+    from embedx.store.commit import write_index
+    from embedx.store.keyindex import binary_to_hex
+    from embedx.store.segment import write_set_segment
+    from embedx.store.verify import record_verified
+
+    out = work / "tail.h5"
+    (work / "first.txt").write_text("the first text\n")
+    (work / "one.txt").write_text("one new text\n")
+    cmd = [*EMBEDX, "extract", "-e", "hashing-ngrams", "-O", "dim=8", "-o", str(out), "--no-progress", "--json"]
+    subprocess.run([*cmd[:4], str(work / "first.txt"), *cmd[4:]], check=True, capture_output=True)
+    catalog = recover(out)
+    (state,) = catalog.sets.values()
+    rng = np.random.default_rng(1)
+    per = keys // segments
+    started = time.perf_counter()
+    for _ in range(segments):
+        arrays = {"keys": binary_to_hex(rng.integers(0, 256, size=(per, 16), dtype=np.uint8)),
+                  "truncated": np.zeros(per, np.int32), "doc.values": np.zeros((per, 8), np.float32)}
+        seq = catalog.take_seq()
+        state.segments.append(write_set_segment(catalog.directory, state.name, state.meta, seq, seq, arrays, {}))
+    write_index(catalog)
+    for renamed_ok in (False, True):  # as a commit does: the index it wrote from checked parts is recorded verified
+        record_verified(out, catalog.directory, renamed_ok)
+    built = time.perf_counter() - started
+    t0 = time.perf_counter()
+    subprocess.run([*EMBEDX, "--version"], check=True, capture_output=True)
+    version = time.perf_counter() - t0
+    load = json.loads(subprocess.run([sys.executable, "-c", TIMED_LOAD], check=True, capture_output=True,
+                                     text=True).stdout)
+    t0 = time.perf_counter()
+    done = subprocess.run([*cmd[:4], str(work / "one.txt"), *cmd[4:]], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    report = json.loads(done.stdout)
+    assert report["computed"] == 1, report
+    floor = version + load
+    print(f"tail: {keys:,} rows in {segments + 1} segments (built in {built:.0f} s); one new text: {wall:.2f} s wall "
+          f"({report['seconds_total']:.2f} s in-process, commit {report['seconds_commit']:.2f} s) against "
+          f"`embedx --version` {version:.2f} s + embedder load {load:.3f} s = {floor:.2f} s: {wall / floor:.2f}x")
+
+
+TIMED_LOAD = """
+import json, time
+from embedx.registry import get_registry
+embedder, _ = get_registry().create("hashing-ngrams", {"dim": 8})
+t0 = time.perf_counter(); embedder.load(); print(json.dumps(time.perf_counter() - t0))
+"""
+
+
 def segments(work: Path, runs: int) -> None:
     """Segment files after ``runs`` small in-process runs (50 new texts each; automatic tiered compaction)."""
     import math
@@ -241,7 +296,7 @@ def reader(work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["append", "rss", "lookup", "segments", "reader", "all"])
+    parser.add_argument("what", choices=["append", "rss", "lookup", "tail", "segments", "reader", "all"])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--keys", type=int, default=10_000_000)
@@ -252,7 +307,7 @@ def main() -> None:
         for what in (["append", "rss", "lookup"] if args.what == "all" else [args.what]):
             (work / what).mkdir()
             {"append": lambda w: append(w, args.rows), "rss": lambda w: rss(w, args.rows),
-             "lookup": lambda w: lookup(w, args.keys), "segments": lambda w: segments(w, args.runs),
+             "lookup": lambda w: lookup(w, args.keys), "tail": lambda w: tail(w, args.keys), "segments": lambda w: segments(w, args.runs),
              "reader": reader}[what](work / what)
 
 
