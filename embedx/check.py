@@ -121,7 +121,8 @@ def _read_dataset(name: str, ds: h5py.Dataset, report: CheckReport) -> None:
         try:
             block = ds[start:start + step]
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            report.problems.append(f"dataset /{name} cannot be read at rows {start:,}..{start + step:,} ({_short(exc)})")
+            report.problems.append(f"dataset /{name} cannot be read at rows {start:,}..{start + step:,} "
+                                   f"({_short(exc)})")
             return
         report.bytes_read += block.nbytes if block.dtype.kind != "O" else sum(len(x) for x in block)
         if in_set and role == L.VALUES and block.dtype.kind == "f":

@@ -36,7 +36,10 @@ _lock = threading.Lock()
 
 
 def cache_root() -> Path:
-    """The user's embedx cache folder: ``$EMBEDX_CACHE_DIR``, else ``$XDG_CACHE_HOME/embedx``, else ``~/.cache/embedx``."""
+    """The user's embedx cache folder.
+
+    ``$EMBEDX_CACHE_DIR``, else ``$XDG_CACHE_HOME/embedx``, else ``~/.cache/embedx``.
+    """
     env = os.environ.get(ENV)
     if env:
         return Path(env).expanduser()

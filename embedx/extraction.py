@@ -21,7 +21,6 @@ from embedx.keys import config_hash, content_keys
 from embedx.options import option_specs
 from embedx.progress import progress_bar
 from embedx.registry import Registry, get_registry
-from embedx.store.layout import segment_dir
 from embedx.store.transaction import KEY_DTYPE, KeySet, Transaction, binary_to_hex, is_empty, safe_name
 from embedx.store.transaction import set_name as set_name_of
 from embedx.store.transaction import writer as store_writer
@@ -278,7 +277,7 @@ class _Pipeline:
                 "config": resolved.config, "dtype": settings.dtype, "compression": settings.compression}
         write = None
         if settings.write_on_workers:  # the actors write segments; the driver checks them and writes the index
-            write = {"directory": str(segment_dir(Path(self.tx.path).resolve())),
+            write = {"directory": str(Path(self.tx.segment_folder).resolve()),
                      "set": self.set_name, "meta": meta, "requested": list(resolved.outputs),
                      "known": self.tx.outputs(self.set_name), "embedder": settings.embedder,
                      "plugin": resolved.plugin, "dtype": settings.dtype, "start": self.tx.tokens(self.set_name)}

@@ -168,18 +168,7 @@ def _coerce(annotation: Any, value: Any) -> Any:
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value)
-            except (ValueError, TypeError) as exc:
-                errors.append(str(exc))
-        raise ValueError("; ".join(errors))
+        return _coerce_union(args, value)
     if origin is Literal:
         for choice in args:
             if value == choice or (isinstance(value, str) and str(choice) == value):
@@ -191,6 +180,25 @@ def _coerce(annotation: Any, value: Any) -> Any:
             value = json.loads(value) if value.strip().startswith("[") else [v for v in value.split(",") if v.strip()]
         items = [_coerce(item_type, v) for v in value]
         return items if origin is list else tuple(items)
+    return _coerce_scalar(annotation, value)
+
+
+def _coerce_union(args: tuple[Any, ...], value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+        if type(None) in args:
+            return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(arg, value)
+        except (ValueError, TypeError) as exc:
+            errors.append(str(exc))
+    raise ValueError("; ".join(errors))
+
+
+def _coerce_scalar(annotation: Any, value: Any) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value

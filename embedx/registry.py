@@ -66,13 +66,15 @@ class Registry:
         if missing:
             module, command = missing[0]
             raise EmbedderUnavailable(
-                f"embedder {embedder_id!r} (plugin {entry.plugin!r}) needs {module!r}, which is not installed: {command}"
+                f"embedder {embedder_id!r} (plugin {entry.plugin!r}) needs {module!r}, which is not "
+                f"installed: {command}"
             )
         resolved = resolve_options(embedder_id, entry.cls, entry.defaults, options or {})
         try:
             embedder = entry.cls(**resolved)
         except (ValueError, TypeError, OSError) as exc:
-            raise RegistryError(f"embedder {embedder_id!r} (plugin {entry.plugin!r}) refused its options: {exc}") from exc
+            raise RegistryError(f"embedder {embedder_id!r} (plugin {entry.plugin!r}) refused its "
+                                f"options: {exc}") from exc
         return embedder, resolved
 
 
@@ -85,7 +87,9 @@ def missing_requirements(entry: EmbedderEntry) -> list[tuple[str, str]]:
     return missing
 
 
-def build_registry(extra_plugins: list[tuple[str, ModuleType | object]] | None = None, entry_points: bool = True) -> Registry:
+def build_registry(
+    extra_plugins: list[tuple[str, ModuleType | object]] | None = None, entry_points: bool = True
+) -> Registry:
     """Load built-in plugins, then entry points (filtered by ``EMBEDX_LOAD_PLUGINS``), then ``extra_plugins``."""
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
@@ -183,7 +187,8 @@ def _collect(registry: Registry, hook_name: str, kind: str, base: type, target: 
                 raise RegistryError(f"plugin {_plugin!r} registered {cls.__name__} without an id")
             if entry_id in target:
                 other = target[entry_id].plugin
-                raise _Duplicate(f"{kind} id {entry_id!r} is registered by both plugin {other!r} and plugin {_plugin!r}")
+                raise _Duplicate(f"{kind} id {entry_id!r} is registered by both plugin {other!r} and "
+                                 f"plugin {_plugin!r}")
             target[entry_id] = EmbedderEntry(entry_id, cls, _plugin, dict(defaults or {}), description,
                                              dict(requires or {}))
 

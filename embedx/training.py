@@ -255,6 +255,13 @@ def read_head_meta(directory: str | Path) -> dict[str, Any]:
         raise HeadStateError(f"{path}: head format {str(meta.get('format_version'))[:20]!r}, this embedx reads format "
                              f"{HEAD_FORMAT}; re-save it by training again: {_retrain_command(meta)}")
 
+    _check_head_fields(path, meta)
+    return meta
+
+
+def _check_head_fields(path: Path, meta: dict[str, Any]) -> None:
+    """Each field of a ``head.json`` of the current format has the type and shape it should."""
+
     def wrong(field: str, expected: str) -> StoreError:
         return HeadStateError(f"{path}: {field} is not {expected}; save the head again")
 
@@ -285,7 +292,6 @@ def read_head_meta(directory: str | Path) -> dict[str, Any]:
     if shape is not None and not (isinstance(shape, list) and 1 <= len(shape) <= 2 and all(
             isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
         raise wrong("'feature_shape'", "one or two positive sizes")
-    return meta
 
 
 def load_head(directory: str | Path, registry: Registry | None = None) -> tuple[Head, dict[str, Any]]:
@@ -305,7 +311,8 @@ def load_head(directory: str | Path, registry: Registry | None = None) -> tuple[
     granted = granted_trust(options, entry.cls if entry else None, entry.defaults if entry else None)
     if granted:
         name, value = next(iter(granted.items()))
-        raise OptionError(f"{directory / HEAD_FILE}: the head's option {name}={value!r} would grant trust, which a saved "
+        raise OptionError(f"{directory / HEAD_FILE}: the head's option {name}={value!r} would grant trust, "
+                          "which a saved "
                           "head cannot do; retrain it if you trust it")
     head = build_head(head_id, options, registry)
     try:

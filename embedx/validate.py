@@ -59,7 +59,8 @@ class BatchChecker:
         arrays: dict[str, np.ndarray] = {}
         for shape in self.shapes:
             if shape.name not in result:
-                raise self.fail(where, f"output {shape.name!r} is missing (got: {', '.join(map(str, result)) or 'none'})")
+                raise self.fail(where, f"output {shape.name!r} is missing (got: "
+                                       f"{', '.join(map(str, result)) or 'none'})")
             value = result[shape.name]
             if shape.level == DOCUMENT:
                 arrays[f"{shape.name}.values"] = self._document(shape, value, n, where)
@@ -73,7 +74,8 @@ class BatchChecker:
             raise self.fail(where, f"output {shape.name!r} has dtype {array.dtype}; embedders must return floats")
         if not np.isfinite(array).all():
             bad = np.argwhere(~np.isfinite(array))[0]
-            raise self.fail(where, f"output {shape.name!r} contains NaN or infinity (first at index {tuple(bad.tolist())})")
+            raise self.fail(where, f"output {shape.name!r} contains NaN or infinity (first at index "
+                                   f"{tuple(bad.tolist())})")
         return array
 
     def _fix_dims(self, shape: OutputShape, inner: tuple[int, ...], where: str) -> None:

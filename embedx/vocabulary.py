@@ -37,7 +37,10 @@ LAYERS_HELP = ("which layers: an index (-1 = last, -2 = second to last, 0 = the 
 
 
 def canonical_pooling(value: str) -> str:
-    """The shared name for ``value`` (``first`` becomes ``cls``); unknown names pass through for the plugin to refuse."""
+    """The shared name for ``value`` (``first`` becomes ``cls``).
+
+    Unknown names pass through for the plugin to refuse.
+    """
     cleaned = str(value).strip().lower()
     return POOLING_ALIASES.get(cleaned, cleaned)
 

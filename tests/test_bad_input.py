@@ -134,7 +134,8 @@ def test_a_bad_batch_stops_the_run_names_plugin_and_batch_and_keeps_earlier_batc
 
 
 def test_an_embedder_that_raises_is_named_with_the_lines_of_the_batch(registry, store_path):
-    with pytest.raises(EmbedderOutputError, match=r"'word-stats' \(plugin 'fakes'\) raised on batch 1 \(2 texts, input lines 1, 2 of <python>\): "
+    with pytest.raises(EmbedderOutputError, match=r"'word-stats' \(plugin 'fakes'\) raised on batch 1 \(2 texts, input "
+                                                  r"lines 1, 2 of <python>\): "
                                                   r"RuntimeError: cannot embed 'boom'"):
         embedx.extract(["fine", "boom here"], "word-stats", store_path, options={"fail_on": "boom"})
     assert not store_path.exists()  # the only batch failed: nothing to commit

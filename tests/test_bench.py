@@ -104,7 +104,9 @@ def test_second_run_recomputes_nothing_and_keeps_first_extraction_time(fake_plug
     first = Comparison(small_config(finetuners=[]), tmp_path, log=lambda m: None).run()
     second = Comparison(small_config(finetuners=[]), tmp_path, log=lambda m: None).run()
     assert all(e["computed_now"] == 0 for e in second["extraction"])
-    assert [e["first_run_seconds"] for e in second["extraction"]] == [e["first_run_seconds"] for e in first["extraction"]]
+    assert [e["first_run_seconds"] for e in second["extraction"]] == [
+        e["first_run_seconds"] for e in first["extraction"]
+    ]
 
 
 def test_layer_sweep_table(fake_plugins, tmp_path):
@@ -307,8 +309,17 @@ def test_runs_on_different_datasets_merge_into_one_report_naming_each_run(fake_p
     sms = Comparison(config, tmp_path / "sms", log=lambda m: None).run()
     config.datasets = ["tweets"]
     tweets = Comparison(config, tmp_path / "tweets", log=lambda m: None).run()
-    result = CliRunner().invoke(app, ["bench", "report", str(tmp_path / "sms"), str(tmp_path / "tweets" / "results.json"),
-                                      "--out", str(tmp_path / "merged")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "report",
+            str(tmp_path / "sms"),
+            str(tmp_path / "tweets" / "results.json"),
+            "--out",
+            str(tmp_path / "merged"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())
     assert merged["config"]["datasets"] == ["sms-spam", "tweets"]
@@ -332,8 +343,13 @@ def test_merging_refuses_repeated_datasets_other_protocols_and_foreign_files(tmp
         merge_results([("a.json", part(["mr"])), ("b.json", part(["tweets", "mr"]))])
     with pytest.raises(EmbedxError, match=r"b.json: seeds is \[0, 1\] but a.json has \[0\]"):
         merge_results([("a.json", part(["mr"])), ("b.json", part(["trec"], seeds=(0, 1)))])
-    for name, content in [("bad.json", b"{not json"), ("list.json", b"[1, 2]"), ("other.json", b'{"config": {}}'),
-                          ("bytes.json", b"\xff\xfe\x00"), ("rows.json", json.dumps({**part(["mr"]), "rows": {}}).encode())]:
+    for name, content in [
+        ("bad.json", b"{not json"),
+        ("list.json", b"[1, 2]"),
+        ("other.json", b'{"config": {}}'),
+        ("bytes.json", b"\xff\xfe\x00"),
+        ("rows.json", json.dumps({**part(["mr"]), "rows": {}}).encode()),
+    ]:
         (tmp_path / name).write_bytes(content)
         with pytest.raises(EmbedxError, match=name):
             load_results(tmp_path / name)
@@ -362,7 +378,9 @@ def test_a_finetuners_default_model_retrained_in_place_is_fine_tuned_again(fake_
 
     model = tmp_path / "default-model.bin"
     model.write_bytes(b"v1")
-    monkeypatch.setattr(CharCountTuner, "model_paths", classmethod(lambda cls, options: {**options, "model": str(model)}))
+    monkeypatch.setattr(
+        CharCountTuner, "model_paths", classmethod(lambda cls, options: {**options, "model": str(model)})
+    )
     config = small_config(embedders=[], finetuners=["char-count-tuner"])
     Comparison(config, tmp_path / "out", log=lambda m: None).run()
     real_run, runs = Comparison._finetune_one, []

@@ -146,7 +146,12 @@ def test_declared_peer_flops_and_tokens_are_used_and_ratios_come_from_the_same_r
     first, half = results["subjects"]
     assert [first["dtype"], half["dtype"]] == ["float32", "bfloat16"]
     assert first["peer"]["available"] and first["peer"]["name"] == "plain loop"
-    assert first["agreement"] == {"comparable": True, "texts": 40, "max_abs_diff": 0.0, "min_cosine": pytest.approx(1.0)}
+    assert first["agreement"] == {
+        "comparable": True,
+        "texts": 40,
+        "max_abs_diff": 0.0,
+        "min_cosine": pytest.approx(1.0),
+    }
     assert half["agreement_vs_float32"]["max_abs_diff"] == 0.0
     assert first["token_unit"].startswith("token") and first["flops_per_token"] == 1000.0
     ms = first["measurements"]

@@ -27,8 +27,22 @@ def core_env(tmp_path_factory):
     venv.EnvBuilder(with_pip=True).create(where / "venv")
     python = where / "venv" / "bin" / "python"
     wheel = next((where / "wheels").glob("embedx-*.whl"))
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "-c", str(ROOT / "constraints.txt"), str(wheel)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return where, python
 

@@ -86,7 +86,8 @@ def test_the_api_lists_what_it_exports_and_everything_resolves():
 
 def test_importing_the_plugin_api_stays_light():
     code = ("import sys, embedx.plugin_api, embedx.plugin_api.testing\n"
-            "heavy = {'torch', 'tensorflow', 'gensim', 'flair', 'transformers', 'sklearn', 'ray', 'typer'} & set(sys.modules)\n"
+            "heavy = {'torch', 'tensorflow', 'gensim', 'flair', 'transformers', 'sklearn', 'ray', 'typer'} & "
+            "set(sys.modules)\n"
             "print(sorted(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

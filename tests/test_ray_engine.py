@@ -227,7 +227,7 @@ def test_write_on_workers_writes_what_the_single_process_writes(ray_cluster, reg
                 "name": "reviews", "columns": {"label": labels}}
     embedx.extract(texts[:120], "word-stats", tmp_path / "local.h5", **settings | {"columns": {"label": labels[:120]}})
     local = embedx.extract(texts, "word-stats", tmp_path / "local.h5", **settings)
-    # two runs each: the second appends after token rows the first committed: the second appends after token rows the first committed
+    # two runs each: the second appends after token rows the first committed
     embedx.extract(texts[:120], "word-stats", tmp_path / "ray.h5", engine="ray", workers=2, write_on_workers=True,
                    **settings | {"columns": {"label": labels[:120]}})
     remote = embedx.extract(texts, "word-stats", tmp_path / "ray.h5", engine="ray", workers=2, write_on_workers=True,

@@ -125,7 +125,9 @@ def test_a_hook_that_raises_is_named(entry_points):
     def good(register):
         register(WordStats, id="from-bad")
 
-    entry_points(FakeEntryPoint("bad", plugin_module("m", register_embedders=lambda register: (good(register), bad(register)))))
+    entry_points(
+        FakeEntryPoint("bad", plugin_module("m", register_embedders=lambda register: (good(register), bad(register))))
+    )
     reg = R.build_registry()
     assert "failed in register_embedders: KeyError: 'model table'" in reg.plugins["bad"].error
     assert "from-bad" not in reg.embedders  # nothing half-registered survives

@@ -16,9 +16,9 @@ import pytest
 
 import embedx
 from embedx.errors import EmbedderOutputError, InputError, StoreError
+from embedx.store import commit as commit_module
 from embedx.store import layout as L
 from embedx.store.catalog import expire_retired, recover
-from embedx.store import commit as commit_module
 from embedx.store.commit import merge_segments
 from embedx.store.compact import compact
 from embedx.store.keyindex import KeyIndex, KeySet, as_sorted_index, hex_to_binary
@@ -134,7 +134,9 @@ def test_compact_merges_segments_and_keeps_every_row(registry, store_path, monke
     with embedx.open_store(store_path) as store:
         fset = store.feature_set("word-stats")
         assert np.array_equal(fset.vectors(input="t"), expected)
-        assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(fset.tokens(input="t"), tokens, strict=True))
+        assert all(
+            a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(fset.tokens(input="t"), tokens, strict=True)
+        )
     assert embedx.extract(TEXTS, "word-stats", store_path, outputs=["doc", "tokens"]).computed == 0
 
 

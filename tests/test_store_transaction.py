@@ -40,7 +40,9 @@ def test_extraction_sees_only_the_transaction_api():
 def test_lookup_finds_stored_keys_without_loading_them(registry, store_path):
     embedx.extract(TEXTS[:300], "word-stats", store_path)
     with writer(store_path) as w:
-        name = L.set_name("word-stats", embedx.extract(TEXTS[:1], "word-stats", store_path.with_name("o.h5")).config_hash)
+        name = L.set_name(
+            "word-stats", embedx.extract(TEXTS[:1], "word-stats", store_path.with_name("o.h5")).config_hash
+        )
         keys = w.lookup(name)
         assert keys.nbytes == 0  # memory-mapped, not read
         rows, _ = keys.find(content_keys(TEXTS))

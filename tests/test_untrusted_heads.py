@@ -496,8 +496,8 @@ def test_a_results_file_with_malformed_rows_is_one_line(tmp_path):
 
 def test_a_recorded_write_location_is_dropped_not_followed(picky, tmp_path):
     """Options that choose where embedx writes (``cache_dir``, declared ``write_options``) come from the caller."""
-    from embedx.trust import is_write_option
     from embedx.training import embedder_options
+    from embedx.trust import is_write_option
 
     assert is_write_option("cache_dir") and is_write_option("vectors_cache_dir") and is_write_option("output")
     assert not is_write_option("model") and not is_write_option("model_dir")

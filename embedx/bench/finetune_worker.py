@@ -28,10 +28,18 @@ def main(src: str, dst: str) -> None:
                        (job["validation"][0], np.asarray(job["validation"][1])), job["test"],
                        job["n_classes"], job["seed"])
     seconds = time.perf_counter() - started
-    Path(dst).write_text(json.dumps({
-        "validation_pred": np.asarray(result.validation_pred).tolist(), "test_pred": np.asarray(result.test_pred).tolist(),
-        "curves": result.curves, "seconds": result.seconds or seconds, "extra": result.extra,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    Path(dst).write_text(
+        json.dumps(
+            {
+                "validation_pred": np.asarray(result.validation_pred).tolist(),
+                "test_pred": np.asarray(result.test_pred).tolist(),
+                "curves": result.curves,
+                "seconds": result.seconds or seconds,
+                "extra": result.extra,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def load_results(path: Path) -> dict[str, Any]:
         raise EmbedxError(f"{path}: not a comparison's results.json (top level is not an object)")
     missing = [k for k in ("config", "machine", *LISTS) if k not in results]
     if missing or not isinstance(results.get("config"), dict) or "datasets" not in results["config"]:
-        raise EmbedxError(f"{path}: not a comparison's results.json (missing {', '.join(missing) or 'config.datasets'})")
+        raise EmbedxError(f"{path}: not a comparison's results.json (missing "
+                          f"{', '.join(missing) or 'config.datasets'})")
     for key in LISTS:
         if not isinstance(results[key], list):
             raise EmbedxError(f"{path}: {key!r} should be a list")

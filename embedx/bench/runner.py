@@ -109,7 +109,8 @@ class Comparison:
         self.results["seconds"] = time.perf_counter() - started
         self.results["resumed_units"] = self.journal.reused
         if self.journal.reused:
-            self.log(f"{self.journal.reused:,} finished units taken from {self.journal.path} (--restart recomputes them)")
+            self.log(f"{self.journal.reused:,} finished units taken from {self.journal.path} (--restart "
+                     "recomputes them)")
         if self.journal.warning():
             self.log(self.journal.warning())
         if self._times_rejected:
@@ -167,7 +168,8 @@ class Comparison:
         self.results["extraction"].append({"dataset": dataset, "features": spec.label, "set": report.set_name,
                                            "texts": len(chosen), "first_run_seconds": first["seconds"],
                                            "this_run_seconds": report.seconds_total, "computed_now": report.computed})
-        self.log(f"  {spec.label}: {report.computed:,} computed, {report.cached:,} cached, {report.seconds_total:.1f} s")
+        self.log(f"  {spec.label}: {report.computed:,} computed, {report.cached:,} cached, "
+                 f"{report.seconds_total:.1f} s")
         with FeatureStore(self.cache) as store:
             fset = store.feature_set(report.set_name)
             vectors = fset.vectors(chosen, output=read) if read else fset.vectors(chosen)  # first document output
@@ -331,14 +333,36 @@ class Comparison:
             }
             for name, (head_id, features) in variants.items():
                 for seed in self.config.seeds:
-                    self._unit(("sweep", self._dataset_keys[dataset], embedder_id, self._feature_sets.get(
-                        (dataset, spec.label)), pooling, name, seed),
-                               lambda name=name, head_id=head_id, features=features, seed=seed, pooling=pooling: self._sweep_row(
-                                   dataset, embedder_id, pooling, name, head_id, features, y, classes,
-                                   splits[seed], seed),
-                               {"layers": (1, {"dataset": dataset, "embedder": embedder_id, "pooling": pooling or "-",
-                                               "variant": name, "head": head_id, "seed": seed,
-                                               "features": f"{embedder_id}:{pooling}:{name}"})})
+                    self._unit(
+                        (
+                            "sweep",
+                            self._dataset_keys[dataset],
+                            embedder_id,
+                            self._feature_sets.get((dataset, spec.label)),
+                            pooling,
+                            name,
+                            seed,
+                        ),
+                        lambda name=name, head_id=head_id, features=features, seed=seed, pooling=pooling: (
+                            self._sweep_row(
+                                dataset, embedder_id, pooling, name, head_id, features, y, classes, splits[seed], seed
+                            )
+                        ),
+                        {
+                            "layers": (
+                                1,
+                                {
+                                    "dataset": dataset,
+                                    "embedder": embedder_id,
+                                    "pooling": pooling or "-",
+                                    "variant": name,
+                                    "head": head_id,
+                                    "seed": seed,
+                                    "features": f"{embedder_id}:{pooling}:{name}",
+                                },
+                            )
+                        },
+                    )
 
     def _sweep_row(self, dataset: str, embedder_id: str, pooling: str | None, name: str, head_id: str,
                    features: np.ndarray, y: np.ndarray, classes: list[str], split: Any, seed: int) -> None:
@@ -353,9 +377,14 @@ class Comparison:
         entry = self.registry.finetuners[spec.id]
         models = path_digests(entry.cls.model_paths({**entry.defaults, **spec.options}))
         for seed in self.config.finetune_seeds:
-            if self._unit(("finetune", self._dataset_keys[dataset], spec.label, models, seed),
-                          lambda seed=seed: self._finetune_one(
-                    dataset, spec, ds, splits[seed], seed), _head_unit(dataset, spec.label, "fine-tune", seed)) == "skipped":
+            if (
+                self._unit(
+                    ("finetune", self._dataset_keys[dataset], spec.label, models, seed),
+                    lambda seed=seed: self._finetune_one(dataset, spec, ds, splits[seed], seed),
+                    _head_unit(dataset, spec.label, "fine-tune", seed),
+                )
+                == "skipped"
+            ):
                 return
 
     def _finetune_one(self, dataset: str, spec: EmbedderSpec, ds: Any, split: Any, seed: int) -> str | None:
@@ -426,9 +455,17 @@ def _read_times(path: Path) -> tuple[dict[str, dict[str, float]], bool]:
     if not mac_ok(TIMES_PURPOSE, body, saved["mac"]):
         return {}, True
     for key, value in times.items():
-        if not (isinstance(key, str) and isinstance(value, dict) and set(value) <= {"seconds", "computed", "texts_per_second"}
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
-                        for v in value.values()) and "seconds" in value and "computed" in value):
+        if not (
+            isinstance(key, str)
+            and isinstance(value, dict)
+            and set(value) <= {"seconds", "computed", "texts_per_second"}
+            and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
+                for v in value.values()
+            )
+            and "seconds" in value
+            and "computed" in value
+        ):
             return {}, True
     return times, False
 

@@ -3,7 +3,8 @@
 Each word n-gram is hashed (CRC-32, stable across runs and machines) into bucket
 ``crc % dim``, with a sign from bit 31 of the same CRC, so collisions cancel on average
 (Weinberger et al. 2009). For any ``dim`` that divides 2^31 (every power of two) the sign bit
-is independent of the bucket; for other sizes it is nearly so. Counts are optionally log-scaled and each vector is L2-normalised.
+is independent of the bucket; for other sizes it is nearly so. Counts are optionally log-scaled
+and each vector is L2-normalised.
 """
 
 from __future__ import annotations

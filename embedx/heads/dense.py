@@ -36,7 +36,13 @@ class DenseHead(Head):
                  epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int | None = None,
                  monitor: Monitor = "accuracy"):
         self.hidden, self.dropout, self.lr, self.weight_decay = hidden, dropout, lr, weight_decay
-        self.epochs, self.patience, self.batch_size, self.seed, self.threads = epochs, patience, batch_size, seed, threads
+        self.epochs, self.patience, self.batch_size, self.seed, self.threads = (
+            epochs,
+            patience,
+            batch_size,
+            seed,
+            threads,
+        )
         self.monitor = monitor
         self.scaler = Standardizer()
         self.model = None

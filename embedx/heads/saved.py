@@ -3,8 +3,9 @@
 Saved heads travel between people, so loading one must never run code from it, nor let it take
 more memory than its arrays need. Arrays are read with ``allow_pickle=False`` (object arrays are
 refused) after their sizes, dtypes and shapes are checked from the zip directory and the ``.npy``
-headers (see :func:`read_state`), and the JSON holds only numbers, strings and lists. Heads rebuild their scikit-learn or PyTorch objects from these values. Files an older embedx
-wrote with pickle or ``torch.save`` are refused before anything in them is read.
+headers (see :func:`read_state`), and the JSON holds only numbers, strings and lists. Heads
+rebuild their scikit-learn or PyTorch objects from these values. Files an older embedx wrote
+with pickle or ``torch.save`` are refused before anything in them is read.
 """
 
 from __future__ import annotations

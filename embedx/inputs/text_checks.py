@@ -27,7 +27,8 @@ def clean_string(value: str, where: str, errors: EncodingErrors) -> str:
     if errors == "strict":
         what = (f"a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}, which is not valid Unicode"
                 if bad is not None else f"a NUL character at character {nul}")
-        raise InputError(f"{where}: {what}; fix the text, or pass --encoding-errors replace (U+FFFD) or ignore (drop it)")
+        raise InputError(f"{where}: {what}; fix the text, or pass --encoding-errors replace (U+FFFD) or "
+                         "ignore (drop it)")
     replacement = "\ufffd" if errors == "replace" else ""
     return _SURROGATE.sub(replacement, value).replace("\x00", replacement)
 

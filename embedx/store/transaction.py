@@ -78,6 +78,11 @@ class Transaction:
         return self._catalog.path
 
     @property
+    def segment_folder(self) -> Path:
+        """``FILE.h5.segments/``: where ``--write-on-workers`` writers put the segments :meth:`adopt` stages."""
+        return self._catalog.directory
+
+    @property
     def messages(self) -> list[str]:
         return self._catalog.messages
 

@@ -103,9 +103,11 @@ def export_elmo(train_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
         raise ElmoTrainingError(f"{out} exists and is not empty; choose another folder or pass --overwrite")
     model, vocab, settings = load_trained(train_dir)
     if model.config.projection_dim != WORD_DIM:
-        raise ElmoTrainingError(f"the biLM in {train_dir} projects to {model.config.projection_dim}, but an ELMo module "
-                                f"returns word_emb of {WORD_DIM} and LSTM layers of {2 * WORD_DIM}; train with the "
-                                "default projection")
+        raise ElmoTrainingError(
+            f"the biLM in {train_dir} projects to {model.config.projection_dim}, but an ELMo module "
+            f"returns word_emb of {WORD_DIM} and LSTM layers of {2 * WORD_DIM}; train with the "
+            "default projection"
+        )
     state_path = Path(train_dir) / "checkpoints" / "state.json"
     state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
     meta = {"format": "embedx-elmo-module", "format_version": FORMAT_VERSION, "source": str(Path(train_dir).resolve()),

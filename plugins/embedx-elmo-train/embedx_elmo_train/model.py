@@ -248,7 +248,10 @@ class BiLM(tf.Module):
 
     # -- language-model losses ----------------------------------------------------------------------
     def _targets(self, layers: dict[str, Any], target_ids: Any) -> tuple[Any, Any, Any, Any]:
-        """Top-layer states and the ids they predict: forward at 0..n predicts 1..n+1, backward at 1..n+1 predicts 0..n."""
+        """Top-layer states and the ids they predict.
+
+        Forward at 0..n predicts 1..n+1, backward at 1..n+1 predicts 0..n.
+        """
         valid = tf.sequence_mask(layers["full_lengths"] - 1, tf.shape(target_ids)[1] - 1)
         fwd_h = tf.boolean_mask(layers["forward_2"][:, :-1], valid)
         fwd_y = tf.boolean_mask(target_ids[:, 1:], valid)

@@ -66,7 +66,8 @@ class TrainSettings:
         bad = [n for n in positive if getattr(self, n) < 1]
         if bad or self.learning_rate <= 0 or self.clip_norm <= 0 or self.heldout < 1 or self.max_train_tokens < 0 \
                 or self.max_vocab < 0:
-            raise OptionError(f"training settings: {', '.join(bad) or 'learning_rate, clip_norm, heldout'} out of range "
+            raise OptionError(f"training settings: {', '.join(bad) or 'learning_rate, clip_norm, heldout'} "
+                              "out of range "
                               "(counts at least 1, learning rate and clip norm positive, max_train_tokens >= 0)")
 
 
@@ -231,7 +232,8 @@ def _prepare_folder(folder: Path, comparable: dict[str, Any], settings: TrainSet
     resuming = False
     if folder.exists() and (folder / "settings.json").exists() and not overwrite:
         if _comparable(_read_json(folder / "settings.json"), settings.seed) != comparable:
-            raise ElmoTrainingError(f"{folder} holds a run with other settings or corpus; pass --overwrite to replace it "
+            raise ElmoTrainingError(f"{folder} holds a run with other settings or corpus; pass --overwrite "
+                                    "to replace it "
                                     "or choose another --out")
         resuming = True
     elif folder.exists() and folder.is_file():

@@ -40,7 +40,9 @@ def test_tiny_training_lowers_heldout_perplexity(sentences, tmp_path):
     assert report["epochs_completed"] == 3 and report["corpus"]["heldout_sequences"] == 40
     spread = report["spread_after"]
     assert set(spread) == {"word_emb", "lstm_outputs1", "lstm_outputs2"} and all(v > 0 for v in spread.values())
-    assert report["collapsed_layers"] == [name for name in spread if spread[name] < 0.05 * report["spread_before"][name]]
+    assert report["collapsed_layers"] == [
+        name for name in spread if spread[name] < 0.05 * report["spread_before"][name]
+    ]
     heldout = (tmp_path / "run" / "heldout.txt").read_text().splitlines()
     assert len(heldout) == 40
     assert json.loads((tmp_path / "run" / "report.json").read_text())["perplexity_after"] == after
@@ -55,8 +57,11 @@ def test_heldout_text_never_trains_and_every_source_is_streamed(sentences):
     vocab = Vocabulary(summary.words)
 
     def stream():
-        return [" ".join(row[:n]) for b in batches(corpus, summary.heldout_keys, summary.counts_per_source, vocab, 12,
-                                                    8, seed=0, epoch=0) for row, n in zip(b.tokens, b.lengths, strict=True)]
+        return [
+            " ".join(row[:n])
+            for b in batches(corpus, summary.heldout_keys, summary.counts_per_source, vocab, 12, 8, seed=0, epoch=0)
+            for row, n in zip(b.tokens, b.lengths, strict=True)
+        ]
 
     streamed = stream()
     held = {" ".join(s) for s in summary.heldout}
@@ -172,7 +177,10 @@ def test_cli_trains_exports_and_explains_errors(sentences, tmp_path):
                                  "--json", *common])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["module"]["format"] == "embedx-elmo-module" and (tmp_path / "run" / "module" / "saved_model.pb").is_file()
+    assert (
+        report["module"]["format"] == "embedx-elmo-module"
+        and (tmp_path / "run" / "module" / "saved_model.pb").is_file()
+    )
     result = runner.invoke(app, ["elmo", "export", str(tmp_path / "run"), "--out", str(tmp_path / "run" / "module")])
     assert result.exit_code != 0 and "--overwrite" in result.output
     result = runner.invoke(app, ["elmo", "train", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")])
@@ -198,7 +206,10 @@ def test_trained_preset_says_why_it_cannot_run_without_a_module(registry, tmp_pa
     assert "keras-elmo-trained" in registry.finetuners
     # the module it finds by default is what bench compare's journal hashes; an explicit handle wins
     assert TrainedElmoFineTuner.model_paths({}) == {"handle": str(exported[1])}
-    assert TrainedElmoFineTuner.model_paths({"handle": "elsewhere", "epochs": "3"}) == {"handle": "elsewhere", "epochs": "3"}
+    assert TrainedElmoFineTuner.model_paths({"handle": "elsewhere", "epochs": "3"}) == {
+        "handle": "elsewhere",
+        "epochs": "3",
+    }
 
 
 def test_installed_entry_point_adds_the_elmo_group_without_importing_tensorflow():

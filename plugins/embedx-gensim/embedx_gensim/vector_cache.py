@@ -294,7 +294,8 @@ def _mapped(path: Path, record: Mapping[str, Any]) -> np.ndarray:
     try:
         if os.stat(path).st_size != record.get("size") or cached_file_digest(path) != record.get("sha256"):
             raise CacheUnusable(f"{path.name} changed")
-        array = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))  # the mapping, without np.memmap's overhead
+        # the mapping, without np.memmap's overhead
+        array = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
     except (OSError, ValueError) as exc:
         raise CacheUnusable(str(exc)) from None
     if array.dtype.str != record.get("dtype") or list(array.shape) != record.get("shape"):

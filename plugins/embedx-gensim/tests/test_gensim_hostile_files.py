@@ -76,7 +76,8 @@ def test_a_fasttext_bin_whose_matrix_is_not_stored_is_refused(extract, tmp_path)
     with pytest.raises(EmbedderUnavailable, match=r"short\.bin: its vector matrix is declared [\d,]+ x [\d,]+ "
                                                   r"float32s, which take at least"):
         extract(["the"], model=str(short))
-    bucket = tmp_path / "bucket.bin"  # a bucket count the matrix does not have (old format: the 7th int32 after dim, ws)
+    # a bucket count the matrix does not have (old format: the 7th int32 after dim, ws)
+    bucket = tmp_path / "bucket.bin"
     bucket.write_bytes(data[:32] + struct.pack("<i", 2_000_000_000) + data[36:])
     with pytest.raises(InputError, match=r"bucket\.bin: its vector matrix is declared .* but its header needs"):
         check_vector_sizes(bucket, "fasttext-bin")

@@ -198,7 +198,9 @@ def test_packaged_vectors_map_the_shipped_matrix_and_build_the_index_once(cache,
     assert len(cache) == 1
     assert isinstance(again.vectors, np.memmap) and np.array_equal(again.vectors, np.load(data / "emb.npy"))
     assert again.key_to_index == {w: i for i, w in enumerate(words)}
-    assert again.lookup(["the", "naïve", "dog"]).tolist() == table.lookup(["the", "naïve", "dog"]).tolist() == [4, 3, -1]
+    assert (
+        again.lookup(["the", "naïve", "dog"]).tolist() == table.lookup(["the", "naïve", "dog"]).tolist() == [4, 3, -1]
+    )
     files = {p.name for p in folder_of().iterdir()}
     assert "vectors.npy" not in files and {"manifest.json", "words.npy"} <= files  # the matrix is the package's own
 

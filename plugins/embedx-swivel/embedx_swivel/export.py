@@ -128,7 +128,8 @@ def export_module(words: list[str], vectors: np.ndarray, out_dir: str | os.PathL
     the old content or the complete new module, never half of one. Returns the metadata written.
     """
     if num_oov_buckets < 1:
-        raise SwivelOptionError(f"num_oov_buckets must be at least 1 (an empty sentence needs one), not {num_oov_buckets}")
+        raise SwivelOptionError("num_oov_buckets must be at least 1 (an empty sentence needs one), not "
+                                f"{num_oov_buckets}")
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(words) or not words:
         raise SwivelError(f"{len(words)} words but a vector matrix of shape {vectors.shape}")
@@ -136,7 +137,8 @@ def export_module(words: list[str], vectors: np.ndarray, out_dir: str | os.PathL
         raise SwivelError("the vocabulary has duplicate words; run prepare_vocabulary first")
     bad = [w for w in words if tokenizer.tokenize(w, lowercase) != [w]]
     if bad:
-        raise SwivelError(f"{len(bad)} word(s) are not in tokenizer form (e.g. {bad[0]!r}); run prepare_vocabulary first")
+        raise SwivelError(f"{len(bad)} word(s) are not in tokenizer form (e.g. {bad[0]!r}); run "
+                          "prepare_vocabulary first")
     if not np.isfinite(vectors).all():
         raise SwivelError("the vectors contain NaN or infinity")
     out = Path(out_dir)

@@ -55,7 +55,8 @@ def train_corpus(corpus: Corpus, out_dir: str | os.PathLike[str] | None, countin
             raise SwivelOptionError(f"{out} is a file; --out needs a folder")
         clash = [name for name in OUTPUT_FILES if (out / name).exists()]
         if clash and not overwrite:
-            raise SwivelOptionError(f"{out} already holds {', '.join(clash)}; choose another folder or pass --overwrite")
+            raise SwivelOptionError(f"{out} already holds {', '.join(clash)}; choose another folder or "
+                                    "pass --overwrite")
     report: dict = {"options": {**asdict(counting), **config.as_dict()}, "timings": {}}
     timings = report["timings"]
 

@@ -37,26 +37,56 @@ def _say(text: str) -> None:
 
 
 def train(
-    corpus: Annotated[list[str], typer.Argument(help="Text files, one document per line (.gz/.bz2 read as such), or dataset:NAME for an embedx dataset's texts.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for vectors.txt, vocab.txt, report.json and module/.")],
+    corpus: Annotated[
+        list[str],
+        typer.Argument(
+            help="Text files, one document per line (.gz/.bz2 read as such), or "
+            "dataset:NAME for an embedx "
+            "dataset's texts.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for vectors.txt, vocab.txt, report.json and module/.")
+    ],
     dim: Annotated[int, typer.Option(min=1, help="Embedding dimension (gnews-swivel-20dim uses 20).")] = 100,
     window: Annotated[int, typer.Option(min=1, help="Co-occurrence window; a pair at distance d counts 1/d.")] = 10,
     min_count: Annotated[int, typer.Option(min=1, help="Keep words occurring at least this often.")] = 5,
-    max_vocab: Annotated[int, typer.Option(min=0, help="Keep at most this many of the most frequent words (0: no limit). Training time grows with its square.")] = 20_000,
-    lowercase: Annotated[bool, typer.Option(help="Lowercase before counting; the exported module then lowercases its input too.")] = True,
+    max_vocab: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Keep at most this many of the most frequent words (0: no "
+            "limit). Training time grows with its square.",
+        ),
+    ] = 20_000,
+    lowercase: Annotated[
+        bool, typer.Option(help="Lowercase before counting; the exported module then lowercases its input too.")
+    ] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over every block of the co-occurrence matrix.")] = 20,
-    shard_size: Annotated[int, typer.Option(min=1, help="Words per shard: each training step is a shard_size x shard_size block.")] = 4096,
+    shard_size: Annotated[
+        int, typer.Option(min=1, help="Words per shard: each training step is a shard_size x shard_size block.")
+    ] = 4096,
     learning_rate: Annotated[float, typer.Option(help="Adagrad learning rate (positive).")] = 0.1,
-    confidence_base: Annotated[float, typer.Option(min=0.0, help="Confidence f(x) = base + scale * x^exponent of observed cells.")] = 0.1,
+    confidence_base: Annotated[
+        float, typer.Option(min=0.0, help="Confidence f(x) = base + scale * x^exponent of observed cells.")
+    ] = 0.1,
     confidence_scale: Annotated[float, typer.Option(min=0.0, help="See --confidence-base.")] = 0.25,
     confidence_exponent: Annotated[float, typer.Option(help="See --confidence-base.")] = 0.5,
     biases: Annotated[bool, typer.Option(help="Also learn a bias per row and column word (not exported).")] = False,
     seed: Annotated[int, typer.Option(help="Seeds initialisation and block order.")] = 0,
-    chunk_tokens: Annotated[int, typer.Option(min=1, help="Tokens counted per chunk (memory: about 160 bytes x window per token).")] = 250_000,
+    chunk_tokens: Annotated[
+        int, typer.Option(min=1, help="Tokens counted per chunk (memory: about 160 bytes x window per token).")
+    ] = 250_000,
     export: Annotated[bool, typer.Option(help="Also write the TF Hub text-embedding module to OUT/module.")] = True,
-    num_oov_buckets: Annotated[int, typer.Option(min=1, help="Hash buckets for words outside the vocabulary (zero vectors until fine-tuned).")] = 1,
+    num_oov_buckets: Annotated[
+        int, typer.Option(min=1, help="Hash buckets for words outside the vocabulary (zero vectors until fine-tuned).")
+    ] = 1,
     evaluate: Annotated[bool, typer.Option(help="Score WordSim-353 (and a random baseline) into the report.")] = True,
-    encoding_errors: Annotated[EncodingErrors, typer.Option(help="Invalid UTF-8 in corpus files: strict (error naming the line), replace, ignore.")] = EncodingErrors.strict,
+    encoding_errors: Annotated[
+        EncodingErrors,
+        typer.Option(help="Invalid UTF-8 in corpus files: strict (error naming the line), replace, ignore."),
+    ] = EncodingErrors.strict,
     overwrite: Annotated[bool, typer.Option(help="Replace earlier outputs in OUT.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training report as JSON.")] = False,
@@ -81,7 +111,8 @@ def train(
     c, t, s = report["corpus"], report["timings"], report["shards"]
     _say(f"[bold]swivel[/] -> {out}\n"
          f"  corpus   {c['tokens']:,} tokens in {c['documents']:,} documents, {c['distinct_words']:,} distinct words\n"
-         f"  counted  {c['vocabulary']:,} words, {c['cooccurrence_nonzero']:,} non-zero cells in {t['counting_s']:.1f} s "
+         f"  counted  {c['vocabulary']:,} words, {c['cooccurrence_nonzero']:,} non-zero cells in "
+         f"{t['counting_s']:.1f} s "
          f"({t['counting_tokens_per_s']:,.0f} tokens/s)\n"
          f"  trained  {s['words_trained']:,} words x {dim} dims, {s['num_shards']}x{s['num_shards']} blocks, "
          f"{s['steps']:,} steps in {t['training_s']:.1f} s; loss {report['epoch_losses'][0]:.4f} -> "
@@ -91,13 +122,35 @@ def train(
 
 
 def export_vectors(
-    vectors: Annotated[str, typer.Argument(help="Word vectors: word2vec .bin/.txt, GloVe .txt, fastText .vec/.bin, gensim .kv, or kumo:glove-6b-50d.", show_default=False)],
+    vectors: Annotated[
+        str,
+        typer.Argument(
+            help="Word vectors: word2vec .bin/.txt, GloVe .txt, fastText .vec/.bin, gensim .kv, or kumo:glove-6b-50d.",
+            show_default=False,
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the SavedModel module.")],
-    format: Annotated[VectorFormat, typer.Option(help="Vector file format (auto: from the suffix and first line).")] = VectorFormat.auto,
-    num_oov_buckets: Annotated[int, typer.Option(min=1, help="Hash buckets for words outside the vocabulary (zero vectors until fine-tuned).")] = 1,
-    lowercase: Annotated[bool | None, typer.Option("--lowercase/--no-lowercase", help="Lowercase the module's input and the vocabulary (default: when the vocabulary has no uppercase letter).", show_default=False)] = None,
+    format: Annotated[
+        VectorFormat, typer.Option(help="Vector file format (auto: from the suffix and first line).")
+    ] = VectorFormat.auto,
+    num_oov_buckets: Annotated[
+        int, typer.Option(min=1, help="Hash buckets for words outside the vocabulary (zero vectors until fine-tuned).")
+    ] = 1,
+    lowercase: Annotated[
+        bool | None,
+        typer.Option(
+            "--lowercase/--no-lowercase",
+            help="Lowercase the module's input "
+            "and the vocabulary (default: "
+            "when the vocabulary has no "
+            "uppercase letter).",
+            show_default=False,
+        ),
+    ] = None,
     max_vocab: Annotated[int, typer.Option(min=0, help="Export only the first (most frequent) words (0: all).")] = 0,
-    trust_pickle: Annotated[bool, typer.Option(help="Allow loading a full gensim model (a pickle that can run code).")] = False,
+    trust_pickle: Annotated[
+        bool, typer.Option(help="Allow loading a full gensim model (a pickle that can run code).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing module in OUT.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the module's metadata as JSON.")] = False,
 ) -> None:
@@ -130,10 +183,19 @@ def export_vectors(
 
 
 def evaluate_command(
-    source: Annotated[str, typer.Argument(help="A module folder (SavedModel with assets/tokens.txt), a `swivel train` folder, a vector file, or kumo:NAME.", show_default=False)],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A module folder (SavedModel with assets/tokens.txt), a `swivel train` "
+            "folder, a vector file, or kumo:NAME.",
+            show_default=False,
+        ),
+    ],
     words: Annotated[str | None, typer.Option(help="Comma-separated words whose nearest neighbours to show.")] = None,
     topn: Annotated[int, typer.Option(min=1, help="Neighbours per word.")] = 5,
-    format: Annotated[VectorFormat, typer.Option(help="Vector file format (auto: from the suffix and first line).")] = VectorFormat.auto,
+    format: Annotated[
+        VectorFormat, typer.Option(help="Vector file format (auto: from the suffix and first line).")
+    ] = VectorFormat.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
 ) -> None:
     """WordSim-353 Spearman correlation against a random baseline, and nearest neighbours."""

@@ -12,7 +12,8 @@ cannot be read from the module). A blank text is ``[CLS] [SEP]``.
 Outputs:
 
 - ``doc``: the chosen ``layers`` pooled over real positions ([CLS], pieces, [SEP]; padding
-  never) with ``pooling``: ``cls`` (the [CLS] position's hidden state; ``first`` is accepted too), ``mean`` (masked mean,
+  never) with ``pooling``: ``cls`` (the [CLS] position's hidden state; ``first`` is accepted too),
+  ``mean`` (masked mean,
   ``sum(x*m) / (sum(m) + 1e-10)`` as the seeds' BertLayer), or ``max`` (masked maximum).
   One layer gives ``[dim]`` per text; several (or ``all``) give ``[layers, dim]`` (per layer,
   in the order given), so a head can learn the layer mix.
@@ -226,8 +227,9 @@ def module_wordpiece(module: Any) -> tuple[Any, tuple[int, int, int]]:
 
     vocab = module.vocab_file.asset_path.numpy().decode("utf-8")
     lowercase = bool(module.do_lower_case.numpy())
-    tokenizer = BertWordPieceTokenizer(WordPiece.read_file(vocab), lowercase=lowercase, strip_accents=None, clean_text=True,
-                                       handle_chinese_chars=True)
+    tokenizer = BertWordPieceTokenizer(
+        WordPiece.read_file(vocab), lowercase=lowercase, strip_accents=None, clean_text=True, handle_chinese_chars=True
+    )
     special = []
     for token in ("[CLS]", "[SEP]", "[PAD]"):
         index = tokenizer.token_to_id(token)

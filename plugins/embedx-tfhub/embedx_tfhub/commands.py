@@ -22,7 +22,8 @@ def _fail(message: str) -> None:
 
 @app.command("convert-bert")
 def convert_bert_command(
-    hf_folder: Annotated[Path, typer.Argument(help="Hugging Face BERT folder: config.json, vocab.txt, model.safetensors or pytorch_model.bin.")],
+    hf_folder: Annotated[Path, typer.Argument(help="Hugging Face BERT folder: config.json, vocab.txt, "
+                                                   "model.safetensors or pytorch_model.bin.")],
     out_dir: Annotated[Path, typer.Argument(help="Where to write the TF Hub-format encoder (a TF2 SavedModel).")],
     overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it holds something.")] = False,
 ) -> None:

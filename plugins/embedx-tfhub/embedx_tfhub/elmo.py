@@ -51,7 +51,8 @@ class Elmo(TfHubEmbedder):
     id = "elmo"
     description = "ELMo (TF Hub google/elmo/3 interface): per-layer token features, elmo mix, mean-pooled default"
     outputs = (
-        Output("default", DOCUMENT, dim=LSTM_DIM, description="the module's mean-pooled vector (zeros for a blank text)"),
+        Output("default", DOCUMENT, dim=LSTM_DIM, description="the module's mean-pooled vector (zeros for "
+                                                              "a blank text)"),
         Output("layers_mean", DOCUMENT, dim=LSTM_DIM, per_layer=True, layers=3,
                description="mean over tokens of [word_emb x2, lstm_outputs1, lstm_outputs2]"),
         Output("layers", TOKEN, dim=LSTM_DIM, per_layer=True, layers=3,

@@ -1,4 +1,6 @@
-"""``elmo-trained`` and ``keras-elmo-trained``: the biLM that ``embedx elmo train`` wrote, as an embedder and a fine-tuner.
+"""``elmo-trained`` and ``keras-elmo-trained``: the biLM that ``embedx elmo train`` wrote.
+
+As an embedder and a fine-tuner.
 
 They are the ``elmo`` embedder and the Keras ELMo-mix fine-tuner with one difference: the
 ``handle`` defaults to where the documented benchmark step puts the module,

@@ -116,7 +116,8 @@ def load(handle: str, trust_module: bool = False) -> Any:
     try:
         return hub.load(path)
     except Exception as exc:
-        raise EmbedderUnavailable(f"could not load TF Hub module {handle} from {path}: {type(exc).__name__}: {exc}") from exc
+        raise EmbedderUnavailable(f"could not load TF Hub module {handle} from {path}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
 
 
 def identity(handle: str) -> dict[str, Any]:

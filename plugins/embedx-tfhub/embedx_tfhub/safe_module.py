@@ -301,7 +301,7 @@ def _called_only_by_saver(name: str, graph: Any, functions: dict[str, Any], save
     return {name} if callers_in_graph or callers_in_lib else set()
 
 
-def _file_name_problems(meta_graph: Any, functions: dict[str, Any], assets: list[Any]) -> list[str]:
+def _file_name_problems(meta_graph: Any, functions: dict[str, Any], assets: list[Any]) -> list[str]:  # noqa: C901 - one case per op kind
     """Where every file name of a file-touching op comes from: the saver's filename, or an asset.
 
     Each such input is traced back through identity-like ops (and, for checkpoints, the saver's path
@@ -319,7 +319,9 @@ def _file_name_problems(meta_graph: Any, functions: dict[str, Any], assets: list
     pending: list[tuple[str, int, str]] = []  # (function, argument index, "asset" | "saver")
 
     def follow(scope: str | None, tensor: str, kind: str, what: str) -> None:
-        for leaf in _leaves(tensor, by_name[scope], set(args.get(scope, ())), kind, graph.node if scope is None else ()):
+        for leaf in _leaves(
+            tensor, by_name[scope], set(args.get(scope, ())), kind, graph.node if scope is None else ()
+        ):
             if scope is not None and leaf in args[scope]:
                 pending.append((scope, args[scope].index(leaf), kind))
             elif scope is None and (leaf in asset_tensors if kind == "asset" else leaf == saver_file and leaf):
@@ -406,7 +408,9 @@ def _leaves(tensor: str, by_name: dict[str, Any], args: set[str], kind: str, gra
                 todo += data
         elif kind == "asset" and node.op == "ReadVariableOp" and graph_nodes:
             handle = _producer(node.input[0])
-            assigned = [_data(n)[1] for n in graph_nodes if n.op == "AssignVariableOp" and _producer(n.input[0]) == handle]
+            assigned = [
+                _data(n)[1] for n in graph_nodes if n.op == "AssignVariableOp" and _producer(n.input[0]) == handle
+            ]
             if not assigned:
                 leaves.append(source)
             todo += assigned

@@ -49,7 +49,9 @@ def test_pooling_matches_numpy_on_every_layer(extract, modules, reference, pooli
         np.testing.assert_allclose(doc[i], manual(ref["layers"], pooling), atol=1e-5)
 
 
-@pytest.mark.parametrize("layers, picked", [("-1", [2]), ("-2", [1]), ("1", [0]), ("3,1", [2, 0]), ("-1,-2,-3", [2, 1, 0])])
+@pytest.mark.parametrize(
+    "layers, picked", [("-1", [2]), ("-2", [1]), ("1", [0]), ("3,1", [2, 0]), ("-1,-2,-3", [2, 1, 0])]
+)
 def test_layer_choice(extract, modules, reference, layers, picked):
     _, stored = extract(TEXTS, "tfhub-bert", model=modules["bert"], layers=layers, pooling="mean")
     doc = stored.doc(TEXTS, "doc")

@@ -52,12 +52,13 @@ def features(registry, minilm_hub, texts, tmp_path_factory):
     layers and ``cls`` of the last (its all-layer pass costs the most; per-layer ``first`` is checked against
     ``BertModel`` directly below)."""
     path = tmp_path_factory.mktemp("parity") / "features.h5"
-    runs = {"first": ("tfhub-bert", {"model": minilm_hub, "pooling": "cls", "layers": "all"}, ["doc", "pooled_output"]),
-            "mean": ("tfhub-bert", {"model": minilm_hub, "pooling": "mean", "layers": "all"}, ["doc"]),
-            # threads=1 (not in its cache key): torch's 2 threads spin-wait badly on a busy 2-core machine
-            "mean/plugin": ("minilm-l6", {"pooling": "mean", "layers": "all", "threads": 1, "normalize": False}, ["doc"]),
-            "first/plugin": ("minilm-l6", {"pooling": "cls", "layers": "-1", "threads": 1, "normalize": False},
-                             ["doc"])}
+    runs = {
+        "first": ("tfhub-bert", {"model": minilm_hub, "pooling": "cls", "layers": "all"}, ["doc", "pooled_output"]),
+        "mean": ("tfhub-bert", {"model": minilm_hub, "pooling": "mean", "layers": "all"}, ["doc"]),
+        # threads=1 (not in its cache key): torch's 2 threads spin-wait badly on a busy 2-core machine
+        "mean/plugin": ("minilm-l6", {"pooling": "mean", "layers": "all", "threads": 1, "normalize": False}, ["doc"]),
+        "first/plugin": ("minilm-l6", {"pooling": "cls", "layers": "-1", "threads": 1, "normalize": False}, ["doc"]),
+    }
     out = {}
     for key, (embedder, options, outputs) in runs.items():
         report = embedx.extract(texts, embedder, path, options=options, outputs=outputs, registry=registry)

@@ -29,8 +29,10 @@ def test_module_has_the_published_interface(elmo_module, tf):
     assert shapes == {"word_emb": ((2, 6, 512), tf.float32), "lstm_outputs1": ((2, 6, 1024), tf.float32),
                       "lstm_outputs2": ((2, 6, 1024), tf.float32), "elmo": ((2, 6, 1024), tf.float32),
                       "default": ((2, 1024), tf.float32)}
-    same = tokens(tokens=tf.constant([["the", "cat", "is", "on", "the", "mat"], ["dogs", "are", "in", "the", "fog", ""]]),
-                  sequence_len=tf.constant([6, 5]))
+    same = tokens(
+        tokens=tf.constant([["the", "cat", "is", "on", "the", "mat"], ["dogs", "are", "in", "the", "fog", ""]]),
+        sequence_len=tf.constant([6, 5]),
+    )
     for name in out:
         np.testing.assert_allclose(out[name].numpy(), same[name].numpy(), atol=1e-6)
     # only the 4 mixing scalars are trainable, as in google/elmo/2 and /3

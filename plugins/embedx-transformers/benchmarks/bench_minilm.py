@@ -1,6 +1,7 @@
 """Texts/s of minilm-l6 mean pooling through ``embedx.extract`` vs ``SentenceTransformer.encode``, same process.
 
-    python plugins/embedx-transformers/benchmarks/bench_minilm.py [--texts 2000] [--threads 2] [--batch-sizes 32,128] [--repeat 3]
+    python plugins/embedx-transformers/benchmarks/bench_minilm.py [--texts 2000] [--threads 2] \
+        [--batch-sizes 32,128] [--repeat 3]
 
 Texts are the first N movie-review snippets of MR (``embedx datasets fetch mr``), or sentences of
 gensim's ``lee_background.cor`` when MR is not fetched. Each extraction writes to a fresh file,

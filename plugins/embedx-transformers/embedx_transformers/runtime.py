@@ -59,7 +59,9 @@ class Runtime:
 
     def passes(self, forward: Any, sequences: list[list[int]], plan: list[Pass], indices: tuple[int, ...], how: str,
                per_layer: bool) -> Iterator[tuple[Pass, torch.Tensor, torch.Tensor]]:
-        """Per planned pass: the pass, its combined float32 states ``[rows, length, ...]`` and real positions, on the device.
+        """Per planned pass: the pass, its combined float32 states ``[rows, length, ...]`` and real positions.
+
+        On the device.
 
         Sequences are padded on the right to the pass's shape; rows beyond ``len(members)`` are
         filler (one real position each) that callers ignore. Nothing here waits for the device:
@@ -192,7 +194,8 @@ def _tokenizer(folder: Path, lowercase: bool | None) -> Any:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True, local_files_only=True, **extra)
         except Exception as exc:
-            raise EmbedderUnavailable(f"could not load the tokenizer in {folder}: {type(exc).__name__}: {exc}") from None
+            raise EmbedderUnavailable(f"could not load the tokenizer in {folder}: "
+                                      f"{type(exc).__name__}: {exc}") from None
         if not tokenizer.is_fast:
             raise EmbedderUnavailable(f"{folder}: a fast (Rust) tokenizer is needed for word alignment, "
                                       f"but {type(tokenizer).__name__} has none")

@@ -41,8 +41,11 @@ def test_a_fused_pass_that_disagrees_falls_back_with_a_warning(registry, minilm_
     from embedx_transformers.runtime import TorchForward, load_runtime
 
     rt = load_runtime(minilm_folder, "float32", "cpu", None)
-    monkeypatch.setattr(fused_bert.FusedBertForward, "__call__",
-                        lambda self, ids, mask: tuple(s + 1e-3 for s in TorchForward(rt.view(6), False, False)(ids, mask)))
+    monkeypatch.setattr(
+        fused_bert.FusedBertForward,
+        "__call__",
+        lambda self, ids, mask: tuple(s + 1e-3 for s in TorchForward(rt.view(6), False, False)(ids, mask)),
+    )
     with pytest.warns(RuntimeWarning, match="differs from transformers' by 1.0e-03"):
         assert isinstance(rt.torch_forward(6), TorchForward)
 

@@ -77,7 +77,10 @@ def test_half_precision_on_the_bucketed_path(extract, texts, tmp_path, dtype):
     assert half.set_name != ref.set_name  # the precision is part of the key
     from embedx.plugin_api.testing import Stored
 
-    a, b = Stored(tmp_path / "ref.h5", ref.set_name).doc(sample), Stored(tmp_path / "half.h5", half.set_name).doc(sample)
+    a, b = (
+        Stored(tmp_path / "ref.h5", ref.set_name).doc(sample),
+        Stored(tmp_path / "half.h5", half.set_name).doc(sample),
+    )
     assert _cosines(a, b).min() >= 0.9999
     if dtype == "float16":
         assert np.abs(a - b).max() < 5e-4 and _cosines(a, b).min() >= 0.99999

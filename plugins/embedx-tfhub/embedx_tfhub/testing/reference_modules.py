@@ -79,7 +79,9 @@ def write_tiny_hf_bert(folder: str | Path, hidden: int = 16, layers: int = 2, he
     rng = np.random.default_rng(seed)
     state = {}
     for name in HF_TO_HUB:
-        shape = (rows[name], hidden) if name in rows else (hidden, hidden) if name.endswith("dense.weight") else (hidden,)
+        shape = (
+            (rows[name], hidden) if name in rows else (hidden, hidden) if name.endswith("dense.weight") else (hidden,)
+        )
         state[name] = rng.normal(0, 0.02, shape)
     for n in range(layers):
         for module in HF_LAYER_TO_HUB:
