@@ -672,6 +672,9 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_print_ver
           debug: Annotated[bool, typer.Option("--debug", help="Show the traceback behind an error "
                                               "(also EMBEDX_DEBUG=1).")] = False) -> None:
     """Extract text features once, cache them in HDF5, reuse them everywhere."""
+    from embedx.terminal import log_warnings_to_stderr
+
+    log_warnings_to_stderr()  # the library logs its warnings; on the command line they are one line each
     if debug:
         import os
 
@@ -687,9 +690,10 @@ def main() -> None:
 
     if "--debug" in sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]:
         os.environ[DEBUG_ENV] = "1"  # before plugins load, so their import errors show a traceback too
-    from embedx.terminal import guard_standard_streams
+    from embedx.terminal import guard_standard_streams, log_warnings_to_stderr
 
     guard_standard_streams()  # no text from a file reaches the terminal as a control sequence
+    log_warnings_to_stderr()  # also for warnings logged while plugins load, before any command runs
     try:
         add_plugin_commands(app)
         app(prog_name="embedx")

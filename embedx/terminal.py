@@ -10,6 +10,7 @@ through :func:`printable` (plain output) or :func:`escape` (rich output).
 
 from __future__ import annotations
 
+import logging
 import re
 
 #: C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI, 0x9d a one-byte OSC),
@@ -92,3 +93,34 @@ def guard_standard_streams() -> None:
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, SafeStream):
             setattr(sys, name, SafeStream(stream))
+
+
+class _StderrWarnings(logging.Handler):
+    """Each record as one line ``embedx: MESSAGE`` on whatever ``sys.stderr`` is when it is emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import sys
+
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.levelno >= logging.ERROR and record.exc_info[1] is not None:
+                message = f"{message} ({record.exc_info[1]})"
+            stream = sys.stderr
+            if stream is not None:
+                stream.write(f"embedx: {printable(message, one_line=True)}\n")
+                stream.flush()
+        except Exception:  # a broken stderr must not turn a warning into a failure
+            self.handleError(record)
+
+
+def log_warnings_to_stderr(level: int = logging.WARNING) -> None:
+    """The CLI's view of the library's log: warnings and worse of every ``embedx.*`` logger, one line each.
+
+    The library only logs (``logging.getLogger(__name__)``); callers of the Python API choose their own handlers.
+    Calling this twice installs one handler.
+    """
+    logger = logging.getLogger("embedx")
+    if not any(isinstance(h, _StderrWarnings) for h in logger.handlers):
+        handler = _StderrWarnings(level)
+        logger.addHandler(handler)
+    logger.setLevel(min(logger.level or level, level))
