@@ -277,7 +277,7 @@ class _Pipeline:
                 "config": resolved.config, "dtype": settings.dtype, "compression": settings.compression}
         write = None
         if settings.write_on_workers:  # the actors write segments; the driver checks them and writes the index
-            write = {"directory": str(Path(self.tx.segment_folder).resolve()),
+            write = {"directory": str(Path(self.tx.segment_folder).absolute()),  # not resolved: a link stays refused
                      "set": self.set_name, "meta": meta, "requested": list(resolved.outputs),
                      "known": self.tx.outputs(self.set_name), "embedder": settings.embedder,
                      "plugin": resolved.plugin, "dtype": settings.dtype, "start": self.tx.tokens(self.set_name)}
