@@ -42,6 +42,11 @@ BY_FIXTURE: dict[str, tuple[str, ...]] = {
 BY_TEST: dict[str, tuple[str, ...]] = {
     "tests/test_docs.py::test_page_runs*": ("slow",),  # runs every command block of every page
     "tests/test_bench_throughput.py::test_fresh_process_*": ("slow",),
+    "tests/test_bench_throughput.py::test_minilm_at_a_tiny_size_*": ("torch", "slow"),  # sentence-transformers
+    # heads trained to an accuracy on a real dataset: 10-100 s each on a busy two-core machine
+    "tests/test_heads.py::test_each_head_learns_spam": ("slow",),
+    "tests/test_heads.py::test_layer_mix_*": ("slow",),
+    "tests/test_heads.py::test_independent_scikit_learn_pipeline_*": ("slow",),
 }
 
 PROCESS_WORDS = ("subprocess.", "sys.executable", "Popen(", "EMBEDX, ", "[EMBEDX")
