@@ -19,6 +19,7 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +159,8 @@ def run_traced(args: list[str], *, cwd: Path, env: dict[str, str], log_dir: Path
     log_dir.mkdir(parents=True, exist_ok=True)
     for old in log_dir.glob("trace.*"):
         old.unlink()
+    if STRACE is None:
+        raise RuntimeError("strace is not installed: the trust audit needs it")
     command = [STRACE, "-ff", "-qq", "-y", "-s", "4096", "-e", f"trace={CALLS}", "-e", "signal=none",
                "-o", str(log_dir / "trace"), *args]
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -272,9 +275,9 @@ class Sandbox:
         embedx.extract(TEXTS, "hashing-ngrams", path, name="t", options={"dim": 8})
         return path
 
-    def snapshot(self) -> dict[str, tuple]:
+    def snapshot(self) -> dict[str, tuple[str, ...] | tuple[str, str, int]]:
         """Every entry of the victim folder: kind, bytes and link target, so any change shows."""
-        found = {}
+        found: dict[str, tuple[str, ...] | tuple[str, str, int]] = {}
         for dirpath, dirnames, filenames in os.walk(self.victim):
             for name in dirnames + filenames:
                 path = os.path.join(dirpath, name)
@@ -302,14 +305,15 @@ class Sandbox:
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=self.env(), check=True,
                        capture_output=True, timeout=300)
 
-    def allowed(self, *, stores: list[Path] = (), outputs: list[Path] = (), reads: list[Path] = ()) -> Allowed:
+    def allowed(self, *, stores: Sequence[Path] = (), outputs: Sequence[Path] = (), reads: Sequence[Path] = ()
+                ) -> Allowed:
         real = [os.path.realpath(p) for p in [*stores, *outputs]]  # each with its side paths and temporaries
         return Allowed(sandbox=str(self.root),
                        write=[str(self.cache), str(self.tmp), str(self.home)],
                        read=[os.path.realpath(p) for p in reads] + [str(self.work)],
                        prefixes=real, executables=python_executables())
 
-    def run(self, args: list[str], allowed: Allowed, *, timeout: float = 120):
+    def run(self, args: list[str], allowed: Allowed, *, timeout: float = 120) -> Audit:
         before = self.snapshot()
         audit = run_traced([EMBEDX, *args], cwd=self.work, env=self.env(), log_dir=self.root / "trace",
                            timeout=timeout)
@@ -319,8 +323,9 @@ class Sandbox:
         printed = audit.stdout + audit.stderr
         if "Traceback" in printed:
             problems.append("a traceback was printed")
-        if CONTROL.search(printed):
-            problems.append(f"a control character reached the terminal: {CONTROL.search(printed).group()!r}")
+        control = CONTROL.search(printed)
+        if control:
+            problems.append(f"a control character reached the terminal: {control.group()!r}")
         if audit.hung:
             problems.append("the command hung")
         elif audit.returncode not in (0, 1, 2):

@@ -7,11 +7,13 @@ read the features back by text, without touching embedx internals.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 import embedx
-from embedx.registry import LOAD_PLUGINS_ENV, build_registry, get_registry, set_registry
+from embedx.registry import LOAD_PLUGINS_ENV, Registry, build_registry, get_registry, set_registry
 
 __all__ = ["LOAD_PLUGINS_ENV", "Stored", "add_plugin_commands", "build_registry", "cli_app", "describe_embedders",
            "get_registry", "installed_registry", "set_registry"]
@@ -20,27 +22,30 @@ __all__ = ["LOAD_PLUGINS_ENV", "Stored", "add_plugin_commands", "build_registry"
 class Stored:
     """Read back one feature set of a feature file, by text: document vectors, tokens, truncation."""
 
-    def __init__(self, path: os.PathLike, set_name: str):
+    def __init__(self, path: str | os.PathLike[str], set_name: str) -> None:
         self.path, self.set_name = path, set_name
 
-    def doc(self, texts) -> np.ndarray:
+    def doc(self, texts: Sequence[str]) -> np.ndarray:
         with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).vectors(texts, output="doc")
+            found: np.ndarray = store.feature_set(self.set_name).vectors(texts, output="doc")
+            return found
 
-    def tokens(self, texts) -> list[tuple[list[str], np.ndarray]]:
+    def tokens(self, texts: Sequence[str]) -> list[tuple[list[str], np.ndarray]]:
         with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).tokens(texts, output="tokens")
+            found: list[tuple[list[str], np.ndarray]] = store.feature_set(self.set_name).tokens(texts, output="tokens")
+            return found
 
-    def truncated(self, texts) -> np.ndarray:
+    def truncated(self, texts: Sequence[str]) -> np.ndarray:
         with embedx.open_store(self.path) as store:
-            return store.feature_set(self.set_name).truncated(texts)
+            found: np.ndarray = store.feature_set(self.set_name).truncated(texts)
+            return found
 
-    def info(self):
+    def info(self) -> Any:
         with embedx.open_store(self.path) as store:
             return store.feature_set(self.set_name).info
 
 
-def installed_registry(required: set[str], install_hint: str):
+def installed_registry(required: set[str], install_hint: str) -> Registry:
     """The registry with every installed plugin, whatever EMBEDX_LOAD_PLUGINS says; checks ``required`` ids exist."""
     saved = os.environ.pop(LOAD_PLUGINS_ENV, None)
     try:
@@ -53,7 +58,7 @@ def installed_registry(required: set[str], install_hint: str):
     return registry
 
 
-def cli_app():
+def cli_app() -> Any:
     """The ``embedx`` typer app with every plugin's commands added, for ``typer.testing.CliRunner``."""
     from embedx.cli import add_plugin_commands, app
 
@@ -61,14 +66,14 @@ def cli_app():
     return app
 
 
-def add_plugin_commands(cli) -> None:
+def add_plugin_commands(cli: Any) -> None:
     """Add every installed plugin's commands to ``cli`` (a ``typer.Typer``), as ``embedx`` does at start-up."""
     from embedx.cli import add_plugin_commands as add
 
     add(cli)
 
 
-def describe_embedders(registry=None):
+def describe_embedders(registry: Registry | None = None) -> Any:
     """What ``embedx embedders --json`` prints, as Python objects."""
     from embedx.catalog import describe_embedders as describe
 
