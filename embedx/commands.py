@@ -24,7 +24,7 @@ class EncodingErrors(str, Enum):
     """What to do with bytes that are not UTF-8 in an input file."""
 
     strict = "strict"
-    replace = "replace"
+    replace = "replace"  # type: ignore[assignment]  # shadows str.replace, as typer needs
     ignore = "ignore"
 
 

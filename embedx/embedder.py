@@ -141,7 +141,7 @@ class EmbedderEntry:
     """A registered embedder id: the class, its preset option values, and who registered it."""
 
     id: str
-    cls: type[Embedder]
+    cls: type[Any]  # an Embedder, Head or FineTuner subclass
     plugin: str
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""

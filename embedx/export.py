@@ -108,7 +108,7 @@ def _npz(out: Path, chunks, columns: dict[str, np.ndarray], keys: np.ndarray, n:
              for name, values in columns.items()}
     plain["key"] = np.array([k.decode() if isinstance(k, bytes) else str(k) for k in keys.tolist()])
     with open(out, "wb") as handle:
-        np.savez(handle, X=X, **{name: v for name, v in plain.items() if name != "X"})
+        np.savez(handle, X=X, **{name: v for name, v in plain.items() if name != "X"})  # type: ignore[arg-type]  # numpy stubs: **kwds as allow_pickle
 
 
 def _inner(spec: dict) -> tuple[int, ...]:

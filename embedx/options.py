@@ -38,7 +38,7 @@ class OptionSpec:
 
 def option_specs(cls: type) -> dict[str, OptionSpec]:
     """The options ``cls.__init__`` accepts, in signature order."""
-    init = cls.__init__
+    init = cls.__init__  # type: ignore[misc]  # the class's own signature is the point
     if init is object.__init__:
         return {}
     try:
@@ -65,7 +65,8 @@ def option_help(cls: type) -> dict[str, str]:
     one above. This keeps the description beside the code, like a docstring's ``Args:``.
     """
     helps: dict[str, str] = {}
-    docs = [inspect.getdoc(cls.__init__) if cls.__init__ is not object.__init__ else None]
+    init = cls.__init__  # type: ignore[misc]
+    docs = [inspect.getdoc(init) if init is not object.__init__ else None]
     docs += [klass.__doc__ and inspect.cleandoc(klass.__doc__) for klass in cls.__mro__]  # a subclass inherits
     for doc in docs:
         if not doc:

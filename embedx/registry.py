@@ -171,18 +171,18 @@ def _add(registry: Registry, name: str, plugin: Any, version: str, source: str) 
     registry.plugins[name] = PluginInfo(name, version, hooks, source)
 
 
-def _collect(registry: Registry, hook_name: str, kind: str, base: type, target: dict[str, EmbedderEntry]) -> None:
+def _collect(registry: Registry, hook_name: str, kind: str, base: type[Any], target: dict[str, EmbedderEntry]) -> None:
     """Call every plugin's ``hook_name(register)``; ids are global per kind, so duplicates are errors."""
     for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
         plugin_name = impl.plugin_name
 
-        def register(cls: type, id: str | None = None, defaults: dict[str, Any] | None = None,
+        def register(cls: Any, id: str | None = None, defaults: dict[str, Any] | None = None,
                      description: str = "", requires: dict[str, str] | None = None,
                      _plugin: str = plugin_name) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise RegistryError(f"plugin {_plugin!r} registered {cls!r}, which is not an "
                                     f"{base.__module__.split('.')[0]}.{base.__name__} subclass")
-            entry_id = id or cls.id
+            entry_id = id or cls.id  # type: ignore[attr-defined]  # every base declares id
             if not entry_id:
                 raise RegistryError(f"plugin {_plugin!r} registered {cls.__name__} without an id")
             if entry_id in target:

@@ -219,8 +219,8 @@ def _row_shape(output: dict[str, Any]) -> list[int] | None:
 
 
 def _retrain_command(meta: dict[str, Any]) -> str:
-    outcome = meta.get("outcome") if isinstance(meta.get("outcome"), dict) else {}
-    split = meta.get("split") if isinstance(meta.get("split"), dict) else {}
+    outcome: dict[str, Any] = meta["outcome"] if isinstance(meta.get("outcome"), dict) else {}
+    split: dict[str, Any] = meta["split"] if isinstance(meta.get("split"), dict) else {}
     parts = ["embedx train", str(outcome.get("head", "HEAD")), "-f", str(meta.get("features", "FEATURES")),
              "-e", str(outcome.get("embedder", "EMBEDDER")), "--labels", str(meta.get("labels", "LABEL"))]
     if meta.get("input"):

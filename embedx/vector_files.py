@@ -13,7 +13,7 @@ import gzip
 import os
 import re
 import struct
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from embedx.errors import InputError, OptionError
 
@@ -27,9 +27,9 @@ def open_maybe_compressed(path: str | os.PathLike[str]) -> BinaryIO:
     """Open for binary reading, decompressing ``.gz`` and ``.bz2`` by suffix."""
     name = os.fspath(path)
     if name.endswith(".gz"):
-        return gzip.open(name, "rb")
+        return cast(BinaryIO, gzip.open(name, "rb"))
     if name.endswith(".bz2"):
-        return bz2.open(name, "rb")
+        return cast(BinaryIO, bz2.open(name, "rb"))
     return open(name, "rb")
 
 

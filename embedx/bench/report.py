@@ -44,7 +44,7 @@ def aggregate(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def _chosen_summary(rows: list[dict[str, Any]]) -> str:
     """The settings picked per seed, most common first: ``C=0.1 (2/3), C=1 (1/3)``."""
-    picks = Counter()
+    picks: Counter[str] = Counter()
     for r in rows:
         chosen = {k: v for k, v in r.get("chosen", {}).items() if k not in ("solver", "fold_best_epochs")}
         picks[", ".join(f"{k}={v}" for k, v in sorted(chosen.items()))] += 1

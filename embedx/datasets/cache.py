@@ -52,7 +52,7 @@ def read_meta(root: Path, name: str) -> dict[str, Any] | None:
     return meta
 
 
-def write_atomic(path: Path, write: Callable[[IO[str]], None]) -> None:
+def write_atomic(path: Path, write: Callable[[IO[str]], object]) -> None:
     """Write UTF-8 text through a temporary file in the same folder, then rename it over ``path`` (durably)."""
     path.parent.mkdir(parents=True, exist_ok=True)
 

@@ -172,8 +172,9 @@ def parse_fractions(text: str, option: str = "--split") -> tuple[float, float, f
     except ValueError:
         raise DatasetError(f"{option} {text!r}: {parts!r} are not all numbers; give three fractions train,"
                            "validation,test such as 0.7,0.15,0.15") from None
-    check_fractions(*values, option=option)
-    return values  # type: ignore[return-value]
+    train, validation, test = values
+    check_fractions(train, validation, test, option=option)
+    return train, validation, test
 
 
 def check_fractions(train: float, validation: float, test: float, option: str = "--split") -> None:

@@ -38,7 +38,7 @@ def write_state(directory: Path, arrays: dict[str, np.ndarray], config: dict[str
         if np.asarray(value).dtype.hasobject:
             raise TypeError(f"head state {name!r} holds Python objects; save numbers only")
     with open(directory / STATE_ARRAYS, "wb") as handle:
-        np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]  # numpy stubs: **kwds as allow_pickle
     (directory / STATE_CONFIG).write_text(json.dumps(config, indent=1))
 
 

@@ -80,6 +80,7 @@ class RecordStream:
         self.spec = spec
         self.format = spec.resolved_format
         self._stack = ExitStack()
+        self._records: Iterator[Record]
         try:
             handle = self._stack.enter_context(_open(spec))
             if self.format == "jsonl":
