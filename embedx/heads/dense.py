@@ -8,6 +8,7 @@ Given no validation rows (the refit after cross-validation), it trains exactly `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class DenseHead(Head):
         )
         self.monitor = monitor
         self.scaler = Standardizer()
-        self.model = None
+        self.model: Any = None
 
     def _build(self, dim: int, n_classes: int):
         import torch

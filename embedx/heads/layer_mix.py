@@ -13,7 +13,7 @@ uniform. ``monitor=accuracy`` is available.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -70,8 +70,9 @@ class LayerMixHead(Head):
         self.classifier, self.hidden, self.pooling = classifier, hidden, pooling
         self.lr, self.weight_decay, self.epochs, self.patience = lr, weight_decay, epochs, patience
         self.batch_size, self.seed, self.threads = batch_size, seed, threads
-        self.model = None
-        self.mean = self.scale = None
+        self.model: Any = None
+        self.mean: Any = None
+        self.scale: Any = None
         self.tokens = False
 
     def _inputs(self, data: HeadData):
@@ -125,7 +126,7 @@ class LayerMixHead(Head):
         if not hasattr(data, "array"):
             inputs = (torch.from_numpy(((data - self.mean) / self.scale).astype(np.float32)),)
         else:
-            inputs = self._inputs(data)
+            inputs = self._inputs(data)  # type: ignore[arg-type]  # has .array: a HeadData
         with torch.no_grad():
             return torch.softmax(self.model(*inputs), 1).numpy()
 

@@ -8,7 +8,7 @@ In memory they use scikit-learn's exact solvers. When the training rows would ex
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class LinearHead(Head):
         self.solver, self.max_memory_mb, self.epochs, self.chunk_rows, self.seed, self.scale = (
             solver, max_memory_mb, epochs, chunk_rows, seed, scale)
         self.scaler = Standardizer()
-        self.model = None
+        self.model: Any = None
         self.model_C = self.Cs[0]
         self.n_classes = 0
         self._start: tuple[np.ndarray, np.ndarray] | None = None  # coefficients to start the exact solver from
@@ -65,16 +65,21 @@ class LinearHead(Head):
             self.scaler.identity(train.row_shape)
         if len(self.Cs) > 1 and (validation is None or not len(validation)):
             raise ValueError(f"{self.id}: choosing among C={self.Cs} needs validation rows")
-        X_val = self.scaler.transform(validation.array()) if len(self.Cs) > 1 else None
+        X_val = self.scaler.transform(validation.array()) if len(self.Cs) > 1 else None  # type: ignore[union-attr]
         results = {}
         for C in sorted(self.Cs):  # ascending, each fit starting from the previous solution
             model = self._fit_streaming(train, C) if streaming else self._fit_exact(train, C)
-            results[C] = (accuracy(validation.y, model.predict(X_val)) if X_val is not None else None, model)
+            results[C] = (accuracy(validation.y, model.predict(X_val))  # type: ignore[union-attr]
+                          if X_val is not None else None, model)
             self._start = (model.coef_, model.intercept_)
         best = max(self.Cs, key=lambda c: (results[c][0] or 0.0, -abs(np.log10(c))))
         self.model, self.model_C = results[best][1], best
         extra = {"validation_accuracy_by_C": {str(c): results[c][0] for c in self.Cs}} if X_val is not None else {}
         return FitReport(chosen={"C": best, "solver": "sgd" if streaming else "exact"}, extra=extra)
+
+    def _exact_model(self, C: float) -> Any:
+        """The scikit-learn estimator the exact solver fits (each linear head says which)."""
+        raise NotImplementedError
 
     def _fit_exact(self, train: HeadData, C: float):
         from threadpoolctl import threadpool_limits
@@ -96,7 +101,7 @@ class LinearHead(Head):
     def warm_from(self, other: Head) -> None:
         model = getattr(other, "model", None)
         if type(other) is type(self) and type(model).__name__ != "SGDClassifier" and hasattr(model, "coef_"):
-            self._start = (model.coef_, model.intercept_)
+            self._start = (model.coef_, model.intercept_)  # type: ignore[union-attr]
 
     def _fit_streaming(self, train: HeadData, C: float):
         model = self._streaming_model(C, len(train))

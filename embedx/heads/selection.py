@@ -108,7 +108,8 @@ def _single_split(make, candidates, axes, data, train, validation, n_classes, pr
                           "(or use the default cross-validation)")
     train_data = data.subset(train)
     val_data = data.subset(validation) if len(validation) else None
-    tried, best = [], None
+    tried: list[dict[str, Any]] = []
+    best: Any = None
     for combo in candidates:
         head = make(combo)
         report = head.fit(train_data, val_data)

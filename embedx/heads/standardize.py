@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 
 class Standardizer:
     def __init__(self) -> None:
-        self.mean: np.ndarray | None = None
-        self.scale: np.ndarray | None = None
+        self.mean: Any = None
+        self.scale: Any = None
 
     def fit_chunks(self, chunks: Iterable[np.ndarray]) -> Standardizer:
-        n, total, squares = 0, None, None
+        n = 0
+        total: Any = None
+        squares: Any = None
         for X in chunks:
             X = X.reshape(len(X), -1).astype(np.float64)
             total = X.sum(0) if total is None else total + X.sum(0)

@@ -8,6 +8,7 @@ saved head never unpickles anything.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,19 @@ class TreeHead(Head):
 
     def __init__(self, n_estimators: int = 200, max_depth: int | None = None, seed: int = 0, n_jobs: int = 2):
         self.n_estimators, self.max_depth, self.seed, self.n_jobs = n_estimators, max_depth, seed, n_jobs
-        self.model = None
+        self.model: Any = None
         self.n_classes = 0
+
+    # each kind of tree ensemble says how to build its estimator and how its fitted state is saved and rebuilt
+    def _model(self) -> Any:
+        raise NotImplementedError
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        raise NotImplementedError
+
+    def _rebuild(self, arrays: dict[str, np.ndarray], config: dict[str, Any], classes: np.ndarray, n_features: int,
+                 directory: Path) -> Any:
+        raise NotImplementedError
 
     def fit(self, train: HeadData, validation: HeadData | None) -> FitReport:
         self.n_classes = len(train.classes)
@@ -81,7 +93,7 @@ def _records(table: np.ndarray, dtype: np.dtype, directory: Path) -> np.ndarray:
         raise HeadStateError(f"{directory}: tree node fields {table.dtype.names} are not scikit-learn's "
                              f"{dtype.names}; save the head again")
     out = np.zeros(len(table), dtype=dtype)
-    for name in dtype.names:
+    for name in dtype.names or ():
         out[name] = table[name]
     return out
 
