@@ -55,7 +55,7 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes) -> None:
     os.fsync(dir_fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)``, make ``tmp`` durable, rename it to ``path`` in one step, then sync the folder."""
     path = Path(path)
     tmp = temporary_sibling(path)

@@ -111,8 +111,9 @@ class Comparison:
         if self.journal.reused:
             self.log(f"{self.journal.reused:,} finished units taken from {self.journal.path} (--restart "
                      "recomputes them)")
-        if self.journal.warning():
-            self.log(self.journal.warning())
+        warning = self.journal.warning()
+        if warning:
+            self.log(warning)
         if self._times_rejected:
             self.log(f"warning: {self.times_file} ignored: not written by this user's embedx on this machine, "
                      "changed since, or not of the expected form; extraction times are those of this run")
@@ -127,7 +128,7 @@ class Comparison:
         if is_labelled_file(name):
             ds = datasets.from_file(name, self.config.text_column, self.config.label_column,
                                     split_field=self.config.split_column, name=name,
-                                    encoding_errors=self.config.encoding_errors)
+                                    encoding_errors=self.config.encoding_errors)  # type: ignore[arg-type]
             if len(ds.label_names) < 2:
                 raise EmbedxError(f"{name}: column {self.config.label_column!r} holds one label "
                                   f"({', '.join(map(repr, ds.label_names)) or 'none'}); a comparison needs two or more")
@@ -152,7 +153,7 @@ class Comparison:
         chosen = [texts[i] for i in used]
         try:
             report = extract(chosen, spec.id, self.cache, options=dict(spec.options), progress=self.progress,
-                             registry=self.registry, **({"outputs": outputs} if outputs else {}))
+                             registry=self.registry, **({"outputs": outputs} if outputs else {}))  # type: ignore[arg-type]
         except EmbedxError as exc:
             self.results["skipped"].append({"dataset": dataset, "what": spec.label, "why": str(exc)})
             self.log(f"  skip {spec.label}: {exc}")
@@ -223,7 +224,7 @@ class Comparison:
         return str(getattr(entry, "plugin", "") or entry_id)
 
     # -- resumable units ---------------------------------------------------------------------------
-    def _unit(self, unit: tuple, compute: Callable[[], Any], expect: dict[str, Any]) -> Any:
+    def _unit(self, unit: tuple, compute: Callable[..., Any], expect: dict[str, Any]) -> Any:
         """Run one unit (a head fit, a fine-tuning run) unless the journal holds it; journal what it added.
 
         ``expect`` says what the unit adds (see :func:`embedx.bench.journal.unit_ok`): a journalled entry
@@ -280,7 +281,7 @@ class Comparison:
         opts = dict(options or {})
         if "seed" in option_specs(entry.cls):
             opts["seed"] = seed
-        protocol = Protocol(selection or self.config.selection, self.config.folds, seed)
+        protocol = Protocol(selection or self.config.selection, self.config.folds, seed)  # type: ignore[arg-type]
         data = MemoryData(X, y, classes)
         started = time.perf_counter()
         picked = choose_and_fit(lambda combo: build_head(head_id, combo, self.registry), opts, {}, data,
@@ -289,7 +290,7 @@ class Comparison:
         test = data.subset(split.test)
         n = len(classes)
         row = {"dataset": dataset, "features": features, "head": label or head_id, "seed": seed,
-               "validation": picked.selection_scores, "test": scores(test.y, picked.head.predict(test), n),
+               "validation": picked.selection_scores, "test": scores(test.y, picked.head.predict(test), n),  # type: ignore[arg-type]
                "train_seconds": seconds, "chosen": picked.chosen, "extra": picked.report.extra,
                "n_train": len(split.train) + len(split.validation) if protocol.selection == "cv" else len(split.train),
                "selection": protocol.selection, "method": picked.method, "flags": picked.flags}
@@ -312,10 +313,11 @@ class Comparison:
 
         y, classes = ds.label_ids, list(ds.label_names)
         cls = self.registry.embedders[embedder_id].cls
-        poolings = [p for p in self.config.layer_sweep_poolings if p in cls.pooling_choices] or [None]
+        poolings: list[str | None] = [p for p in self.config.layer_sweep_poolings if p in cls.pooling_choices]
+        poolings = poolings or [None]
         extra = {"normalize": False} if "normalize" in option_specs(cls) else {}  # raw layers, not unit vectors
         for pooling in poolings:
-            options = {"layers": "all", **extra, **({"pooling": pooling} if pooling else {})}
+            options: dict[str, Any] = {"layers": "all", **extra, **({"pooling": pooling} if pooling else {})}
             spec = EmbedderSpec(embedder_id, options)
             X = self._extract(dataset, ds.texts, used, spec)
             if X is None:
@@ -369,7 +371,7 @@ class Comparison:
         row = self._fit_head(dataset, f"{embedder_id}:{pooling}:{name}", head_id,
                              features, y, classes, split, seed, selection="validation")
         self.results["rows"].pop()  # these rows go to the layer table, not the main one
-        self.results["layers"].append({**row, "pooling": pooling or "-", "variant": name, "embedder": embedder_id})
+        self.results["layers"].append({**row, "pooling": pooling or "-", "variant": name, "embedder": embedder_id})  # type: ignore[dict-item]
 
     # -- fine-tuning -------------------------------------------------------------------------------
     def _finetune(self, dataset: str, spec: EmbedderSpec, ds: Any, splits: dict) -> None:

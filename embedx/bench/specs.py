@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from embedx.errors import OptionError
 
@@ -10,7 +11,7 @@ from embedx.errors import OptionError
 @dataclass(frozen=True)
 class EmbedderSpec:
     id: str
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
