@@ -1,4 +1,6 @@
-"""MiniLM (a real 6-layer BERT): embedx (torch, ONNX, int8) against sentence-transformers, the GEMM peak and the pipeline ceiling.
+"""MiniLM (a real 6-layer BERT): embedx (torch, ONNX, int8) against sentence-transformers.
+
+Also the GEMM peak and the pipeline ceiling.
 
 A thin wrapper over ``embedx bench throughput`` (one measuring code path for every family):
 

@@ -107,7 +107,8 @@ def train_stage(args) -> None:
     peak = (peak_before + peak_after) / 2
     unigram = unigram_perplexity(out, corpus)
     c, p = r["corpus"], r["parameters"]
-    print(f"\ncorpus      {c['tokens']:,} training tokens ({c['documents']:,} documents), vocabulary {c['vocabulary']:,} "
+    print(f"\ncorpus      {c['tokens']:,} training tokens ({c['documents']:,} documents), vocabulary "
+          f"{c['vocabulary']:,} "
           f"({c['unk_rate']:.1%} of tokens outside it), held out {c['heldout_tokens']:,} tokens")
     print(f"parameters  {p['encoder']:,} in the encoder (exported) + {p['softmax']:,} in the softmax")
     print(f"trained     {r['tokens_trained']:,} tokens ({r['tokens_trained'] / c['tokens']:.2f} of the corpus), "
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="how heads choose their settings (as in embedx bench compare)")
     parser.add_argument("--peers", default="glove-6b-50d,minilm-l6,hashing-ngrams,"
                         "gnews-swivel-20dim:model=runs/swivel-20d/module",
-                        help="other embedders scored with logistic regression on the same splits (comma-separated specs)")
+                        help="other embedders scored with logistic regression on the same splits "
+                             "(comma-separated specs)")
     args = parser.parse_args(argv)
     if args.stage in ("all", "train"):
         train_stage(args)

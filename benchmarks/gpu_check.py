@@ -1,4 +1,6 @@
-"""One-command accelerator check: `embedx bench throughput` with its CUDA defaults, on MiniLM- and BERT-base-shaped models.
+"""One-command accelerator check: `embedx bench throughput` with its CUDA defaults.
+
+On MiniLM- and BERT-base-shaped models.
 
     python benchmarks/gpu_check.py                       # CUDA: fp32 / fp16 / bf16, batch sweep, SM utilisation
     python benchmarks/gpu_check.py --device cpu --tiny   # the same code path in seconds (what the tests run)

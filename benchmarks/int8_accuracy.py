@@ -61,7 +61,8 @@ def main() -> None:
             row[backend] = {"accuracy": float(scores.mean()), "std": float(scores.std()),
                             "texts_s": rates[backend][0], "texts_per_cpu_s": rates[backend][1]}
         results[name] = row
-        print(f"{name}: {len(texts):,} texts; fp32 accuracy {row['torch']['accuracy']:.4f} ± {row['torch']['std']:.4f}, "
+        print(f"{name}: {len(texts):,} texts; fp32 accuracy {row['torch']['accuracy']:.4f} ± "
+              f"{row['torch']['std']:.4f}, "
               f"int8 {row['onnx-int8']['accuracy']:.4f} ± {row['onnx-int8']['std']:.4f}; extraction "
               f"{row['torch']['texts_s']:.0f} vs {row['onnx-int8']['texts_s']:.0f} texts/s wall "
               f"({row['torch']['texts_per_cpu_s']:.0f} vs {row['onnx-int8']['texts_per_cpu_s']:.0f} per CPU-second); "

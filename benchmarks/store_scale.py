@@ -92,7 +92,8 @@ def append(work: Path, rows: int) -> None:
         store = report["seconds_staging"] + report["seconds_commit"]
         print(f"append ({label}, {report['rows']:,} input rows): +{report['computed']:,} texts "
               f"({report['computed'] / rows:.1%}): {report['seconds_total']:.2f} s in-process, of which "
-              f"{report['seconds_compute']:.2f} s embedding, {store:.2f} s writing segments + commit; {wall:.1f} s wall")
+              f"{report['seconds_compute']:.2f} s embedding, {store:.2f} s writing segments + commit; "
+              f"{wall:.1f} s wall")
         print(f"append ({label}): share of the first run: {report['seconds_total'] / first['seconds_total']:.1%} "
               f"in-process, model load included (goal <= 3%); {wall / wall1:.1%} wall; "
               f"{store / first['seconds_total']:.2%} for the store's writes")
@@ -306,9 +307,14 @@ def main() -> None:
         work = Path(tmp)
         for what in (["append", "rss", "lookup"] if args.what == "all" else [args.what]):
             (work / what).mkdir()
-            {"append": lambda w: append(w, args.rows), "rss": lambda w: rss(w, args.rows),
-             "lookup": lambda w: lookup(w, args.keys), "tail": lambda w: tail(w, args.keys), "segments": lambda w: segments(w, args.runs),
-             "reader": reader}[what](work / what)
+            {
+                "append": lambda w: append(w, args.rows),
+                "rss": lambda w: rss(w, args.rows),
+                "lookup": lambda w: lookup(w, args.keys),
+                "tail": lambda w: tail(w, args.keys),
+                "segments": lambda w: segments(w, args.runs),
+                "reader": reader,
+            }[what](work / what)
 
 
 if __name__ == "__main__":

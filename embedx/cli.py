@@ -54,26 +54,80 @@ def extract(
     input: Annotated[str, typer.Argument(help="Texts: .txt (one per line), .csv/.tsv, .jsonl, or - for stdin.")],
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id (see `embedx embedders`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HDF5 feature file to create or extend.")],
-    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Embedder setting key=value (repeatable).")] = None,
-    outputs: Annotated[str | None, typer.Option(help="Comma-separated outputs to compute (default: the embedder's).")] = None,
-    format: Annotated[str | None, typer.Option(help="Input format if the suffix does not say: txt, csv, tsv, jsonl.")] = None,
-    text_column: Annotated[str, typer.Option("--text-column", "--text-field", help="CSV/TSV column or JSONL field holding the text.")] = "text",
-    name: Annotated[str | None, typer.Option(help="Name of this input inside the file (default: the input's file stem).")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-O", help="Embedder setting key=value (repeatable).")
+    ] = None,
+    outputs: Annotated[
+        str | None, typer.Option(help="Comma-separated outputs to compute (default: the embedder's).")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option(help="Input format if the suffix does not say: txt, csv, tsv, jsonl.")
+    ] = None,
+    text_column: Annotated[
+        str, typer.Option("--text-column", "--text-field", help="CSV/TSV column or JSONL field holding the text.")
+    ] = "text",
+    name: Annotated[
+        str | None, typer.Option(help="Name of this input inside the file (default: the input's file stem).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Texts per batch (default: the embedder's).")] = None,
-    max_length: Annotated[int | None, typer.Option(min=1, help="Tokens kept per text; cuts are counted and reported.")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(min=1, help="Tokens kept per text; cuts are counted and reported.")
+    ] = None,
     dtype: Annotated[Dtype, typer.Option(help="Storage precision.")] = Dtype.float32,
-    compression: Annotated[Compression, typer.Option(help="HDF5 compression of the feature arrays.")] = Compression.none,
-    empty: Annotated[EmptyPolicy, typer.Option(help="Empty or whitespace-only texts: keep (flagged), skip, or error.")] = EmptyPolicy.keep,
-    encoding_errors: Annotated[EncodingErrors, typer.Option(help="Invalid UTF-8 or NUL bytes: strict (error naming the line), replace, ignore.")] = EncodingErrors.strict,
+    compression: Annotated[
+        Compression, typer.Option(help="HDF5 compression of the feature arrays.")
+    ] = Compression.none,
+    empty: Annotated[
+        EmptyPolicy, typer.Option(help="Empty or whitespace-only texts: keep (flagged), skip, or error.")
+    ] = EmptyPolicy.keep,
+    encoding_errors: Annotated[
+        EncodingErrors,
+        typer.Option(help="Invalid UTF-8 or NUL bytes: strict (error naming the line), replace, ignore."),
+    ] = EncodingErrors.strict,
     store_text: Annotated[bool, typer.Option(help="Keep the texts in the file's input table.")] = True,
-    checkpoint_rows: Annotated[int, typer.Option(min=1, help="Rows computed between durable checkpoints (less = less recomputed after a crash).")] = 4096,
+    checkpoint_rows: Annotated[
+        int,
+        typer.Option(min=1, help="Rows computed between durable checkpoints (less = less recomputed after a crash)."),
+    ] = 4096,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    engine: Annotated[Engine, typer.Option(help="Where the embedder runs: local (this process) or ray (a pool of Ray actors; pip install 'embedx[ray]'). Checking and writing stay here.")] = Engine.local,
-    workers: Annotated[int | None, typer.Option(min=1, help="--engine ray: actors in the pool, each loading the model once (default: the cluster's CPUs, or its GPUs / --gpus-per-worker).")] = None,
-    ray_address: Annotated[str | None, typer.Option(help="--engine ray: join this Ray cluster (auto, ray://head:10001); default: start a local Ray for the run.")] = None,
-    gpus_per_worker: Annotated[float, typer.Option(min=0, help="--engine ray: GPUs per actor (0.5 shares one GPU between two).")] = 0.0,
-    write_on_workers: Annotated[bool, typer.Option("--write-on-workers", help="--engine ray: workers write the feature segments into OUTPUT.segments/ (a folder every worker shares); the driver checks them and commits the index.")] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Where the embedder runs: local (this process) or ray (a pool of Ray "
+            "actors; pip install 'embedx[ray]'). Checking and "
+            "writing stay here."
+        ),
+    ] = Engine.local,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="--engine ray: actors in the pool, each loading the model "
+            "once (default: the cluster's CPUs, or its GPUs / "
+            "--gpus-per-worker).",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="--engine ray: join this Ray cluster (auto, ray://head:10001); default: start a local Ray for the run."
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0, help="--engine ray: GPUs per actor (0.5 shares one GPU between two).")
+    ] = 0.0,
+    write_on_workers: Annotated[
+        bool,
+        typer.Option(
+            "--write-on-workers",
+            help="--engine ray: workers write the feature "
+            "segments into OUTPUT.segments/ (a "
+            "folder every worker shares); the driver "
+            "checks them and "
+            "commits the index.",
+        ),
+    ] = False,
 ) -> None:
     """Compute features for every text and cache them; cached texts cost nothing, a killed run resumes."""
     from embedx.extraction import ExtractSettings, extract_file
@@ -147,7 +201,8 @@ def info(
                       f"(set {_escape(s.name)})[/]\n"
                       f"  rows     {s.rows:,} unique texts, {_escape(s.dtype)}, {_size(s.bytes_on_disk)}\n"
                       f"  outputs  {_escape(outs)}\n  options  {_escape(options)}\n  identity {_escape(identity)}\n"
-                      f"  versions {_escape(versions)}  [dim]plugin {_escape(s.plugin)}, updated {_escape(s.updated)}[/]",
+                      f"  versions {_escape(versions)}  [dim]plugin {_escape(s.plugin)}, updated "
+                      f"{_escape(s.updated)}[/]",
                       highlight=False)
     console.print()
     inputs_table = Table(title="inputs")
@@ -196,11 +251,24 @@ def _size(n: int) -> str:
 def export(
     file: Annotated[Path, typer.Argument(help="An embedx HDF5 feature file.")],
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id or set name.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Destination: .npy, .npz (vectors as X plus labels and other input columns, keys), .parquet or .csv.")],
-    config: Annotated[str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
-    input: Annotated[str | None, typer.Option(help="Input table giving the row order (needed if the file has several).")] = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Destination: .npy, .npz (vectors as X plus labels and other input columns, keys), .parquet or .csv.",
+        ),
+    ],
+    config: Annotated[
+        str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")
+    ] = None,
+    input: Annotated[
+        str | None, typer.Option(help="Input table giving the row order (needed if the file has several).")
+    ] = None,
     output_name: Annotated[str | None, typer.Option(help="Document output to export (default: the first).")] = None,
-    allow_nonfinite: Annotated[bool, typer.Option("--allow-nonfinite", help="Export stored NaN/inf as they are instead of refusing.")] = False,
+    allow_nonfinite: Annotated[
+        bool, typer.Option("--allow-nonfinite", help="Export stored NaN/inf as they are instead of refusing.")
+    ] = False,
 ) -> None:
     """Write one set's document vectors in input order (duplicates repeated)."""
     from embedx.export import export as run_export
@@ -223,7 +291,8 @@ def check(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        typer.echo(f"{printable(file)}: {report.sets} set(s), {report.inputs} input(s), {report.datasets} datasets read "
+        typer.echo(f"{printable(file)}: {report.sets} set(s), {report.inputs} input(s), {report.datasets} "
+                   "datasets read "
                    f"({_size(report.bytes_read)}), {report.values_scanned:,} feature values scanned")
         for problem in report.problems:
             typer.echo(f"problem: {printable(problem)}")
@@ -235,7 +304,8 @@ def check(
 @app.command()
 @guarded
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-            verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Import times and whole errors, with tracebacks.")] = False) -> None:
+            verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Import times and whole errors, "
+                                                                          "with tracebacks.")] = False) -> None:
     """List loaded plugins with versions, the hooks they implement, import times and errors."""
     from dataclasses import asdict
 
@@ -264,7 +334,9 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
 @app.command()
 @guarded
 def embedders(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list every option with type and default.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also list every option with type and default.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List every embedder: id, plugin, level, outputs and dimensions, and whether it can run here."""
@@ -356,17 +428,54 @@ def train_command(
     embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder id or set name in that file.")],
     labels: Annotated[str, typer.Option(help="Label column of the input table.")],
     input: Annotated[str | None, typer.Option(help="Input table (needed if the file has several).")] = None,
-    config: Annotated[str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")] = None,
-    output_name: Annotated[str | None, typer.Option(help="Feature output to train on (default: chosen for the head).")] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Head setting key=value (repeatable).")] = None,
-    grid: Annotated[list[str] | None, typer.Option(help="Grid search: key=v1|v2|v3 (repeatable), chosen by --selection.")] = None,
+    config: Annotated[
+        str | None, typer.Option(help="Configuration hash (prefix) when the embedder has several.")
+    ] = None,
+    output_name: Annotated[
+        str | None, typer.Option(help="Feature output to train on (default: chosen for the head).")
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-O", help="Head setting key=value (repeatable).")
+    ] = None,
+    grid: Annotated[
+        list[str] | None, typer.Option(help="Grid search: key=v1|v2|v3 (repeatable), chosen by --selection.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the stratified split, the folds and the head.")] = 0,
-    split: Annotated[str, typer.Option(help="Train,validation,test fractions (three; train and test above 0; validation may be 0 with cross-validation).")] = "0.7,0.15,0.15",
-    split_column: Annotated[str | None, typer.Option(help="Input column of given splits: train / validation / test (also training, dev, val, valid, development, testing; any case). Without validation rows, --split's validation share is carved from train, stratified and seeded.")] = None,
-    selection: Annotated[str, typer.Option(help="How settings are chosen: 'cv' = stratified k-fold cross-validation on train+validation, then a refit on both; 'validation' = compared on the validation split, no refit.")] = "cv",
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Train,validation,test fractions (three; train and test above 0; "
+            "validation may be 0 with cross-validation)."
+        ),
+    ] = "0.7,0.15,0.15",
+    split_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Input column of given splits: train / validation / test "
+            "(also training, dev, val, valid, development, testing; any "
+            "case). Without validation rows, --split's validation share "
+            "is carved from train, stratified and seeded."
+        ),
+    ] = None,
+    selection: Annotated[
+        str,
+        typer.Option(
+            help="How settings are chosen: 'cv' = stratified k-fold cross-validation on "
+            "train+validation, then a refit on both; 'validation' = compared on "
+            "the validation split, no refit."
+        ),
+    ] = "cv",
     folds: Annotated[int, typer.Option(help="Folds for --selection cv (fewer when a class is smaller).")] = 5,
-    samples_per_class: Annotated[int | None, typer.Option(help="Use at most this many texts per class (the seeds' Nsamp).")] = None,
-    save: Annotated[Path | None, typer.Option(help="Directory to save the trained head in (for `embedx predict`), with splits.csv: each row's split and fold.")] = None,
+    samples_per_class: Annotated[
+        int | None, typer.Option(help="Use at most this many texts per class (the seeds' Nsamp).")
+    ] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory to save the trained head in (for `embedx predict`), with "
+            "splits.csv: each row's split and fold."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Train a head on cached features; choose its settings by cross-validation (default); score once on test."""
@@ -422,8 +531,15 @@ def predict(
     head_dir: Annotated[Path, typer.Argument(help="A head saved by `embedx train --save`.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
     file: Annotated[Path | None, typer.Option(help="A .txt file, one text per line, instead of arguments.")] = None,
-    features: Annotated[Path | None, typer.Option(help="Feature cache to embed through (default: predict-features.h5 in embedx's cache folder; the path a head records is never written).")] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Embedder option key=value, over the head's recorded one (repeatable). Trust options (trust_pickle, trust_module, ...) come only from here: a head that records one is refused. Paths are resolved from the current directory.")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature cache to embed through (default: predict-features.h5 "
+                                                       "in embedx's cache folder; the path a head records is "
+                                                       "never written).")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Embedder option key=value, over the "
+                                                                            "head's recorded one (repeatable). Trust "
+                                                                            "options (trust_pickle, trust_module, ...) "
+                                                                            "come only from here: a head that records "
+                                                                            "one is refused. Paths are resolved from "
+                                                                            "the current directory.")] = None,
     proba: Annotated[bool, typer.Option(help="Also print class probabilities.")] = False,
 ) -> None:
     """Classify new texts: they are embedded through a feature cache (repeats cost nothing), then the head predicts.
@@ -517,24 +633,79 @@ app.add_typer(bench_app, name="bench")
 @bench_app.command("compare")
 @guarded
 def bench_compare(
-    out: Annotated[Path, typer.Option(help="Directory for the feature cache, results.json, report.md and plots.")] = Path("runs/bench"),
-    full: Annotated[bool, typer.Option("--full", help="The seeds' setting: every dataset, 1,000 per class, 5 seeds (hours on a CPU).")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="A few minutes: SMS spam, logistic regression and dense heads, small fine-tuning.")] = False,
-    datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets: names from `embedx datasets list`, or labelled .csv/.tsv/.jsonl files (see --label-column, --split-column).")] = None,
-    embedders: Annotated[list[str] | None, typer.Option("--embedder", "-e", help="Embedder spec id or id:key=value:... (repeatable; default: every one that runs here).")] = None,
+    out: Annotated[
+        Path, typer.Option(help="Directory for the feature cache, results.json, report.md and plots.")
+    ] = Path("runs/bench"),
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="The seeds' setting: every dataset, 1,000 per class, 5 seeds (hours on a CPU)."),
+    ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="A few minutes: SMS spam, logistic regression and dense heads, small fine-tuning."
+        ),
+    ] = False,
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated datasets: names from `embedx datasets list`, or "
+            "labelled .csv/.tsv/.jsonl files (see --label-column, "
+            "--split-column)."
+        ),
+    ] = None,
+    embedders: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--embedder",
+            "-e",
+            help="Embedder spec id or id:key=value:... (repeatable; default: every one that runs here).",
+        ),
+    ] = None,
     heads: Annotated[str | None, typer.Option(help="Comma-separated heads.")] = None,
-    finetuners: Annotated[list[str] | None, typer.Option("--finetuner", help="Fine-tuner spec (repeatable; default: every one installed).")] = None,
+    finetuners: Annotated[
+        list[str] | None,
+        typer.Option("--finetuner", help="Fine-tuner spec (repeatable; default: every one installed)."),
+    ] = None,
     no_finetune: Annotated[bool, typer.Option("--no-finetune", help="Skip the fine-tuning baselines.")] = False,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds for the heads.")] = None,
-    finetune_seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds for fine-tuning (default 0,1,2).")] = None,
-    selection: Annotated[str | None, typer.Option(help="How heads choose settings: 'cv' (default: 5-fold cross-validation on train+validation, then a refit) or 'validation' (the validation split, no refit).")] = None,
+    finetune_seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds for fine-tuning (default 0,1,2).")
+    ] = None,
+    selection: Annotated[
+        str | None,
+        typer.Option(
+            help="How heads choose settings: 'cv' (default: 5-fold cross-validation on train+validation, then a refit) "
+                 "or 'validation' (the validation split, no refit)."
+        ),
+    ] = None,
     samples_per_class: Annotated[int | None, typer.Option(help="Texts per class (the seeds' Nsamp).")] = None,
-    layer_sweep: Annotated[str | None, typer.Option(help="Embedder for the layers x pooling table ('none' to skip).")] = None,
+    layer_sweep: Annotated[
+        str | None, typer.Option(help="Embedder for the layers x pooling table ('none' to skip).")
+    ] = None,
     text_column: Annotated[str, typer.Option(help="Text column of a labelled file given in --datasets.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a labelled file given in --datasets.")] = "label",
-    split_column: Annotated[str | None, typer.Option(help="Column of a labelled file's own splits (train / validation / test, spellings as in `embedx train`): its test rows stay the test rows; validation is carved from train when it has none.")] = None,
-    encoding_errors: Annotated[EncodingErrors, typer.Option(help="Invalid UTF-8 or NUL bytes in a labelled file: strict (error naming the line), replace, ignore.")] = EncodingErrors.strict,
-    restart: Annotated[bool, typer.Option("--restart", help="Recompute every head fit and fine-tuning run instead of resuming from OUT/journal.jsonl (features stay cached).")] = False,
+    split_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of a labelled file's own splits (train / validation / test, spellings as in `embedx train`): "
+                 "its test rows stay the test rows; validation is carved from train when it has none."
+        ),
+    ] = None,
+    encoding_errors: Annotated[
+        EncodingErrors,
+        typer.Option(
+            help="Invalid UTF-8 or NUL bytes in a labelled file: strict (error naming the line), replace, ignore."
+        ),
+    ] = EncodingErrors.strict,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Recompute every head fit and fine-tuning run instead of resuming from OUT/journal.jsonl (features "
+                 "stay cached).",
+        ),
+    ] = False,
 ) -> None:
     """Run datasets x embedders x heads plus fine-tuning; write a Markdown report with plots.
 
@@ -579,8 +750,13 @@ def bench_compare(
 @bench_app.command("report")
 @guarded
 def bench_report(
-    results: Annotated[list[Path], typer.Argument(help="results.json files (or the --out folders holding them) of runs on different datasets.")],
-    out: Annotated[Path, typer.Option(help="Directory for the merged results.json, report.md and plots.")] = Path("runs/bench-report"),
+    results: Annotated[
+        list[Path],
+        typer.Argument(help="results.json files (or the --out folders holding them) of runs on different datasets."),
+    ],
+    out: Annotated[Path, typer.Option(help="Directory for the merged results.json, report.md and plots.")] = Path(
+        "runs/bench-report"
+    ),
 ) -> None:
     """Write one report from one or more `bench compare` runs, e.g. a long comparison run as parts.
 
@@ -605,23 +781,66 @@ def bench_report(
 @bench_app.command("throughput")
 @guarded
 def bench_throughput(
-    embedders: Annotated[list[str], typer.Option("--embedder", "-e", help="Embedder id or id:key=value:... (repeatable).")],
-    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Setting key=value for every embedder (repeatable).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (where the embedder declares a device option); CUDA changes the defaults: every dtype, larger batches and texts.")] = "cpu",
-    dtype: Annotated[str | None, typer.Option(help="Comma-separated float32, float16, bfloat16, run where the embedder declares dtype (default: float32 on cpu, all on cuda).")] = None,
-    batch_sizes: Annotated[str | None, typer.Option(help="Batch sweep, comma-separated; each embedder's default is added (default 8,32,128; cuda 64,256,1024).")] = None,
-    lengths: Annotated[str | None, typer.Option(help="Length sweep in words per text (default 8,32,128; cuda 16,64,256).")] = None,
-    texts: Annotated[str, typer.Option(help="Texts: a file (.txt one per line, .csv/.tsv/.jsonl with a text field) or a dataset name.")] = "mr",
-    max_texts: Annotated[int | None, typer.Option(min=1, help="Distinct texts of the defaults measurements (default 2,000; cuda 20,000).")] = None,
-    end_to_end_texts: Annotated[int | None, typer.Option(min=1, help="Texts of the fresh-process end-to-end runs (default: --max-texts).")] = None,
-    seconds: Annotated[float | None, typer.Option(min=0, help="About how long each sweep point runs (default 2; cuda 4).")] = None,
+    embedders: Annotated[
+        list[str], typer.Option("--embedder", "-e", help="Embedder id or id:key=value:... (repeatable).")
+    ],
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-O", help="Setting key=value for every embedder (repeatable).")
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="cpu, cuda or cuda:N (where the embedder declares a device option); CUDA changes the defaults: every "
+                 "dtype, larger batches and texts."
+        ),
+    ] = "cpu",
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated float32, float16, bfloat16, run where the embedder declares dtype (default: float32 "
+                 "on cpu, all on cuda)."
+        ),
+    ] = None,
+    batch_sizes: Annotated[
+        str | None,
+        typer.Option(
+            help="Batch sweep, comma-separated; each embedder's default is added (default 8,32,128; cuda 64,256,1024)."
+        ),
+    ] = None,
+    lengths: Annotated[
+        str | None, typer.Option(help="Length sweep in words per text (default 8,32,128; cuda 16,64,256).")
+    ] = None,
+    texts: Annotated[
+        str,
+        typer.Option(help="Texts: a file (.txt one per line, .csv/.tsv/.jsonl with a text field) or a dataset name."),
+    ] = "mr",
+    max_texts: Annotated[
+        int | None,
+        typer.Option(min=1, help="Distinct texts of the defaults measurements (default 2,000; cuda 20,000)."),
+    ] = None,
+    end_to_end_texts: Annotated[
+        int | None, typer.Option(min=1, help="Texts of the fresh-process end-to-end runs (default: --max-texts).")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(min=0, help="About how long each sweep point runs (default 2; cuda 4).")
+    ] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Rounds, alternating embedder and peer.")] = 3,
     peer: Annotated[str, typer.Option(help="auto (the family's or plugin's peer, where one exists) or none.")] = "auto",
-    sweep: Annotated[str | None, typer.Option(help="Comma-separated sweeps: batch, length, layers, pooling, or none (default: all; layers and pooling where declared).")] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated sweeps: batch, length, layers, pooling, or none (default: all; layers and pooling "
+                 "where declared)."
+        ),
+    ] = None,
     cold: Annotated[bool, typer.Option(help="Fresh-process runs: time to first vector, end to end.")] = True,
     profile: Annotated[bool, typer.Option(help="Profile one call of a torch model: where the time goes.")] = True,
-    gemm_size: Annotated[int | None, typer.Option(min=16, help="n of the n x n GEMM that measures the peak (default 2048; cuda 8192).")] = None,
-    out: Annotated[Path, typer.Option(help="Directory for throughput.json, report.md and plots.")] = Path("runs/throughput"),
+    gemm_size: Annotated[
+        int | None, typer.Option(min=16, help="n of the n x n GEMM that measures the peak (default 2048; cuda 8192).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for throughput.json, report.md and plots.")] = Path(
+        "runs/throughput"
+    ),
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Measure texts/s of embedders alone, through extract, against the GEMM peak and a peer; write a report."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-import sys
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +30,8 @@ EmptyPolicy = Literal["keep", "skip", "error"]
 DTYPES = ("float32", "float16")
 COMPRESSIONS = (None, "gzip", "lzf")
 EMPTY_POLICIES = ("keep", "skip", "error")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -203,8 +205,7 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         except BaseException as exc:
             if failure is None:
                 raise
-            print(f"embedx: could not commit the finished batches ({exc}); the next run commits them",
-                  file=sys.stderr)
+            log.warning("could not commit the finished batches (%s); the next run commits them", exc)
         if failure is not None:
             raise failure
         notes = tx.messages
@@ -324,7 +325,10 @@ class _Pipeline:
 
     def _compute_on_workers(self, batches: list[tuple[list[int], list[str], str]], binary: np.ndarray,
                             hexkeys: np.ndarray) -> None:
-        """--write-on-workers: each batch comes back as a segment a worker wrote; the store checks it, then stages it."""
+        """--write-on-workers: each batch comes back as a segment a worker wrote.
+
+        The store checks it, then stages it.
+        """
         jobs = []
         for rows, _, _ in batches:
             seq = self.tx.reserve_segment()[2]
@@ -450,7 +454,9 @@ def _apply_empty_policy(records: list[Record], policy: str, source: str,
                          "pass --empty keep or --empty skip")
     if policy == "skip":
         stats.skipped += int(empty.sum())
-        return [r for r, e in zip(records, empty, strict=True) if not e], np.zeros(len(records) - int(empty.sum()), bool)
+        return [r for r, e in zip(records, empty, strict=True) if not e], np.zeros(
+            len(records) - int(empty.sum()), bool
+        )
     stats.empty += int(empty.sum())
     return records, empty
 

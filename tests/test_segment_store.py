@@ -100,7 +100,7 @@ def write_format_1(path, texts):
         t["columns/label"].attrs["name"] = "label"
 
 
-def test_a_format_1_file_is_read_as_is_and_upgraded_on_the_first_write(registry, store_path, capsys):
+def test_a_format_1_file_is_read_as_is_and_upgraded_on_the_first_write(registry, store_path, caplog):
     texts = ["a b", "c", "a b", "d e f"]
     write_format_1(store_path, texts)
     with embedx.open_store(store_path) as store:
@@ -109,7 +109,7 @@ def test_a_format_1_file_is_read_as_is_and_upgraded_on_the_first_write(registry,
         assert expected[:, 0].tolist() == [3, 1, 3, 5]
         assert [t for t, _ in fset.tokens(["d e f"])] == [["d", "e", "f"]]
     embedx.extract(["new text"], "word-stats", store_path)
-    assert "upgraded" in capsys.readouterr().err
+    assert "upgraded" in caplog.text
     with embedx.open_store(store_path) as store:
         assert store.file.attrs["format_version"] == 2
         fset = store.feature_set("old")

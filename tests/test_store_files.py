@@ -83,7 +83,7 @@ def test_cli_prints_one_line_not_a_traceback(tmp_path):
     assert "is not an HDF5 file" in result.output and "Traceback" not in result.output
 
 
-def test_a_damaged_uncommitted_segment_is_set_aside_and_recomputed(registry, store_path, capsys):
+def test_a_damaged_uncommitted_segment_is_set_aside_and_recomputed(registry, store_path, caplog):
     texts = [f"t {i}" for i in range(20)]
     embedx.extract(texts[:5], "word-stats", store_path)
     segments = L.segment_dir(store_path)
@@ -91,7 +91,7 @@ def test_a_damaged_uncommitted_segment_is_set_aside_and_recomputed(registry, sto
     report = embedx.extract(texts, "word-stats", store_path)
     assert report.computed == 15
     assert any("set aside the unreadable segment" in note for note in report.notes)
-    assert "set aside" in capsys.readouterr().err
+    assert "set aside" in caplog.text
     assert (L.quarantine_dir(store_path) / "set@word-stats@00000099-00000099@deadbeef.h5").exists()
     with embedx.open_store(store_path) as store:
         assert len(store.feature_set("word-stats")) == 20

@@ -35,7 +35,8 @@ def check_unicode(value: str, source: str, line: int, what: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InputError(f"{source}, line {line}: {what} holds {value[exc.start]!r} (U+{ord(value[exc.start]):04X}) "
-                         f"at character {exc.start}, a lone surrogate that is not valid Unicode; fix the input") from None
+                         f"at character {exc.start}, a lone surrogate that is not valid Unicode; "
+                         "fix the input") from None
 
 
 class _Column:

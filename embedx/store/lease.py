@@ -54,7 +54,9 @@ def ensure(folder: SideFolder) -> None:
 def take(index: Path) -> int | None:
     """A reader's lease on ``index``'s segments: a descriptor holding ``LOCK_SH`` (``None``: none to take)."""
     try:
-        dir_fd = os.open(L.segment_dir(index), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        dir_fd = os.open(
+            L.segment_dir(index), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        )
     except OSError:
         return None
     try:

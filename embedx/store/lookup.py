@@ -113,7 +113,10 @@ class StoredKeys:
 
     @classmethod
     def open(cls, directory: Path, segments: list, checked: int | None = None) -> StoredKeys:
-        """``segments``: :class:`~embedx.store.segment.SegmentInfo` in row order; the first ``checked`` were verified."""
+        """``segments``: :class:`~embedx.store.segment.SegmentInfo` in row order.
+
+        The first ``checked`` were verified.
+        """
         checked = len(segments) if checked is None else checked
         parts, base = [], 0
         for i, info in enumerate(segments):

@@ -91,7 +91,10 @@ class FeatureStore:
         return _set_info(name, self.file[L.SETS][name], segments)
 
     def feature_set(self, embedder: str, config_hash: str | None = None) -> FeatureSet:
-        """The set for ``embedder`` (an id or a set name); ``config_hash`` (a prefix will do) picks among configurations."""
+        """The set for ``embedder`` (an id or a set name).
+
+        ``config_hash`` (a prefix will do) picks among configurations.
+        """
         sets = self.file[L.SETS]
         if embedder in sets:
             return FeatureSet(self, sets[embedder])
@@ -171,7 +174,8 @@ class InputTable:
         named = [c for c in cols if cols[c].attrs.get("name", c) == name]
         key = named[0] if named else name if name in cols else L.safe_name(name)
         if key not in cols:
-            raise StoreError(f"input {self.name!r} has no column {name!r} (it has: {', '.join(self.columns) or 'none'})")
+            raise StoreError(f"input {self.name!r} has no column {name!r} (it has: "
+                             f"{', '.join(self.columns) or 'none'})")
         values = cols[key][:]
         if values.dtype.kind == "O":
             values = np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in values], dtype=object)
@@ -293,8 +297,14 @@ class FeatureSet:
         """Tokens cut by ``max_length`` for each text (0 where nothing was cut)."""
         return gather(self.group[L.TRUNCATED], self.rows(texts, input=input))
 
-    def tokens(self, texts: Sequence[str] | None = None, *, input: str | None = None,
-               keys: Sequence[bytes | str] | None = None, output: str | None = None) -> list[tuple[list[str], np.ndarray]]:
+    def tokens(
+        self,
+        texts: Sequence[str] | None = None,
+        *,
+        input: str | None = None,
+        keys: Sequence[bytes | str] | None = None,
+        output: str | None = None,
+    ) -> list[tuple[list[str], np.ndarray]]:
         """Per text, its tokens and their vectors ``[n_tokens, (layers,) dim]``."""
         spec = self._output(output, "token")
         sub = self.group[spec["name"]]

@@ -190,7 +190,9 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray, compression: str | 
     if n == 0:
         group.create_dataset(name, shape=data.shape, dtype=dtype or data.dtype)
         return
-    row_bytes = max(1, int(np.prod(data.shape[1:], dtype=np.int64)) * (data.dtype.itemsize if data.dtype.kind != "O" else 16))
+    row_bytes = max(
+        1, int(np.prod(data.shape[1:], dtype=np.int64)) * (data.dtype.itemsize if data.dtype.kind != "O" else 16)
+    )
     chunks = (min(n, L.chunk_rows(row_bytes)), *data.shape[1:])
     group.create_dataset(name, data=data, dtype=dtype or data.dtype, chunks=chunks, compression=compression,
                          shuffle=bool(compression) and data.dtype.kind != "O")

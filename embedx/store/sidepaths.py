@@ -39,7 +39,9 @@ RETIRED = "retired.json"
 MARKER = "store.json"
 LEASE = "readers.lease"  # readers hold a shared flock on it (embedx.store.lease); never written, never deleted
 #: temporaries embedx writes before a rename (``.NAME.tmp-PID`` or ``.NAME.tmp-PID-HEX``)
-TEMPORARY = re.compile(rf"\.(?:{SEGMENT_NAME.pattern}|{re.escape(RETIRED)}|{re.escape(MARKER)})\.tmp-[0-9]+(?:-[0-9a-f]+)?")
+TEMPORARY = re.compile(
+    rf"\.(?:{SEGMENT_NAME.pattern}|{re.escape(RETIRED)}|{re.escape(MARKER)})\.tmp-[0-9]+(?:-[0-9a-f]+)?"
+)
 MAX_SMALL_FILE = 64 << 20  # retired.json, store.json
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -53,7 +55,9 @@ def is_segment_name(name: str) -> bool:
 
 def is_own_name(name: str) -> bool:
     """Whether ``name`` is one embedx gives files in a segment folder (the only ones it ever deletes)."""
-    return SEGMENT_NAME.fullmatch(name) is not None or TEMPORARY.fullmatch(name) is not None or name in (RETIRED, MARKER)
+    return (
+        SEGMENT_NAME.fullmatch(name) is not None or TEMPORARY.fullmatch(name) is not None or name in (RETIRED, MARKER)
+    )
 
 
 def kind_of(st: os.stat_result) -> str:

@@ -9,8 +9,8 @@ segments it had written are deleted by the next run, which upgrades again.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 from pathlib import Path
 
 import h5py
@@ -41,6 +41,8 @@ from embedx.store.sidepaths import (
     remove_index_temporaries,
 )
 
+log = logging.getLogger(__name__)
+
 UPGRADE_ROWS = 65536
 
 
@@ -63,7 +65,7 @@ def prepare(path: Path) -> Catalog:
     remove_index_temporaries(path)
     catalog.messages[:0] = [n for n in notes if n]
     for message in catalog.messages:
-        print(f"embedx: {message}", file=sys.stderr)
+        log.warning("%s", message)
     return catalog
 
 

@@ -98,7 +98,8 @@ class _Verifier:
             raise
         except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StoreError(f"{self.path} is damaged ({text[:200]}); move it aside and re-run the extraction") from None
+            raise StoreError(f"{self.path} is damaged ({text[:200]}); move it aside and re-run "
+                             "the extraction") from None
 
     # every link and object --------------------------------------------------------------------
     def _group(self, group: h5py.Group, name: str) -> None:
@@ -350,7 +351,9 @@ class _Verifier:
         self._length(keys, rows, f"{where}/{L.KEYS}")
         if L.TRUNCATED in group:
             self._length(self._need(group, L.TRUNCATED, where), rows, f"{where}/{L.TRUNCATED}")
-        outputs = parse_json_attr(group.attrs["outputs"], list, lambda why: self.fail(f"attribute 'outputs' of {where}", why))
+        outputs = parse_json_attr(
+            group.attrs["outputs"], list, lambda why: self.fail(f"attribute 'outputs' of {where}", why)
+        )
         if not outputs:
             raise self.fail(where, "lists no outputs")
         for spec in outputs:
@@ -358,7 +361,11 @@ class _Verifier:
 
     def _output(self, group: h5py.Group, spec: Any, rows: int, where: str) -> None:
         bad = self.fail(f"attribute 'outputs' of {where}", f"has a malformed entry {str(spec)[:80]!r}")
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or spec.get("level") not in ("document", "token"):
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(spec.get("name"), str)
+            or spec.get("level") not in ("document", "token")
+        ):
             raise bad
         dim, layers = spec.get("dim"), spec.get("layers")
         if not _count(dim) or not 0 < dim <= MAX_INNER:
@@ -371,10 +378,12 @@ class _Verifier:
         values = self._need(sub, L.VALUES, out)
         inner = (layers, dim) if per_layer else (dim,)
         if tuple(values.shape[1:]) != inner:
-            raise self.fail(f"dataset {out}/{L.VALUES}", f"has shape {values.shape}, but the set declares rows of {inner}")
+            raise self.fail(f"dataset {out}/{L.VALUES}", f"has shape {values.shape}, but the set declares "
+                                                         f"rows of {inner}")
         if spec["level"] == "document":
             if values.shape[0] != rows:
-                raise self.fail(f"dataset {out}/{L.VALUES}", f"has {values.shape[0]:,} rows but the set has {rows:,} keys")
+                raise self.fail(f"dataset {out}/{L.VALUES}", f"has {values.shape[0]:,} rows but the set has "
+                                                             f"{rows:,} keys")
             return
         offsets = self._need(sub, L.OFFSETS, out)
         self._length(offsets, rows + 1, f"{out}/{L.OFFSETS}")
@@ -397,7 +406,9 @@ class _Verifier:
         if L.COLUMNS in group:
             columns = self._need(group, L.COLUMNS, where, h5py.Group)
             for name in columns:
-                self._length(self._need(columns, name, f"{where}/{L.COLUMNS}", typed=False), rows, f"{where}/{L.COLUMNS}/{name}")
+                self._length(
+                    self._need(columns, name, f"{where}/{L.COLUMNS}", typed=False), rows, f"{where}/{L.COLUMNS}/{name}"
+                )
 
 
 def check_dtype(dtype: np.dtype, what: str, fail, role: str | None = None) -> None:
@@ -484,7 +495,8 @@ def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, tim
     limit = timeout if timeout is not None else float(os.environ.get("EMBEDX_VERIFY_TIMEOUT", "60"))
     outcome = _forked(path, allowed_dir, limit, renamed_ok)
     if outcome == "timeout" or outcome.startswith("signal"):  # a forked child can also stall or die on a lock
-        outcome = _spawned(path, allowed_dir, limit, renamed_ok)  # some library held at fork time: confirm in a fresh interpreter
+        # some library held at fork time: confirm in a fresh interpreter
+        outcome = _spawned(path, allowed_dir, limit, renamed_ok)
     if outcome == "timeout":
         raise StoreError(f"{path}: reading its HDF5 metadata did not finish within {limit:g} s, so the file is "
                          "damaged in a way that makes the HDF5 library loop; move it aside and re-run the extraction")
@@ -653,8 +665,11 @@ def _spawned(path: Path, allowed_dir: Path | str | None, limit: float, renamed_o
     code = ("import sys; from pathlib import Path; from embedx.store.verify import _child_verify; "
             "sys.stdout.write(_child_verify(Path(sys.argv[1]), sys.argv[2] or None, sys.argv[3] == '1'))")
     try:
-        child = subprocess.run([sys.executable, "-c", code, str(path), str(allowed_dir or ""), "1" if renamed_ok else "0"],
-                               capture_output=True, timeout=limit + 5)  # + interpreter start
+        child = subprocess.run(
+            [sys.executable, "-c", code, str(path), str(allowed_dir or ""), "1" if renamed_ok else "0"],
+            capture_output=True,
+            timeout=limit + 5,
+        )  # + interpreter start
     except subprocess.TimeoutExpired:
         return "timeout"
     if child.returncode < 0:

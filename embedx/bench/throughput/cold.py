@@ -35,8 +35,21 @@ def run_child(task: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="embedx-cold-") as tmp:
         out, err = Path(tmp) / "out", Path(tmp) / "err"
         if task["task"] == "end-to-end" and task["side"] == "embedder":
-            cmd = [sys.executable, "-m", "embedx.bench.throughput.cold", "--cli", str(Path(tmp) / "hwm"), "extract",
-                   task["texts_file"], "-e", task["id"], "-o", str(Path(tmp) / "features.h5"), "--no-progress", "--json"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "embedx.bench.throughput.cold",
+                "--cli",
+                str(Path(tmp) / "hwm"),
+                "extract",
+                task["texts_file"],
+                "-e",
+                task["id"],
+                "-o",
+                str(Path(tmp) / "features.h5"),
+                "--no-progress",
+                "--json",
+            ]
             for key, value in task["options"].items():
                 cmd += ["-O", f"{key}={value}"]
         else:

@@ -17,7 +17,10 @@ import numpy as np
 
 
 class SentenceTransformersPeer:
-    """``SentenceTransformer.encode`` on the same folder: Transformer, Pooling (and Normalize), same dtype and device."""
+    """``SentenceTransformer.encode`` on the same folder.
+
+    Transformer, Pooling (and Normalize), same dtype and device.
+    """
 
     name = "sentence-transformers encode"
     default_batch_size = 32  # encode's default

@@ -43,7 +43,8 @@ def summary_line(record: dict[str, Any]) -> str:
              f"(pipeline {_med(s['pipeline_share'], 1, 100)}% of it)"]
     gemm = s.get("gemm") or {}
     if gemm.get("extract_fraction"):
-        parts.append(f"{_med(gemm['extract_fraction'], 1, 100)}% of the GEMM limit ({_num(gemm['limit_texts_s'])} texts/s)")
+        parts.append(f"{_med(gemm['extract_fraction'], 1, 100)}% of the GEMM limit "
+                     f"({_num(gemm['limit_texts_s'])} texts/s)")
     peer = record.get("peer") or {}
     if peer.get("available") and s["ratio_model_vs_peer"]:
         diff = (record.get("agreement") or {}).get("max_abs_diff")
@@ -78,7 +79,8 @@ def render(results: dict[str, Any], plots: dict[str, str], note: str | None = No
     lines = ["# embedx bench throughput", "",
              f"Run {results['created']} on {m.get('cpu_model') or '?'} ({m.get('cpus')} CPUs), "
              f"`{' '.join(results['command'][1:]) or '(Python API)'}`.", "",
-             f"Load average (1, 5, 15 min) at the start {m.get('load_average')}, at the end {after.get('load_average')}."]
+             f"Load average (1, 5, 15 min) at the start {m.get('load_average')}, at the end "
+             f"{after.get('load_average')}."]
     busy = {p["command"] for p in m.get("busy_processes", []) + after.get("busy_processes", [])}
     if busy:
         lines.append(f"Other processes using the CPU during the run: {', '.join(sorted(busy))}: figures are noisy; "
@@ -99,7 +101,8 @@ def render(results: dict[str, Any], plots: dict[str, str], note: str | None = No
 
 def _hardware(gemm: list[dict[str, Any]]) -> list[str]:
     lines = ["## Hardware peak (measured in this run)", "",
-             "| library | device | dtype | size | threads | best GFLOP/s | median GFLOP/s | when |", "|---|---|---|---:|---:|---:|---:|---|"]
+             "| library | device | dtype | size | threads | best GFLOP/s | median "
+             "GFLOP/s | when |", "|---|---|---|---:|---:|---:|---:|---|"]
     for g in gemm:
         lines.append(f"| {g['library']} | {g['device']} | {g['dtype']} | {g['size']} | {g['threads'] or '-'} | "
                      f"{g['flops_s'] / 1e9:,.1f} | {g['flops_s_median'] / 1e9:,.1f} | {g['when']} |")
@@ -128,7 +131,8 @@ def _overview(subjects: list[dict[str, Any]]) -> list[str]:
             f"{_med(s['pipeline_share'], 1, 100)}% | {_med(gemm.get('extract_fraction'), 1, 100)} | "
             f"{_med(ceiling.get('texts_s'))} ({_med(ceiling.get('texts_per_cpu_s'))}) | "
             f"{peer.get('name') or '-'} | {_range(s['ratio_model_vs_peer'])} | "
-            f"{'-' if diff is None else f'{diff:.1e}'} | {_med((cold.get('first_vector') or {}).get('embedder_s'), 2)} | "
+            f"{'-' if diff is None else f'{diff:.1e}'} | "
+            f"{_med((cold.get('first_vector') or {}).get('embedder_s'), 2)} | "
             f"{_med(e2e.get('embedder_s'), 2)} ({_med(e2e.get('peer_s'), 2)}) | {_med(s['peak_rss_mb'])} |")
     return lines + ["", "*alone*: `embed_batch` on batches of the embedder's default size, longest texts first; "
                     "*extract*: `embedx.extract` of the same texts into a fresh file (cache lookup, validation, "
@@ -155,12 +159,15 @@ def _subject(r: dict[str, Any], plot: str | None) -> list[str]:
     lines.append(f"- extract: {_range(s['extract_texts_s'], 1)} texts/s; pipeline share {_pct(s['pipeline_share'])}")
     if s.get("extract_breakdown_s"):
         b = s["extract_breakdown_s"]
-        lines.append(f"  (inside extract: model and checks {_med(b['compute_s'], 3)} s, staging {_med(b['staging_s'], 3)} s, "
+        lines.append(f"  (inside extract: model and checks {_med(b['compute_s'], 3)} s, staging "
+                     f"{_med(b['staging_s'], 3)} s, "
                      f"commit {_med(b['commit_s'], 3)} s of {_med(b['total_s'], 3)} s)")
     if s.get("ceiling"):
         c = s["ceiling"]
-        lines.append(f"- pipeline ceiling (no-op model): {_range(c['texts_s'], 0)} texts/s, {_med(c['tokens_s'])} tokens/s; "
-                     f"{_med(c['texts_per_cpu_s'])} texts and {_med(c['tokens_per_cpu_s'])} tokens per CPU-second (per core)")
+        lines.append(f"- pipeline ceiling (no-op model): {_range(c['texts_s'], 0)} texts/s, "
+                     f"{_med(c['tokens_s'])} tokens/s; "
+                     f"{_med(c['texts_per_cpu_s'])} texts and {_med(c['tokens_per_cpu_s'])} tokens per "
+                     "CPU-second (per core)")
     gemm = s.get("gemm") or {}
     if gemm.get("limit_texts_s"):
         lines.append(f"- against the limit: {gemm['flops_per_token'] / 1e6:.2f} MFLOP per token, "
@@ -176,7 +183,8 @@ def _subject(r: dict[str, Any], plot: str | None) -> list[str]:
                      f"{_range(s['peer_texts_s'], 1)} texts/s; embedx alone / peer {_range(s['ratio_model_vs_peer'])}, "
                      f"extract / peer {_range(s['ratio_extract_vs_peer'])}")
         if agreement.get("comparable"):
-            lines.append(f"  outputs agree on {agreement['texts']:,} texts: max |diff| {agreement['max_abs_diff']:.2e}, "
+            lines.append(f"  outputs agree on {agreement['texts']:,} texts: max |diff| "
+                         f"{agreement['max_abs_diff']:.2e}, "
                          f"min cosine {agreement['min_cosine']:.6f}")
         elif agreement:
             lines.append(f"  outputs not comparable: {agreement.get('reason')}")
@@ -188,7 +196,8 @@ def _subject(r: dict[str, Any], plot: str | None) -> list[str]:
                      f"min cosine {half['min_cosine']:.6f}")
     if s["peak_rss_mb"]:
         lines.append(f"- peak RSS of this process during the model measurement: {_med(s['peak_rss_mb'])} MB"
-                     + (f"; GPU {_med(s['gpu_peak_mb'])} MB, SM {_med(s['sm_util_mean'])}%" if s.get("gpu_peak_mb") else ""))
+                     + (f"; GPU {_med(s['gpu_peak_mb'])} MB, SM "
+                        f"{_med(s['sm_util_mean'])}%" if s.get("gpu_peak_mb") else ""))
     lines += [""] + _cold(s.get("cold") or {}) + _sweeps(s) + _profile(r.get("profile"))
     if plot:
         lines += [f"![texts/s against batch size and length: {r['label']}]({plot})", ""]
@@ -204,7 +213,8 @@ def _cold(cold: dict[str, Any]) -> list[str]:
         c = cold.get(key) or {}
         if not c.get("embedder_s"):
             continue
-        text = f"- {title} (fresh process): embedx {_range(c['embedder_s'], 2)} s, peak RSS {_med(c['embedder_peak_rss_mb'])} MB"
+        text = (f"- {title} (fresh process): embedx {_range(c['embedder_s'], 2)} s, "
+                f"peak RSS {_med(c['embedder_peak_rss_mb'])} MB")
         if c.get("peer_s"):
             text += (f"; peer {_range(c['peer_s'], 2)} s, peak RSS {_med(c['peer_peak_rss_mb'])} MB; "
                      f"peer time / embedx time {_range(c['speedup_vs_peer'])}")
@@ -223,12 +233,15 @@ def _sweeps(s: dict[str, Any]) -> list[str]:
         points = s.get(sweep) or []
         if not points:
             continue
-        lines += [f"| {title} | texts | batch | tokens/text | texts/s alone | ms/batch p50 | p95 | peak RSS MB | peer texts/s | embedx / peer |",
+        lines += [f"| {title} | texts | batch | tokens/text | texts/s alone | ms/batch p50 | p95 | peak RSS MB | peer "
+                  "texts/s | embedx / peer |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for p in points:
             lines.append(f"| {p['point']} | {p['texts']:,} | {p['batch_size']} | {p['mean_tokens']:.1f} | "
-                         f"{_range(p['model_texts_s'], 1)} | {_med(p['batch_ms_p50'], 1)} | {_med(p['batch_ms_p95'], 1)} | "
-                         f"{_med(p['peak_rss_mb'])} | {_med(p['peer_texts_s'], 1)} | {_range(p['ratio_model_vs_peer'])} |")
+                         f"{_range(p['model_texts_s'], 1)} | {_med(p['batch_ms_p50'], 1)} | "
+                         f"{_med(p['batch_ms_p95'], 1)} | "
+                         f"{_med(p['peak_rss_mb'])} | {_med(p['peer_texts_s'], 1)} | "
+                         f"{_range(p['ratio_model_vs_peer'])} |")
         lines.append("")
     return lines
 

@@ -89,7 +89,8 @@ MEASUREMENT = {
     "gpu_peak_mb": "CUDA only: torch's peak allocated memory",
     "sm_util_mean": "CUDA only: mean SM utilisation %",
     "sm_util_source": "CUDA only: nvml, nvidia-smi, or None",
-    "extract": "extract and ceiling only: total_s, compute_s (model and checks), staging_s, commit_s as extract reports them",
+    "extract": "extract and ceiling only: total_s, compute_s (model and checks), staging_s, commit_s as extract "
+               "reports them",
     "options": "layers and pooling sweeps only: the option set for that instance",
 }
 
@@ -118,7 +119,8 @@ SUMMARY = {
     "pipeline_share": "spread of 1 - alone seconds / extract seconds, per round: what extract adds",
     "extract_breakdown_s": "compute_s, staging_s, commit_s, total_s spreads",
     "ceiling": "texts_s, tokens_s, texts_per_cpu_s, tokens_per_cpu_s spreads of the no-op model",
-    "gemm": "peak_flops_s (best GEMM measured just before and after this subject), peak_dtype, flops_per_token, limit_texts_s, limit_tokens_s, model_fraction, "
+    "gemm": "peak_flops_s (best GEMM measured just before and after this subject), peak_dtype, flops_per_token, "
+            "limit_texts_s, limit_tokens_s, model_fraction, "
             "extract_fraction (spreads of achieved matrix FLOP/s over the peak)",
     "batch": "per batch size: point, batch_size, texts, mean_tokens, model_texts_s, model_tokens_s, batch_ms_p50, "
              "batch_ms_p95, peak_rss_mb, peer_texts_s, ratio_model_vs_peer",

@@ -55,10 +55,19 @@ def run(settings: Settings, registry: Registry | None = None, progress: bool = F
     source, pieces = read_source(settings.texts)
     base = unique_texts(pieces, settings.max_texts)
     results: dict[str, Any] = {
-        "schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": list(sys.argv),
-        "settings": settings.as_dict(), "machine": hardware.machine(),
-        "texts": {"source": source, "count": len(base), "mean_words": round(float(np.mean([len(t.split()) for t in base])), 2)},
-        "hardware": {"gemm": []}, "subjects": []}
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": list(sys.argv),
+        "settings": settings.as_dict(),
+        "machine": hardware.machine(),
+        "texts": {
+            "source": source,
+            "count": len(base),
+            "mean_words": round(float(np.mean([len(t.split()) for t in base])), 2),
+        },
+        "hardware": {"gemm": []},
+        "subjects": [],
+    }
     plans = [(spec, dtype) for spec in settings.embedders for dtype in _dtypes(registry, spec, settings)]
     bar = _Progress(progress, len(plans))
     reference: dict[str, np.ndarray] = {}  # float32 vectors per spec, for half precision's agreement
@@ -278,7 +287,12 @@ class Subject:
         if "length" in settings.sweeps:
             per_word = (sum(counts) / max(1, sum(len(t.split()) for t in base))) or 1.0
             for words in settings.lengths:
-                n = int(min(settings.max_texts, max(MIN_POINT_TEXTS // 2, token_rate * settings.seconds / (words * per_word))))
+                n = int(
+                    min(
+                        settings.max_texts,
+                        max(MIN_POINT_TEXTS // 2, token_rate * settings.seconds / (words * per_word)),
+                    )
+                )
                 texts = texts_of_length(pieces, words, n)
                 points.append(("length", words, texts, tokens(self.family, self.embedder, texts), default,
                                self.peer.default_batch_size if self.peer is not None else None))

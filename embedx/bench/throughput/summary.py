@@ -81,7 +81,9 @@ def _gemm(record: dict[str, Any], gemm: list[dict[str, Any]], out: dict[str, Any
     result["limit_tokens_s"] = peak / flops
     for name in ("model", "extract"):
         rate = out[f"{name}_tokens_s"]
-        result[f"{name}_fraction"] = {k: (v * flops / peak if k != "n" else v) for k, v in rate.items()} if rate else None
+        result[f"{name}_fraction"] = (
+            {k: (v * flops / peak if k != "n" else v) for k, v in rate.items()} if rate else None
+        )
     return result
 
 
@@ -107,9 +109,13 @@ def _cold(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for task in ("first-vector", "end-to-end"):
         ours, theirs = of(task, "embedder"), of(task, "peer")
         key = task.replace("-", "_")
-        out[key] = {"embedder_s": _rate(ours, "seconds"), "peer_s": _rate(theirs, "seconds"),
-                    "embedder_peak_rss_mb": _rate(ours, "peak_rss_mb"), "peer_peak_rss_mb": _rate(theirs, "peak_rss_mb"),
-                    # > 1: embedx finished first
-                    "speedup_vs_peer": spread([theirs[r]["seconds"] / ours[r]["seconds"] for r in ours if r in theirs]),
-                    "texts": next((r.get("texts") for r in ours.values()), None)}
+        out[key] = {
+            "embedder_s": _rate(ours, "seconds"),
+            "peer_s": _rate(theirs, "seconds"),
+            "embedder_peak_rss_mb": _rate(ours, "peak_rss_mb"),
+            "peer_peak_rss_mb": _rate(theirs, "peak_rss_mb"),
+            # > 1: embedx finished first
+            "speedup_vs_peer": spread([theirs[r]["seconds"] / ours[r]["seconds"] for r in ours if r in theirs]),
+            "texts": next((r.get("texts") for r in ours.values()), None),
+        }
     return out
