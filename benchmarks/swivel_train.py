@@ -56,7 +56,10 @@ def sources():
             yield from handle
 
     yield "gensim lee_background.cor", lines(datapath("lee_background.cor"))
-    yield "gensim enwiki dump head (wiki-filtered)", _wiki(datapath("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"))
+    yield (
+        "gensim enwiki dump head (wiki-filtered)",
+        _wiki(datapath("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")),
+    )
     yield "gensim head500.noblanks.cor (stemmed)", lines(datapath("head500.noblanks.cor.bz2"), bz2.open)
     from embedx import datasets
 
