@@ -23,7 +23,7 @@ from pathlib import Path
 
 IN_PROCESS = """
 import json, sys
-from embedx.extraction import ExtractSettings, extract_file
+from embedx.pipeline.extraction import ExtractSettings, extract_file
 from embedx.inputs import InputSpec
 spec = InputSpec(sys.argv[1])
 report = extract_file(spec, ExtractSettings(sys.argv[3], sys.argv[2]), name="bench")

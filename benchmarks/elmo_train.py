@@ -131,13 +131,13 @@ def layers_stage(args) -> None:
     import embedx
     from embedx import datasets
     from embedx.bench.specs import parse_spec
-    from embedx.errors import EmbedxError
+    from embedx.contract.errors import EmbedxError
+    from embedx.contract.options import option_specs
     from embedx.heads.data import MemoryData
     from embedx.heads.metrics import scores
     from embedx.heads.selection import Protocol, choose_and_fit
-    from embedx.options import option_specs
+    from embedx.heads.training import build_head
     from embedx.registry import get_registry
-    from embedx.training import build_head
 
     module = Path(args.out) / "module"
     cache = Path(args.out) / "features.h5"

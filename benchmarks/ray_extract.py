@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import embedx
-from embedx.engines.ray_engine import RayEngine
+from embedx.pipeline.engines.ray_engine import RayEngine
 from embedx.registry import get_registry
 
 WORDS = ("the a film movie story plot actor actress scene music score director camera light dark funny sad "
@@ -43,7 +43,8 @@ def corpus(n: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 30))) for _ in range(n)]
 
 
-def extract(texts: list[str], embedder: str, path: Path, **engine) -> tuple[float, embedx.extraction.ExtractReport]:
+def extract(texts: list[str], embedder: str, path: Path,
+            **engine) -> tuple[float, embedx.pipeline.extraction.ExtractReport]:
     started = time.perf_counter()
     report = embedx.extract(texts, embedder, path, name="bench", **engine)
     return time.perf_counter() - started, report

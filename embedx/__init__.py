@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedx.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
-from embedx.errors import EmbedxError
-from embedx.hookspecs import hookimpl
+from embedx.contract.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
+from embedx.contract.errors import EmbedxError
+from embedx.contract.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
 __all__ = ["DOCUMENT", "TOKEN", "Embedder", "Embeddings", "EmbedxError", "Output", "Ragged", "hookimpl",
            "extract", "embed", "open_store", "__version__"]
 
-_LAZY = {"extract": ("embedx.extraction", "extract"), "open_store": ("embedx.api", "open_store"),
+_LAZY = {"extract": ("embedx.pipeline.extraction", "extract"), "open_store": ("embedx.api", "open_store"),
          "embed": ("embedx.api", "embed")}
 
 

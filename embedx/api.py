@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.extraction import extract
+from embedx.pipeline.extraction import extract
 from embedx.store.reader import FeatureStore
 
 

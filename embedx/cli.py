@@ -130,9 +130,9 @@ def extract(
     ] = False,
 ) -> None:
     """Compute features for every text and cache them; cached texts cost nothing, a killed run resumes."""
-    from embedx.extraction import ExtractSettings, extract_file
+    from embedx.contract.options import parse_option_pairs
     from embedx.inputs import InputSpec
-    from embedx.options import parse_option_pairs
+    from embedx.pipeline.extraction import ExtractSettings, extract_file
 
     settings = ExtractSettings(
         embedder=embedder, path=output, options=parse_option_pairs(option or []),
@@ -271,7 +271,7 @@ def export(
     ] = False,
 ) -> None:
     """Write one set's document vectors in input order (duplicates repeated)."""
-    from embedx.export import export as run_export
+    from embedx.features.export import export as run_export
 
     rows = run_export(file, embedder, output, config_hash=config, input=input, output=output_name,
                       allow_nonfinite=allow_nonfinite)
@@ -285,7 +285,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Verify a feature file's structure, read every dataset and scan values for NaN/inf; exit 1 on problems."""
-    from embedx.check import check_file
+    from embedx.store.scrub import check_file
 
     report = check_file(file)
     if as_json:
@@ -340,7 +340,7 @@ def embedders(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List every embedder: id, plugin, level, outputs and dimensions, and whether it can run here."""
-    from embedx.catalog import describe_embedders
+    from embedx.listing import describe_embedders
 
     rows = describe_embedders()
     if as_json:
@@ -389,7 +389,7 @@ def embedders(
 @guarded
 def heads(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """List the heads `embedx train` can fit on cached features, with their options."""
-    from embedx.options import option_specs
+    from embedx.contract.options import option_specs
     from embedx.registry import get_registry, missing_requirements
 
     rows = []
@@ -415,7 +415,7 @@ def heads(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")
 
 
 def _grid(pairs: list[str]) -> dict[str, list[str]]:
-    from embedx.options import parse_option_pairs
+    from embedx.contract.options import parse_option_pairs
 
     return {k: [v.strip() for v in value.split("|")] for k, value in parse_option_pairs(pairs).items()}
 
@@ -479,11 +479,11 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Train a head on cached features; choose its settings by cross-validation (default); score once on test."""
+    from embedx.contract.options import parse_option_pairs
     from embedx.datasets.splits import parse_fractions
     from embedx.heads.selection import Protocol
-    from embedx.options import parse_option_pairs
-    from embedx.training import SplitSpec
-    from embedx.training import train as run_train
+    from embedx.heads.training import SplitSpec
+    from embedx.heads.training import train as run_train
 
     spec = SplitSpec(seed, *parse_fractions(split), samples_per_class=samples_per_class, column=split_column)
     protocol = Protocol(selection, folds, seed)
@@ -518,7 +518,7 @@ def train_command(
 
 
 def _head_options(head: str) -> set[str]:
-    from embedx.options import option_specs
+    from embedx.contract.options import option_specs
     from embedx.registry import get_registry
 
     entry = get_registry().heads.get(head)
@@ -547,8 +547,8 @@ def predict(
     The head is treated as untrusted: it cannot grant trust, the files its options name are printed
     before they are loaded, and features go only to --features (or the default cache file).
     """
-    from embedx.options import parse_option_pairs
-    from embedx.training import predict as run_predict
+    from embedx.contract.options import parse_option_pairs
+    from embedx.heads.training import predict as run_predict
 
     items = list(texts or [])
     if file is not None:
@@ -765,9 +765,9 @@ def bench_report(
     """
     import json
 
-    from embedx.atomic import atomic_write
     from embedx.bench.merge import load_results, merge_results
     from embedx.bench.report import write_report
+    from embedx.files.atomic import atomic_write
 
     merged = merge_results([(str(path), load_results(path)) for path in results])
     out.mkdir(parents=True, exist_ok=True)
@@ -847,7 +847,7 @@ def bench_throughput(
     from embedx.bench.throughput import settings as ts
     from embedx.bench.throughput.report import write_outputs
     from embedx.bench.throughput.session import run
-    from embedx.options import parse_option_pairs
+    from embedx.contract.options import parse_option_pairs
 
     settings = ts.Settings(
         embedders=embedders, options=parse_option_pairs(option or []), device=device, dtypes=ts.names(dtype),
@@ -860,7 +860,7 @@ def bench_throughput(
 
 def add_plugin_commands(cli: typer.Typer) -> None:
     """Let plugins add their commands (``register_commands`` hook); a plugin that fails is skipped, not fatal."""
-    from embedx.errors import EmbedxError
+    from embedx.contract.errors import EmbedxError
     from embedx.registry import get_registry, problems
 
     try:

@@ -77,7 +77,7 @@ def guarded_with(interrupted: str):
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            from embedx.errors import EmbedxError
+            from embedx.contract.errors import EmbedxError
 
             try:
                 return fn(*args, **kwargs)

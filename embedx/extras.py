@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from embedx.errors import EmbedxError
+from embedx.contract.errors import EmbedxError
 
 #: extra name -> (what it enables, the distributions it installs); mirrors pyproject.toml.
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -13,10 +13,10 @@ from typing import Any
 
 import pluggy
 
-from embedx import hookspecs
-from embedx.embedder import Embedder, EmbedderEntry
-from embedx.errors import EmbedderUnavailable, RegistryError
-from embedx.options import resolve_options
+from embedx.contract import hookspecs
+from embedx.contract.embedder import Embedder
+from embedx.contract.errors import EmbedderUnavailable, RegistryError
+from embedx.contract.options import resolve_options
 
 ENTRY_POINT_GROUP = "embedx"
 #: Comma-separated plugin names to load from entry points; unset loads all, empty loads none.
@@ -41,16 +41,36 @@ class PluginInfo:
 
 
 @dataclass
+class Registered:
+    """A registered id (an embedder, a head or a fine-tuner): the class, its preset option values, who registered it."""
+
+    id: str
+    cls: type[Any]  # an Embedder, Head or FineTuner subclass
+    plugin: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    requires: dict[str, str] = field(default_factory=dict)  # extra to the class's, for this id only
+
+    @property
+    def all_requires(self) -> dict[str, str]:
+        return {**self.cls.requires, **self.requires}
+
+    @property
+    def summary(self) -> str:
+        return self.description or self.cls.description
+
+
+@dataclass
 class Registry:
     """The loaded plugins and every embedder id they registered."""
 
     manager: pluggy.PluginManager
-    embedders: dict[str, EmbedderEntry] = field(default_factory=dict)
-    heads: dict[str, EmbedderEntry] = field(default_factory=dict)
-    finetuners: dict[str, EmbedderEntry] = field(default_factory=dict)
+    embedders: dict[str, Registered] = field(default_factory=dict)
+    heads: dict[str, Registered] = field(default_factory=dict)
+    finetuners: dict[str, Registered] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
 
-    def entry(self, embedder_id: str) -> EmbedderEntry:
+    def entry(self, embedder_id: str) -> Registered:
         try:
             return self.embedders[embedder_id]
         except KeyError:
@@ -78,7 +98,7 @@ class Registry:
         return embedder, resolved
 
 
-def missing_requirements(entry: EmbedderEntry) -> list[tuple[str, str]]:
+def missing_requirements(entry: Registered) -> list[tuple[str, str]]:
     """Modules the embedder needs that cannot be found, without importing them."""
     missing = []
     for module, command in entry.all_requires.items():
@@ -171,7 +191,7 @@ def _add(registry: Registry, name: str, plugin: Any, version: str, source: str) 
     registry.plugins[name] = PluginInfo(name, version, hooks, source)
 
 
-def _collect(registry: Registry, hook_name: str, kind: str, base: type[Any], target: dict[str, EmbedderEntry]) -> None:
+def _collect(registry: Registry, hook_name: str, kind: str, base: type[Any], target: dict[str, Registered]) -> None:
     """Call every plugin's ``hook_name(register)``; ids are global per kind, so duplicates are errors."""
     for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
         plugin_name = impl.plugin_name
@@ -189,7 +209,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, base: type[Any], tar
                 other = target[entry_id].plugin
                 raise _Duplicate(f"{kind} id {entry_id!r} is registered by both plugin {other!r} and "
                                  f"plugin {_plugin!r}")
-            target[entry_id] = EmbedderEntry(entry_id, cls, _plugin, dict(defaults or {}), description,
+            target[entry_id] = Registered(entry_id, cls, _plugin, dict(defaults or {}), description,
                                              dict(requires or {}))
 
         try:

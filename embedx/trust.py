@@ -9,7 +9,7 @@ Two rules of the trust policy live here:
   the embedder's options; :func:`granted_trust` finds the trust those records would grant).
 * **The local key.** Files embedx writes for itself and reads back later (a bench journal, the digest
   cache) are authenticated with an HMAC under a per-user secret key, ``local.key`` in embedx's cache
-  folder (:func:`embedx.digests.cache_root`), created with mode 0600 on first use. A line or row that
+  folder (:func:`embedx.files.digests.cache_root`), created with mode 0600 on first use. A line or row that
   fails its MAC was not written by this user's embedx (or was changed since): it is ignored and
   recomputed. A file copied from another machine is therefore simply recomputed.
 """
@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 
 TRUST_PREFIX = "trust_"
 KEY_FILE = "local.key"
@@ -38,7 +38,7 @@ _keys: dict[str, bytes] = {}
 
 def trust_option_names(cls: type) -> set[str]:
     """The trust options of an embedder class: ``trust_*`` by name, plus its declared ``trust_options``."""
-    from embedx.options import option_specs
+    from embedx.contract.options import option_specs
 
     declared = getattr(cls, "trust_options", ()) or ()
     names = {str(n) for n in declared}
@@ -72,8 +72,8 @@ def granted_trust(options: dict[str, Any], cls: type | None, presets: dict[str, 
     An option recorded at its default (``trust_pickle: false``) grants nothing; any other value does,
     whatever it is (``true``, ``"yes"``, a list), so an unknown spelling is never let through.
     """
-    from embedx.errors import EmbedxError
-    from embedx.options import option_specs, parse_value
+    from embedx.contract.errors import EmbedxError
+    from embedx.contract.options import option_specs, parse_value
 
     specs = option_specs(cls) if cls is not None else {}
     presets = presets or {}
@@ -97,7 +97,7 @@ def granted_trust(options: dict[str, Any], cls: type | None, presets: dict[str, 
 
 
 def key_path() -> Path:
-    from embedx.digests import cache_root
+    from embedx.files.digests import cache_root
 
     return cache_root() / KEY_FILE
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 import embedx
-from embedx.errors import EmbedderOutputError, InputError
-from embedx.extraction import ExtractSettings, extract_file
+from embedx.contract.errors import EmbedderOutputError, InputError
 from embedx.inputs import InputSpec, read_records
+from embedx.pipeline.extraction import ExtractSettings, extract_file
 from fakes import WordStats
 
 

@@ -262,7 +262,7 @@ def test_compare_runs_on_a_labelled_file_with_its_own_split(fake_plugins, tmp_pa
 
 
 def test_compare_refuses_a_split_column_for_a_registered_dataset(fake_plugins, tmp_path):
-    from embedx.errors import EmbedxError
+    from embedx.contract.errors import EmbedxError
 
     with pytest.raises(EmbedxError, match="--split-column part: dataset 'sms-spam' is a registered one"):
         Comparison(small_config(split_column="part"), tmp_path, log=lambda m: None).run()
@@ -333,7 +333,7 @@ def test_runs_on_different_datasets_merge_into_one_report_naming_each_run(fake_p
 
 def test_merging_refuses_repeated_datasets_other_protocols_and_foreign_files(tmp_path):
     from embedx.bench.merge import load_results, merge_results
-    from embedx.errors import EmbedxError
+    from embedx.contract.errors import EmbedxError
 
     def part(datasets, seeds=(0,)):
         return {"config": {"datasets": datasets, "seeds": list(seeds)}, "machine": {"cpus": 2, "python": "3.11"},
@@ -394,7 +394,7 @@ def test_a_finetuners_default_model_retrained_in_place_is_fine_tuned_again(fake_
 
 
 def test_path_digests_follow_file_and_folder_content_not_names(tmp_path):
-    from embedx.digests import path_digests
+    from embedx.files.digests import path_digests
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "weights.bin").write_bytes(b"v1")

@@ -21,7 +21,7 @@ from embedx.bench.throughput.hardware import Utilisation
 from embedx.bench.throughput.session import run
 from embedx.bench.throughput.settings import Settings, with_defaults
 from embedx.bench.throughput.texts import texts_of_length, unique_texts
-from embedx.errors import OptionError
+from embedx.contract.errors import OptionError
 from embedx.plugin_api import DOCUMENT, Embedder, Output, hookimpl
 from embedx.plugin_api.testing import build_registry, cli_app
 

@@ -7,9 +7,9 @@ import os
 import pytest
 
 import embedx
-import embedx.extraction as extraction
-from embedx.extraction import ExtractSettings, extract_file
+import embedx.pipeline.extraction as extraction
 from embedx.inputs import InputSpec
+from embedx.pipeline.extraction import ExtractSettings, extract_file
 from embedx.store import layout as L
 from embedx.store.catalog import load
 from embedx.store.commit import write_index

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import embedx
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 
 
 def test_a_stored_nan_is_reported_as_damage_not_as_a_missing_segment(registry, store_path):

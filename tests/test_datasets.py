@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import embedx.datasets as datasets
+from embedx.contract.errors import EmbedxError, InputError
 from embedx.datasets import sources
-from embedx.errors import EmbedxError, InputError
 
 # Measured from the pinned packages (see embedx/datasets/sources.py); any change means different data.
 EXPECTED = {

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from embedx import digests
+from embedx.files import digests
 
 
 def test_a_second_process_reuses_the_digest_without_reading_the_file(tmp_path):
@@ -19,7 +19,7 @@ def test_a_second_process_reuses_the_digest_without_reading_the_file(tmp_path):
     expected = hashlib.sha256(model.read_bytes()).hexdigest()
     assert digests.cached_file_digest(model) == expected
     # A new process whose hashing function fails: it must answer from the on-disk cache.
-    code = ("import sys, embedx.digests as d\n"
+    code = ("import sys, embedx.files.digests as d\n"
             "d.file_digest = lambda path: (_ for _ in ()).throw(AssertionError('re-hashed'))\n"
             "print(d.cached_file_digest(sys.argv[1]))")
     done = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True)
@@ -81,7 +81,7 @@ def test_a_folder_digest_never_follows_a_link_out_nor_opens_a_fifo(tmp_path):
     import os
     import threading
 
-    from embedx.digests import folder_digest
+    from embedx.files.digests import folder_digest
 
     model = tmp_path / "model"
     model.mkdir()

@@ -95,6 +95,40 @@ def registry_reset():
     set_registry(None)
 
 
-@pytest.mark.parametrize("doc", ["hdf5-format.md", "writing-plugins.md"])
+@pytest.mark.parametrize("doc", ["hdf5-format.md", "writing-plugins.md", "architecture.md"])
 def test_docs_are_linked_from_the_readme(doc):
     assert f"docs/{doc}" in (ROOT / "README.md").read_text()
+
+
+MODULE_PATH = re.compile(r"`((?:embedx|plugins|tests|docs)/[\w./-]+)`")
+DOTTED = re.compile(r"`(embedx(?:\.\w+)+)`")
+
+
+def _resolves(dotted: str) -> bool:
+    """``embedx.a.b`` names a module, or an attribute of the longest module prefix of it."""
+    import importlib
+    import importlib.util
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            obj = importlib.import_module(module)
+            for attr in parts[cut:]:
+                if not hasattr(obj, attr):
+                    return False
+                obj = getattr(obj, attr)
+            return True
+    return False
+
+
+def test_every_module_the_architecture_page_names_exists():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    paths, dotted = MODULE_PATH.findall(text), DOTTED.findall(text)
+    assert len(paths) > 20 and dotted, "the page names its modules in backticks"
+    assert [p for p in paths if not (ROOT / p.rstrip("/")).exists()] == []
+    assert [d for d in dotted if not _resolves(d)] == []

@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from embedx.cli import app
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 from embedx.inputs import InputSpec, read_records
 from embedx.store.layout import safe_name
 

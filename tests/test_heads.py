@@ -13,8 +13,8 @@ from embedx import datasets
 from embedx.cli import app
 from embedx.heads.data import HeadData
 from embedx.heads.selection import Protocol
+from embedx.heads.training import SplitSpec, default_predict_features, load_head, predict, train
 from embedx.store.reader import FeatureStore
-from embedx.training import SplitSpec, default_predict_features, load_head, predict, train
 
 SPLIT = SplitSpec(seed=0, samples_per_class=300)
 OUT = "doc"  # the hashing embedder's document output
@@ -50,7 +50,7 @@ def test_dense_head_reports_the_epoch_whose_weights_it_kept(sms, monitor):
     from embedx.heads.dense import DenseHead
 
     with FeatureStore(sms) as store:
-        from embedx.training import labelled_data, make_splits
+        from embedx.heads.training import labelled_data, make_splits
 
         data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
         parts = make_splits(data.y, data.classes, SPLIT)
@@ -84,7 +84,7 @@ def test_dense_head_uses_torch_default_threads_unless_told(sms, threads, expecte
     try:
         torch.set_num_threads(2)
         with FeatureStore(sms) as store:
-            from embedx.training import labelled_data, make_splits
+            from embedx.heads.training import labelled_data, make_splits
 
             data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
             parts = make_splits(data.y, data.classes, SPLIT)
@@ -106,7 +106,7 @@ def test_streaming_logreg_matches_the_exact_solver(sms):
 def test_a_warm_start_reaches_the_same_solution_in_fewer_iterations(sms):
     """Cross-validation starts each C from the previous C's solution: same optimum (convex), less solver work."""
     from embedx.heads.data import MemoryData
-    from embedx.training import build_head
+    from embedx.heads.training import build_head
 
     ds = datasets.load("sms-spam", fetch=True)
     with FeatureStore(sms) as store:
@@ -160,7 +160,7 @@ def test_default_protocol_cross_validates_then_refits_on_train_and_validation(sm
     best = max(outcome.grid, key=lambda g: g["cv"]["accuracy"])
     assert outcome.chosen["C"] == best["options"]["C"] and outcome.validation == best["cv"]
     with FeatureStore(sms) as store:
-        from embedx.training import labelled_data, make_splits
+        from embedx.heads.training import labelled_data, make_splits
 
         data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
         parts = make_splits(data.y, data.classes, SPLIT)
@@ -198,7 +198,7 @@ def test_saved_heads_predict_exactly_as_before(sms, tmp_path, head, options):
 
 def test_saved_head_matches_the_trained_one(sms, tmp_path):
     """Probabilities of the in-memory head and of the one read back from disk are identical."""
-    from embedx.training import build_head, labelled_data, make_splits
+    from embedx.heads.training import build_head, labelled_data, make_splits
 
     out = tmp_path / "rf"
     train("random-forest", sms, "hashing-ngrams", "label", split=SPLIT, options={"n_estimators": "15"},

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import embedx
 from embedx.cli import app
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store.verify import verify_structure
 
 TEXTS = ["a gripping film", "dull and long", "a gripping film", "fine"]

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from embedx.cli import app
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 from embedx.inputs import InputSpec, is_blank, iter_records, read_records, typed_column
 
 

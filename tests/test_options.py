@@ -6,8 +6,8 @@ from typing import Literal
 
 import pytest
 
-from embedx.errors import OptionError
-from embedx.options import option_specs, parse_option_pairs, resolve_options
+from embedx.contract.errors import OptionError
+from embedx.contract.options import option_specs, parse_option_pairs, resolve_options
 
 
 class Demo:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import embedx
-from embedx.errors import OptionError, RegistryError, StoreError
+from embedx.contract.errors import OptionError, RegistryError, StoreError
 from fakes import WordStats
 
 TEXTS = ["the cat sat", "a dog", "the cat sat", "", "birds fly south in winter", "a dog"]
@@ -165,9 +165,9 @@ def test_unkeyed_options_are_recorded_but_not_hashed(registry, store_path, tmp_p
     class Located(WordStats):
         unkeyed_options = ("fail_on",)
 
-    from embedx.embedder import EmbedderEntry
+    from embedx.registry import Registered
 
-    registry.embedders["located"] = EmbedderEntry("located", Located, "fakes")
+    registry.embedders["located"] = Registered("located", Located, "fakes")
     first = embedx.extract(["a b"], "located", store_path, options={"fail_on": "/old/place"})
     second = embedx.extract(["a b"], "located", store_path, options={"fail_on": "/new/place"})
     assert first.config_hash == second.config_hash and second.computed == 0
@@ -180,10 +180,10 @@ def test_a_plugin_whose_load_fails_is_named(registry, store_path):
         def load(self):
             raise KeyError("weights.bin")
 
-    from embedx.embedder import EmbedderEntry
-    from embedx.errors import EmbedderUnavailable
+    from embedx.contract.errors import EmbedderUnavailable
+    from embedx.registry import Registered
 
-    registry.embedders["broken"] = EmbedderEntry("broken", Broken, "fakes")
+    registry.embedders["broken"] = Registered("broken", Broken, "fakes")
     with pytest.raises(EmbedderUnavailable, match=r"'broken' \(plugin 'fakes'\) could not load: KeyError"):
         embedx.extract(["a"], "broken", store_path)
 
@@ -200,10 +200,10 @@ def test_an_embedder_that_cannot_run_here_fails_before_loading(registry, store_p
         def load(self):
             loads.append(1)
 
-    from embedx.embedder import EmbedderEntry
-    from embedx.errors import EmbedderUnavailable
+    from embedx.contract.errors import EmbedderUnavailable
+    from embedx.registry import Registered
 
-    registry.embedders["offline"] = EmbedderEntry("offline", Unavailable, "fakes")
+    registry.embedders["offline"] = Registered("offline", Unavailable, "fakes")
     with pytest.raises(EmbedderUnavailable, match=r"'offline' \(plugin 'fakes'\) cannot run here: hub module not in"):
         embedx.extract(["a b", "c"], "offline", store_path)
     assert loads == [] and WordStats.calls == []
@@ -227,7 +227,7 @@ def test_a_fully_cached_rerun_does_not_rewrite_the_file(registry, store_path):
 
 
 def test_the_model_is_loaded_only_once_something_is_missing(registry, store_path, monkeypatch):
-    import embedx.extraction as extraction
+    import embedx.pipeline.extraction as extraction
 
     loads = []
     monkeypatch.setattr(WordStats, "load", lambda self: loads.append(len(WordStats.calls)), raising=False)

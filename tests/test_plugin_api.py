@@ -100,7 +100,7 @@ def test_pooling_aliases(old, new):
 
 def test_every_installed_embedder_option_has_a_description():
     """`embedx embedders -v` shows one line per option; an undocumented option is a gap a user falls into."""
-    from embedx.options import option_specs
+    from embedx.contract.options import option_specs
     from embedx.plugin_api.testing import installed_registry
 
     registry = installed_registry(set(), "")

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 import embedx
-from embedx.embedder import Embeddings, Ragged
-from embedx.engines.ray_engine import EmbedWorker, RayEngine, fingerprint
-from embedx.errors import EmbedderOutputError, EmbedderUnavailable, OptionError
+from embedx.contract.embedder import Embeddings, Ragged
+from embedx.contract.errors import EmbedderOutputError, EmbedderUnavailable, OptionError
+from embedx.pipeline.engines.ray_engine import EmbedWorker, RayEngine, fingerprint
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -243,12 +243,12 @@ def test_write_on_workers_writes_what_the_single_process_writes(ray_cluster, reg
 
 def test_a_forged_worker_segment_is_refused_and_set_aside(registry, tmp_path):
     """What the driver does with a worker's segment (no Ray needed): anything but the batch it sent is refused."""
-    from embedx.errors import StoreError
-    from embedx.keys import content_keys
+    from embedx.contract.errors import StoreError
+    from embedx.pipeline.keys import content_keys
+    from embedx.pipeline.output_checks import BatchChecker, OutputShape
     from embedx.store.keyindex import binary_to_hex
     from embedx.store.segment import write_set_segment
     from embedx.store.transaction import writer
-    from embedx.validate import BatchChecker, OutputShape
 
     embedder, _ = registry.create("word-stats", {})
     embedder.requested_outputs = ("doc",)

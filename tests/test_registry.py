@@ -10,7 +10,7 @@ import pytest
 
 import embedx
 from embedx import registry as R
-from embedx.errors import RegistryError
+from embedx.contract.errors import RegistryError
 from fakes import WordStats
 
 
@@ -139,14 +139,14 @@ def test_missing_dependency_gives_the_install_command(registry):
     class NeedsTorch(WordStats):
         requires = {"surely_not_installed_mod": "pip install surely-not-installed"}
 
-    from embedx.embedder import EmbedderEntry
+    from embedx.registry import Registered
 
-    registry.embedders["needs"] = EmbedderEntry("needs", NeedsTorch, "fakes")
-    from embedx.errors import EmbedderUnavailable
+    registry.embedders["needs"] = Registered("needs", NeedsTorch, "fakes")
+    from embedx.contract.errors import EmbedderUnavailable
 
     with pytest.raises(EmbedderUnavailable, match="needs 'surely_not_installed_mod'.*pip install surely-not-installed"):
         registry.create("needs")
-    from embedx.catalog import describe_embedders
+    from embedx.listing import describe_embedders
 
     row = [r for r in describe_embedders(registry) if r["id"] == "needs"][0]
     assert row["available"] is False and row["install"] == "pip install surely-not-installed"

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import embedx
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store.compact import compact
 
 RENAMED = r"shared.h5 was renamed: it was written as features.h5, .* folder features.h5.segments/ .*Rename it back"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import embedx
-from embedx.errors import EmbedderOutputError, InputError, StoreError
+from embedx.contract.errors import EmbedderOutputError, InputError, StoreError
 from embedx.store import commit as commit_module
 from embedx.store import layout as L
 from embedx.store.catalog import expire_retired, recover
@@ -69,7 +69,7 @@ def test_plain_h5py_reads_every_row_through_the_index(registry, store_path, tmp_
 
 def write_format_1(path, texts):
     """A feature file exactly as embedx 0.1 wrote it (every row inside the file)."""
-    from embedx.keys import content_key
+    from embedx.pipeline.keys import content_key
 
     string = h5py.string_dtype("utf-8")
     with h5py.File(path, "w") as f:

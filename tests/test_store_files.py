@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import embedx
 from embedx.cli import app
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 
 

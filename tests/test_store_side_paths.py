@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 import embedx
 import fakes
 from embedx.cli import app
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.compact import compact
 from embedx.store.sidepaths import SEGMENT_NAME

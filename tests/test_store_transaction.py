@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import embedx
-from embedx.keys import content_keys
+from embedx.pipeline.keys import content_keys
 from embedx.store import layout as L
 from embedx.store import verify
 from embedx.store.compact import compact
@@ -30,7 +30,7 @@ def test_extraction_sees_only_the_transaction_api():
     import ast
     from pathlib import Path
 
-    import embedx.extraction as extraction
+    import embedx.pipeline.extraction as extraction
 
     tree = ast.parse(Path(extraction.__file__).read_text())
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
@@ -110,8 +110,8 @@ def test_index_temporaries_of_a_killed_writer_are_removed_and_nothing_else(regis
 
 
 def test_training_resolves_the_embedder_through_the_public_function(registry):
-    from embedx.extraction import resolve_embedder
-    from embedx.training import expected_config
+    from embedx.heads.training import expected_config
+    from embedx.pipeline.extraction import resolve_embedder
 
     resolved = resolve_embedder(None, "word-stats")
     assert expected_config(resolved.config) == resolved.config_hash

@@ -234,7 +234,7 @@ def _trained_head(box: Sandbox) -> Path:
     labels = ["spam"] * 24 + ["ham"] * 24
     embedx.extract(texts, "hashing-ngrams", box.store, name="t", options={"dim": 64}, columns={"label": labels})
     head = box.work / "head"
-    from embedx.training import SplitSpec, train
+    from embedx.heads.training import SplitSpec, train
 
     train("logreg", box.store, "hashing-ngrams", "label", split=SplitSpec(seed=0), save=head)
     return head

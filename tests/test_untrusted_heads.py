@@ -26,10 +26,10 @@ import embedx
 from embedx import DOCUMENT, Embedder, Output
 from embedx import registry as registry_module
 from embedx.cli import app
-from embedx.errors import EmbedxError, InputError, OptionError
+from embedx.contract.errors import EmbedxError, InputError, OptionError
 from embedx.heads.saved import HeadStateError
 from embedx.heads.selection import Protocol
-from embedx.training import SplitSpec, default_predict_features, load_head, predict, train
+from embedx.heads.training import SplitSpec, default_predict_features, load_head, predict, train
 
 SPLIT = SplitSpec(seed=0)
 
@@ -116,8 +116,8 @@ class _Picky(Embedder):
         self.model, self.allow_code, self.trust_weights = model, allow_code, trust_weights
 
     def identity(self):
-        from embedx.digests import file_digest
-        from embedx.errors import EmbedderUnavailable
+        from embedx.contract.errors import EmbedderUnavailable
+        from embedx.files.digests import file_digest
 
         if self.model and not os.path.isfile(self.model):
             raise EmbedderUnavailable(f"no model file {self.model}")
@@ -433,7 +433,7 @@ def test_the_local_key_is_private(tmp_path, monkeypatch):
 def test_a_digest_row_not_written_here_is_not_trusted(tmp_path, monkeypatch):
     import sqlite3
 
-    from embedx import digests
+    from embedx.files import digests
 
     monkeypatch.setenv("EMBEDX_CACHE_DIR", str(tmp_path / "cache"))
     model = tmp_path / "model.bin"
@@ -496,7 +496,7 @@ def test_a_results_file_with_malformed_rows_is_one_line(tmp_path):
 
 def test_a_recorded_write_location_is_dropped_not_followed(picky, tmp_path):
     """Options that choose where embedx writes (``cache_dir``, declared ``write_options``) come from the caller."""
-    from embedx.training import embedder_options
+    from embedx.heads.training import embedder_options
     from embedx.trust import is_write_option
 
     assert is_write_option("cache_dir") and is_write_option("vectors_cache_dir") and is_write_option("output")

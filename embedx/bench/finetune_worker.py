@@ -12,8 +12,8 @@ import numpy as np
 
 
 def main(src: str, dst: str) -> None:
-    from embedx.errors import EmbedxError
-    from embedx.options import resolve_options
+    from embedx.contract.errors import EmbedxError
+    from embedx.contract.options import resolve_options
     from embedx.registry import get_registry
 
     job = json.loads(Path(src).read_text())

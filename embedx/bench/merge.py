@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from embedx.errors import EmbedxError
+from embedx.contract.errors import EmbedxError
 
 #: Settings the report states once for all datasets: parts that differ in one cannot share a report.
 SHARED_SETTINGS = ("seeds", "finetune_seeds", "samples_per_class", "finetune_samples_per_class", "max_tokens",

@@ -23,11 +23,11 @@ import numpy as np
 from embedx.bench.config import AUTO, BenchConfig
 from embedx.bench.journal import PARTS, Journal, plain_json
 from embedx.bench.specs import EmbedderSpec, parse_spec
-from embedx.digests import path_digests
-from embedx.errors import EmbedxError
+from embedx.contract.errors import EmbedxError
+from embedx.contract.options import option_specs
+from embedx.files.digests import path_digests
 from embedx.heads.data import MemoryData
 from embedx.heads.metrics import scores
-from embedx.options import option_specs
 from embedx.registry import Registry, get_registry, missing_requirements
 
 
@@ -147,7 +147,7 @@ class Comparison:
 
         ``outputs`` (default: the embedder's defaults) are computed together into one feature set.
         """
-        from embedx.extraction import extract
+        from embedx.pipeline.extraction import extract
         from embedx.store.reader import FeatureStore
 
         chosen = [texts[i] for i in used]
@@ -273,7 +273,7 @@ class Comparison:
                   split: Any, seed: int, label: str | None = None, options: dict | None = None,
                   selection: str | None = None) -> dict | None:
         from embedx.heads.selection import Protocol, choose_and_fit
-        from embedx.training import build_head
+        from embedx.heads.training import build_head
 
         entry = self.registry.heads.get(head_id)
         if entry is None:
@@ -309,7 +309,7 @@ class Comparison:
 
     def _sweep_one(self, embedder_id: str, dataset: str, ds: Any, used: np.ndarray, splits: dict) -> None:
         """One embedder's layers x pooling rows, with the options it declares (the shared vocabulary)."""
-        from embedx.options import option_specs
+        from embedx.contract.options import option_specs
 
         y, classes = ds.label_ids, list(ds.label_names)
         cls = self.registry.embedders[embedder_id].cls
@@ -473,7 +473,7 @@ def _read_times(path: Path) -> tuple[dict[str, dict[str, float]], bool]:
 
 
 def _write_times(path: Path, times: dict[str, dict[str, float]]) -> None:
-    from embedx.atomic import atomic_write
+    from embedx.files.atomic import atomic_write
     from embedx.trust import mac
 
     body = json.dumps(times, sort_keys=True)
@@ -523,7 +523,7 @@ def layer_sweep_ids(setting: str | None, registry: Any) -> list[str]:
         return []
     if setting != AUTO:
         return [s.strip() for s in setting.split(",") if s.strip()]
-    from embedx.catalog import describe_embedders
+    from embedx.listing import describe_embedders
 
     runs = {row["id"] for row in describe_embedders(registry) if row["available"] and not row["needs"]}
     return [i for i, entry in sorted(registry.embedders.items()) if entry.cls.layer_options and i in runs]

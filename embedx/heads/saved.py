@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 
 STATE_ARRAYS = "state.npz"
 STATE_CONFIG = "state.json"

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedx.errors import OptionError
+from embedx.contract.errors import OptionError
 from embedx.heads.base import FitReport, Head
 from embedx.heads.metrics import scores
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO, Literal
 
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 
 EncodingErrors = Literal["strict", "replace", "ignore"]
 _BOM = "\ufeff"

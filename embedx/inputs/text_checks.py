@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 from embedx.inputs.decoding import EncodingErrors
 from embedx.store.layout import safe_name
 

@@ -14,10 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from embedx.atomic import atomic_write, fsync_path
-from embedx.digests import cache_root, cached_file_digest, file_digest, folder_digest
-from embedx.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
-from embedx.errors import (
+from embedx.contract.embedder import DOCUMENT, TOKEN, Embedder, Embeddings, Output, Ragged
+from embedx.contract.errors import (
     EmbedderOutputError,
     EmbedderUnavailable,
     EmbedxError,
@@ -26,12 +24,9 @@ from embedx.errors import (
     RegistryError,
     StoreError,
 )
-from embedx.hookspecs import hookimpl
-from embedx.options import option_specs
-from embedx.vector_files import FORMATS as VECTOR_FORMATS
-from embedx.vector_files import check_vector_sizes, open_maybe_compressed, split_suffix
-from embedx.vector_files import detect_format as detect_vector_format
-from embedx.vocabulary import (
+from embedx.contract.hookspecs import hookimpl
+from embedx.contract.options import option_specs
+from embedx.contract.vocabulary import (
     LAYER_COMBINE,
     LAYERS_HELP,
     MODEL_OPTION,
@@ -41,6 +36,11 @@ from embedx.vocabulary import (
     check_pooling,
     parse_layers,
 )
+from embedx.files.atomic import atomic_write, fsync_path
+from embedx.files.digests import cache_root, cached_file_digest, file_digest, folder_digest
+from embedx.files.vector_files import FORMATS as VECTOR_FORMATS
+from embedx.files.vector_files import check_vector_sizes, open_maybe_compressed, split_suffix
+from embedx.files.vector_files import detect_format as detect_vector_format
 
 API_VERSION = "1.3"
 
@@ -49,7 +49,7 @@ _LAZY = {
     "guarded_with": ("embedx.commands", "guarded_with"),
     "fail": ("embedx.commands", "fail"),
     "EncodingErrors": ("embedx.commands", "EncodingErrors"),
-    "progress_bar": ("embedx.progress", "progress_bar"),
+    "progress_bar": ("embedx.pipeline.progress", "progress_bar"),
     # fine-tuning baselines and heads registered by plugins
     "FineTuner": ("embedx.finetune", "FineTuner"),
     "FineTuneResult": ("embedx.finetune", "FineTuneResult"),

@@ -75,6 +75,6 @@ def add_plugin_commands(cli: Any) -> None:
 
 def describe_embedders(registry: Registry | None = None) -> Any:
     """What ``embedx embedders --json`` prints, as Python objects."""
-    from embedx.catalog import describe_embedders as describe
+    from embedx.listing import describe_embedders as describe
 
     return describe(registry)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, SetState
 from embedx.store.segment import SET, SegmentInfo, now, open_segment, read_info, verify_key_index

@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, InputState, SetState, open_folder, remove_unreferenced
 from embedx.store.faults import check_free_space, needs_space_message

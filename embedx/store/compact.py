@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store.commit import commit, merge_segments, write_index
 from embedx.store.faults import check_free_space, needs_space_message
 from embedx.store.lock import WriterLock

@@ -11,7 +11,7 @@ import errno
 import shutil
 from pathlib import Path
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 
 FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 DENIED = {errno.EROFS, errno.EACCES, errno.EPERM}

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 from embedx.inputs import Record, typed_column
 from embedx.store import layout as L
 from embedx.store.catalog import InputState

@@ -29,7 +29,6 @@ KEY_DTYPE = "S32"
 RAW = "raw"  # input pieces: column values as text, typed when the whole input has been seen
 SORTED_KEYS = "index/keys"  # uint8 [rows, 16]: the binary keys of a set segment, sorted
 SORTED_ROWS = "index/rows"  # uint32 [rows]: the segment row of each sorted key
-ENDS = "ends"  # int64 [rows]: in a set segment, offsets[1:] of a token output (absolute in the set)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@+-]+")
 

@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store.faults import resource_error
 from embedx.store.sidepaths import kind_of, plain_problem, refusal
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.keyindex import KEY
 from embedx.store.segment import _plain

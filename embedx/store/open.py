@@ -8,7 +8,7 @@ from pathlib import Path
 
 import h5py
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.sidepaths import kind_of, refuse_link
 from embedx.store.verify import is_verified, verify_isolated, verify_structure

@@ -12,8 +12,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from embedx.errors import StoreError
-from embedx.keys import content_key
+from embedx.contract.errors import StoreError
+from embedx.pipeline.keys import content_key
 from embedx.store import layout as L
 from embedx.store import lease
 from embedx.store.keyindex import KeyIndex, as_sorted_index, hex_to_binary
@@ -106,7 +106,7 @@ class FeatureStore:
             have = ", ".join(f"{s.embedder} ({s.config_hash[:12]})" for s in self.sets()) or "none"
             raise StoreError(f"{self.path} has no feature set for embedder {embedder!r}"
                              f"{'' if config_hash is None else f' with configuration {config_hash}'} (it has: {have})")
-        from embedx.config_diff import differences
+        from embedx.store.config_diff import differences
 
         listing = differences({m.config_hash[:12]: m.config for m in matches})
         raise StoreError(f"{self.path} has {len(matches)} configurations of {embedder!r}; choose one with its "
@@ -264,7 +264,7 @@ class FeatureSet:
             return np.array([k.encode("ascii") if isinstance(k, str) else bytes(k) for k in keys], dtype=L.KEY_DTYPE)
         return np.asarray(self.store.input(input).keys, dtype=L.KEY_DTYPE)
 
-    def _output(self, output: str | None, level: str) -> dict[str, Any]:
+    def output_spec(self, output: str | None, level: str) -> dict[str, Any]:
         if output is None:
             candidates = [o for o in self.info.outputs if o["level"] == level]
             if not candidates:
@@ -280,14 +280,14 @@ class FeatureSet:
     def vectors(self, texts: Sequence[str] | None = None, *, input: str | None = None,
                 keys: Sequence[bytes | str] | None = None, output: str | None = None) -> np.ndarray:
         """Document vectors ``[n, dim]`` aligned with the texts (duplicates repeated)."""
-        spec = self._output(output, "document")
+        spec = self.output_spec(output, "document")
         return gather(self.group[spec["name"]][L.VALUES], self.rows(texts, input=input, keys=keys))
 
     def iter_vectors(self, texts: Sequence[str] | None = None, *, input: str | None = None,
                      keys: Sequence[bytes | str] | None = None, output: str | None = None,
                      chunk_size: int = 8192) -> Iterator[np.ndarray]:
         """Document vectors in chunks of ``chunk_size`` rows, in input order, never all in memory."""
-        spec = self._output(output, "document")
+        spec = self.output_spec(output, "document")
         rows = self.rows(texts, input=input, keys=keys)
         values = self.group[spec["name"]][L.VALUES]
         for start in range(0, len(rows), chunk_size):
@@ -306,7 +306,7 @@ class FeatureSet:
         output: str | None = None,
     ) -> list[tuple[list[str], np.ndarray]]:
         """Per text, its tokens and their vectors ``[n_tokens, (layers,) dim]``."""
-        spec = self._output(output, "token")
+        spec = self.output_spec(output, "token")
         sub = self.group[spec["name"]]
         offsets = sub[L.OFFSETS]
         result = []

@@ -27,7 +27,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.keyindex import as_sorted_index, hex_to_binary
 from embedx.store.packing import unpack_strings
@@ -200,7 +200,7 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray, compression: str | 
 
 def write_set_segment(directory: Path, name: str, meta: dict[str, Any], lo: int, hi: int,
                       arrays: dict[str, np.ndarray], bases: dict[str, int]) -> SegmentInfo:
-    """Write the rows in ``arrays`` (the batch layout of :class:`embedx.validate.BatchChecker`).
+    """Write the rows in ``arrays`` (the batch layout of :class:`embedx.pipeline.output_checks.BatchChecker`).
 
     ``bases`` gives, per token output, how many token rows the set holds before this segment.
     """

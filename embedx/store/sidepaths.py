@@ -27,8 +27,8 @@ import re
 import stat
 from pathlib import Path
 
-from embedx.atomic import atomic_write_at
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
+from embedx.files.atomic import atomic_write_at
 from embedx.store.faults import resource_error
 
 #: the names of segment files: ``set@<set>@<lo>-<hi>@<id>.h5``, ``input@<name>@<gen>-<part>@<id>.h5``,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, SetState
 from embedx.store.commit import commit, compact_tiers
@@ -127,7 +127,7 @@ class Transaction:
                                      checkpoint_rows=checkpoint_rows)
 
     def append(self, arrays: dict[str, np.ndarray]) -> None:
-        """Checked rows of the open set, in the batch layout of :class:`embedx.validate.BatchChecker`."""
+        """Checked rows of the open set, in the batch layout of :class:`embedx.pipeline.output_checks.BatchChecker`."""
         assert self._writer is not None, "open_set() first"
         self._writer.put(arrays)
 

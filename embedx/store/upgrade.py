@@ -75,7 +75,7 @@ def upgrade(path: Path) -> str:
     note = _clear_folder(path)
     needed = path.stat().st_size
     if not check_free_space(path.parent, needed, "upgrading"):
-        from embedx.errors import StoreError
+        from embedx.contract.errors import StoreError
 
         raise StoreError(needs_space_message(path.parent, needed, f"upgrading {path} to format {L.FORMAT_VERSION}"))
     catalog = Catalog(path, created=now())

@@ -33,7 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 
 MAX_OBJECTS = 1_000_000  # groups + datasets + links; a real file with this many is far beyond any corpus
@@ -556,7 +556,7 @@ def _record_name(path: Path, allowed_dir: Path | str | None, renamed_ok: bool) -
 
 
 def _records_folder(create: bool) -> int | None:
-    from embedx.digests import cache_root
+    from embedx.files.digests import cache_root
 
     folder = cache_root() / "verified"
     try:
@@ -594,7 +594,7 @@ def record_verified(path: Path | str, allowed_dir: Path | str | None = None, ren
 
     Called after a child verified it, and by the writer for an index it has just written from
     checked parts (:mod:`embedx.store.transaction`)."""
-    from embedx.atomic import atomic_write_at
+    from embedx.files.atomic import atomic_write_at
 
     path = Path(path)
     key = _state_key(path, allowed_dir, renamed_ok)

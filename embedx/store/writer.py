@@ -99,7 +99,7 @@ class SegmentWriter:
 
 
 def concat_batches(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Batches in the layout of :class:`embedx.validate.BatchChecker` as one; offsets rebased."""
+    """Batches in the layout of :class:`embedx.pipeline.output_checks.BatchChecker` as one; offsets rebased."""
     return {key: _concat(key, [b[key] for b in batches]) for key in batches[0]}
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from embedx.embedder import Embedder
+from embedx.contract.embedder import Embedder
 
 
 @dataclass

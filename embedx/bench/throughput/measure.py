@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from embedx.bench.throughput.hardware import Probe, sync
-from embedx.embedder import DOCUMENT, Embedder, Embeddings
+from embedx.contract.embedder import DOCUMENT, Embedder, Embeddings
 
 
 def _rates(record: dict[str, Any], texts: int, tokens: int, seconds: float, cpu: float) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def peer(runner: Any, texts: list[str], tokens: list[int], batch_size: int | Non
 def extract(registry: Any, embedder_id: str, texts: list[str], tokens: list[int], batch_size: int, device: str,
             workdir: Path, kind: str = "extract") -> dict[str, Any]:
     """``embedx.extract`` of ``texts`` into a fresh file (an input table included, as the CLI writes one)."""
-    from embedx.extraction import extract as run_extract
+    from embedx.pipeline.extraction import extract as run_extract
 
     folder = Path(workdir) / f"{kind}-{time.perf_counter_ns()}"
     folder.mkdir(parents=True)

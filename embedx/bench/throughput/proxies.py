@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from embedx.embedder import TOKEN, Embedder, Embeddings, Output, Ragged
-from embedx.hookspecs import hookimpl
+from embedx.contract.embedder import TOKEN, Embedder, Embeddings, Output, Ragged
+from embedx.contract.hookspecs import hookimpl
 from embedx.registry import Registry, build_registry
 
 SUBJECT_ID = "throughput-subject"

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from embedx.atomic import atomic_write
+from embedx.files.atomic import atomic_write
 
 
 def _num(value: float | None, digits: int = 0) -> str:

@@ -37,8 +37,8 @@ from embedx.bench.throughput.schema import COLD, MEASUREMENT, SUBJECT
 from embedx.bench.throughput.settings import LAYER_POINTS, Settings, with_defaults
 from embedx.bench.throughput.summary import summarize
 from embedx.bench.throughput.texts import read_source, texts_of_length, unique_texts
-from embedx.errors import EmbedxError
-from embedx.options import option_specs
+from embedx.contract.errors import EmbedxError
+from embedx.contract.options import option_specs
 from embedx.registry import Registry, get_registry
 
 SCHEMA = "embedx-throughput/1"

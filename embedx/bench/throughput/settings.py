@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from embedx.errors import OptionError
+from embedx.contract.errors import OptionError
 
 DTYPES = ("float32", "float16", "bfloat16")
 SWEEPS = ("batch", "length", "layers", "pooling")

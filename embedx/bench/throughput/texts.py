@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 
 
 def read_source(source: str) -> tuple[str, list[str]]:

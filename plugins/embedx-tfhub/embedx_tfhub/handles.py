@@ -4,7 +4,7 @@ A URL is looked up in the TF Hub cache first, exactly where ``tensorflow_hub`` k
 ``$TFHUB_CACHE_DIR/<sha1 of the URL>`` (default ``<tmp>/tfhub_modules``). A cached module loads
 without touching the network, so a module downloaded once (or unpacked there by hand) works
 offline. An uncached URL is handed to ``hub.resolve``; offline that fails within a second with
-``URLError``, turned here into :class:`embedx.errors.EmbedderUnavailable` naming the folder to
+``URLError``, turned here into :class:`embedx.contract.errors.EmbedderUnavailable` naming the folder to
 fill. There is no retry loop: the socket timeout is bounded while resolving, and a download
 lock left behind by a dead process on this machine (which would make ``tensorflow_hub`` wait up
 to ten minutes) is removed first.

@@ -18,7 +18,7 @@ SAMPLE = ["the first text", "a second, longer text about bushfires", "third"]
 
 def test_registering_does_not_import_torch_or_transformers():
     code = ("import sys, embedx_transformers.plugin\n"
-            "from embedx.catalog import describe_embedders\n"
+            "from embedx.listing import describe_embedders\n"
             "rows = {r['id']: r for r in describe_embedders()}\n"
             "heavy = {'torch', 'transformers', 'tokenizers', 'huggingface_hub'} & set(sys.modules)\n"
             "assert not heavy, heavy\n"

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from embedx.errors import EmbedxError, OptionError, StoreError
+from embedx.contract.errors import EmbedxError, OptionError, StoreError
+from embedx.contract.options import resolve_options
 from embedx.heads.base import Head
 from embedx.heads.data import HeadData
 from embedx.heads.metrics import scores
 from embedx.heads.saved import HeadStateError, refuse_legacy
 from embedx.heads.selection import Protocol, Selection, choose_and_fit
-from embedx.options import resolve_options
 from embedx.registry import Registry, get_registry, missing_requirements
 from embedx.store.reader import FeatureSet, FeatureStore
 
@@ -47,7 +47,7 @@ PREDICT_FEATURES = "predict-features.h5"  # predict's feature cache, in embedx's
 def default_predict_features() -> Path:
     """Where ``predict`` embeds texts when not told: ``predict-features.h5`` in embedx's cache folder
     (``$EMBEDX_CACHE_DIR``, else ``$XDG_CACHE_HOME/embedx``, else ``~/.cache/embedx``). No head can change it."""
-    from embedx.digests import cache_root
+    from embedx.files.digests import cache_root
 
     return cache_root() / PREDICT_FEATURES
 
@@ -330,7 +330,7 @@ def expected_config(config: dict[str, Any], registry: Registry | None = None,
     """The configuration hash the embedder would compute now for a saved configuration; runs nothing.
 
     ``options`` replaces the configuration's own (see :func:`embedder_options`)."""
-    from embedx.extraction import resolve_embedder
+    from embedx.pipeline.extraction import resolve_embedder
 
     if options is None:
         options = dict(config.get("options", {}), **config.get("unkeyed_options", {}))
@@ -390,7 +390,7 @@ def predict(directory: str | Path, texts: list[str], features: str | Path | None
     receives the classes, the feature file and those paths. The extraction's report (what was
     computed, what came from the cache) is appended to ``reports``.
     """
-    from embedx.extraction import extract
+    from embedx.pipeline.extraction import extract
 
     registry = registry or get_registry()
     head, meta = load_head(directory, registry)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from embedx.embedder import DOCUMENT, Embeddings, Ragged
-from embedx.errors import EmbedderOutputError
+from embedx.contract.embedder import DOCUMENT, Embeddings, Ragged
+from embedx.contract.errors import EmbedderOutputError
 from embedx.store.packing import pack_strings
 
 

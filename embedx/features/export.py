@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedx.errors import EmbedxError, OptionError, StoreError
+from embedx.contract.errors import EmbedxError, OptionError, StoreError
 from embedx.store.reader import FeatureStore
 
 FORMATS = (".npy", ".npz", ".parquet", ".csv")
@@ -65,7 +65,7 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
         fset = store.feature_set(embedder, config_hash)
         table = store.input(input)
         keys = table.keys
-        spec = fset._output(output, "document")
+        spec = fset.output_spec(output, "document")
         dim = spec["dim"] * (spec["layers"] if spec.get("per_layer") else 1)
         chunks = fset.iter_vectors(keys=keys, output=spec["name"], chunk_size=chunk_size)
         columns = {"line": table.lines} | {name: table.column(name) for name in table.columns}

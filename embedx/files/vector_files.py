@@ -15,7 +15,7 @@ import re
 import struct
 from typing import BinaryIO, cast
 
-from embedx.errors import InputError, OptionError
+from embedx.contract.errors import InputError, OptionError
 
 #: Every concrete format :func:`detect_format` can return.
 FORMATS = ("word2vec-bin", "word2vec-text", "glove", "fasttext-bin", "fasttext-vec", "keyedvectors", "gensim-model")

@@ -30,9 +30,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from embedx.embedder import Embeddings, Output, Ragged
-from embedx.engines import import_ray
-from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, OptionError
+from embedx.contract.embedder import Embeddings, Output, Ragged
+from embedx.contract.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, OptionError
+from embedx.pipeline.engines import import_ray
 
 #: Environment variables that choose plugins and settings; actors must see the driver's values.
 FORWARDED_ENV_PREFIX = "EMBEDX_"
@@ -170,8 +170,8 @@ def _worker_checker(embedder: Any, write: dict[str, Any]) -> Any:
     """The driver's checker, rebuilt here from the set's outputs and the loaded model's dimensions."""
     import numpy as np
 
-    from embedx.extraction import _refresh_shapes, _shapes
-    from embedx.validate import BatchChecker
+    from embedx.pipeline.extraction import _refresh_shapes, _shapes
+    from embedx.pipeline.output_checks import BatchChecker
 
     shapes = _shapes(embedder, write["requested"], write["known"])
     _refresh_shapes(embedder, shapes)

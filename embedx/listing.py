@@ -1,7 +1,7 @@
 """What ``embedx embedders`` shows: each id's outputs, options and whether it can run here.
 
 "Runs here" is the truth as far as it can be known without loading a model: the packages are
-importable, and the embedder's own cheap :meth:`~embedx.embedder.Embedder.unavailable_reason`
+importable, and the embedder's own cheap :meth:`~embedx.contract.embedder.Embedder.unavailable_reason`
 (a model file present, a hub module cached, a device there) found nothing missing.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedx.errors import EmbedxError, OptionError
-from embedx.options import option_specs, resolve_options
+from embedx.contract.errors import EmbedxError, OptionError
+from embedx.contract.options import option_specs, resolve_options
 from embedx.registry import Registry, get_registry, missing_requirements
 
 

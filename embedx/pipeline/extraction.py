@@ -12,19 +12,26 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedx.embedder import Embedder
-from embedx.engines import check_engine, import_ray
-from embedx.errors import EmbedderOutputError, EmbedderUnavailable, EmbedxError, InputError, OptionError, StoreError
-from embedx.input_fingerprint import InputFingerprint, input_fingerprint
+from embedx.contract.embedder import Embedder
+from embedx.contract.errors import (
+    EmbedderOutputError,
+    EmbedderUnavailable,
+    EmbedxError,
+    InputError,
+    OptionError,
+    StoreError,
+)
+from embedx.contract.options import option_specs
 from embedx.inputs import InputSpec, Record, RecordStream, iter_records
-from embedx.keys import config_hash, content_keys
-from embedx.options import option_specs
-from embedx.progress import progress_bar
+from embedx.pipeline.engines import check_engine, import_ray
+from embedx.pipeline.input_fingerprint import InputFingerprint, input_fingerprint
+from embedx.pipeline.keys import config_hash, content_keys
+from embedx.pipeline.output_checks import BatchChecker, OutputShape
+from embedx.pipeline.progress import progress_bar
 from embedx.registry import Registry, get_registry
 from embedx.store.transaction import KEY_DTYPE, KeySet, Transaction, binary_to_hex, is_empty, safe_name
 from embedx.store.transaction import set_name as set_name_of
 from embedx.store.transaction import writer as store_writer
-from embedx.validate import BatchChecker, OutputShape
 
 EmptyPolicy = Literal["keep", "skip", "error"]
 DTYPES = ("float32", "float16")
@@ -82,7 +89,8 @@ class ExtractSettings:
     store_text: bool = True
     progress: bool = False
     checkpoint_rows: int = 4096
-    engine: str = "local"  # or "ray": compute on a pool of Ray actors (embedx.engines); checks and writes stay here
+    # or "ray": compute on a pool of Ray actors (embedx.pipeline.engines); checks and writes stay here
+    engine: str = "local"
     workers: int | None = None  # Ray actors (default: as many as the cluster's CPUs, or GPUs / gpus_per_worker)
     ray_address: str | None = None  # join this Ray cluster ("auto", "ray://host:10001"); default: start a local one
     gpus_per_worker: float = 0.0
@@ -377,7 +385,7 @@ class LocalEngine:
 
 
 class RayEngineAdapter:
-    """The Ray pool (:class:`embedx.engines.ray_engine.RayEngine`) behind the engine interface."""
+    """The Ray pool (:class:`embedx.pipeline.engines.ray_engine.RayEngine`) behind the engine interface."""
 
     def __init__(self, registry: Registry, settings: ExtractSettings, resolved: ResolvedEmbedder,
                  write: dict[str, Any] | None = None):
@@ -385,7 +393,7 @@ class RayEngineAdapter:
         self.engine: Any = None
 
     def start(self) -> None:
-        from embedx.engines.ray_engine import RayEngine, fingerprint
+        from embedx.pipeline.engines.ray_engine import RayEngine, fingerprint
 
         settings, resolved = self.settings, self.resolved
         options = dict(settings.options or {})

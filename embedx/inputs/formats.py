@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 from embedx.inputs.decoding import EncodingErrors, decoded_lines, strip_newline
 from embedx.inputs.text_checks import check_column_names, clean_string, is_blank
 

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from embedx.errors import OptionError
+from embedx.contract.errors import OptionError
 
 _MISSING = inspect.Parameter.empty
 
@@ -137,7 +137,7 @@ def _renamed(embedder_id: str, cls: type, options: dict[str, Any]) -> dict[str, 
             name = new
         out[name] = value
     if getattr(cls, "pooling_choices", ()) and isinstance(out.get("pooling"), str):
-        from embedx.vocabulary import canonical_pooling
+        from embedx.contract.vocabulary import canonical_pooling
 
         out["pooling"] = canonical_pooling(out["pooling"])
     return out

@@ -3,7 +3,7 @@
 One concept, one spelling, whatever library computes it, so ``-O pooling=mean -O layers=-2``
 means the same thing for a Hugging Face model, a TF Hub BERT, a Flair transformer or ELMo, and
 ``embedx bench compare`` can sweep layers and pooling over every plugin that declares them
-(:attr:`embedx.embedder.Embedder.pooling_choices`, :attr:`~embedx.embedder.Embedder.layer_options`).
+(:attr:`embedx.contract.embedder.Embedder.pooling_choices`, :attr:`~embedx.contract.embedder.Embedder.layer_options`).
 """
 
 from __future__ import annotations

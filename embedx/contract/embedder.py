@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 DOCUMENT = "document"
@@ -85,7 +85,7 @@ class Embedder(abc.ABC):
     unkeyed_options: ClassVar[tuple[str, ...]] = ()
     #: Batch size used when the user gives none.
     batch_size: ClassVar[int] = 64
-    #: The shared pooling names (:data:`embedx.vocabulary.POOLING`) its ``pooling`` option accepts.
+    #: The shared pooling names (:data:`embedx.contract.vocabulary.POOLING`) its ``pooling`` option accepts.
     pooling_choices: ClassVar[tuple[str, ...]] = ()
     #: True when it takes the shared ``layers`` option (and ``layer_combine``), so layer sweeps include it.
     layer_options: ClassVar[bool] = False
@@ -134,23 +134,3 @@ class Embedder(abc.ABC):
             if out.name == name:
                 return out
         raise KeyError(name)
-
-
-@dataclass
-class EmbedderEntry:
-    """A registered embedder id: the class, its preset option values, and who registered it."""
-
-    id: str
-    cls: type[Any]  # an Embedder, Head or FineTuner subclass
-    plugin: str
-    defaults: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-    requires: dict[str, str] = field(default_factory=dict)  # extra to the class's, for this id only
-
-    @property
-    def all_requires(self) -> dict[str, str]:
-        return {**self.cls.requires, **self.requires}
-
-    @property
-    def summary(self) -> str:
-        return self.description or self.cls.description

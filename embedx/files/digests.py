@@ -24,7 +24,7 @@ import stat as stat_module
 import threading
 from pathlib import Path
 
-from embedx.errors import InputError
+from embedx.contract.errors import InputError
 
 ENV = "EMBEDX_CACHE_DIR"
 DB_NAME = "digests-v2.sqlite3"  # v2: ctime in the key, a MAC per row
@@ -101,7 +101,7 @@ def _row_mac(key: _Key, digest: str) -> str:
 
 
 def _lookup(key: _Key) -> str | None:
-    from embedx.errors import EmbedxError
+    from embedx.contract.errors import EmbedxError
     from embedx.trust import mac_ok
 
     try:
@@ -117,7 +117,7 @@ def _lookup(key: _Key) -> str | None:
 
 
 def _remember(key: _Key, digest: str) -> None:
-    from embedx.errors import EmbedxError
+    from embedx.contract.errors import EmbedxError
 
     try:
         tag = _row_mac(key, digest)

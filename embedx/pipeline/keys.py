@@ -41,6 +41,3 @@ def config_hash(config: dict[str, Any]) -> str:
     keyed = {k: v for k, v in config.items() if k != "unkeyed_options"}
     return hashlib.sha256(canonical_json(keyed).encode("utf-8")).hexdigest()
 
-
-# Kept here for older plugins; the plugin API (embedx.plugin_api) is the documented home.
-from embedx.digests import cached_file_digest, file_digest  # noqa: E402,F401

@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from embedx.errors import StoreError
+from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 
 CHUNK_BYTES = 32 << 20

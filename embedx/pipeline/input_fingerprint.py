@@ -18,7 +18,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from embedx.digests import cached_file_digest
+from embedx.files.digests import cached_file_digest
 
 VERSION = 1  # bump when what the fingerprint covers changes
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from embedx.errors import OptionError
+from embedx.contract.errors import OptionError
 
 ENGINES = ("local", "ray")
 
