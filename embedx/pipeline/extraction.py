@@ -184,7 +184,7 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
     with transaction as tx:  # before reading any input: a second writer is refused at once
         identity = fingerprint() if fingerprint is not None and input_name is not None else None
         if identity is not None:
-            counts = tx.covered(input_name, set_name, resolved.config_hash, identity.value)
+            counts = tx.covered(input_name, set_name, resolved.config_hash, identity.value)  # type: ignore[arg-type]
             if counts is not None:
                 return ExtractReport(
                     path=str(tx.path), set_name=set_name, embedder=settings.embedder,
@@ -241,7 +241,7 @@ class _Pipeline:
         self.engine: LocalEngine | RayEngineAdapter | None = None
         self.checker: BatchChecker | None = None
         self.records: Iterable[Record] | None = None
-        self.table = None
+        self.table: Any = None  # the input table's writer, when the input has a name
 
     def feed(self, open_records: Callable[[], tuple[Iterable[Record], list[str]]], input_name: str | None) -> None:
         settings, stats = self.settings, self.stats
@@ -341,7 +341,8 @@ class _Pipeline:
         for rows, _, _ in batches:
             seq = self.tx.reserve_segment()[2]
             jobs.append({"keys": [k.decode("ascii") for k in hexkeys[rows].tolist()], "seq": seq})
-        results = self.engine.map((texts, where, job) for (_, texts, where), job in zip(batches, jobs, strict=True))
+        results = self.engine.map(  # type: ignore[union-attr]  # started in _start
+            (texts, where, job) for (_, texts, where), job in zip(batches, jobs, strict=True))
         t0 = time.perf_counter()
         for (rows, texts, where), job, result in zip(batches, jobs, results, strict=True):
             _refresh_shapes(self.engine, self.shapes)
@@ -349,7 +350,7 @@ class _Pipeline:
             if not isinstance(file, str):
                 raise EmbedderOutputError(f"embedder {self.settings.embedder!r}: the worker answered {where} with "
                                           f"{type(result).__name__}, not the name of the segment it wrote")
-            truncated = self.tx.adopt(file, job["seq"], hexkeys[rows])
+            truncated = self.tx.adopt(file, job["seq"], hexkeys[rows])  # type: ignore[arg-type]
             self.stats.seconds_compute += time.perf_counter() - t0
             self.stats.truncated += int((truncated > 0).sum())
             self.stats.computed += len(texts)
@@ -375,7 +376,7 @@ class LocalEngine:
     def output_specs(self) -> Any:
         return self.embedder.output_specs()
 
-    def map(self, batches: Iterable[tuple[list[str], str]]) -> Iterator[Any]:
+    def map(self, batches: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         """Embed each ``(texts, where)`` batch; yield the raw results in order (``where`` names it in errors)."""
         for texts, where in batches:
             yield _call(self.embedder, texts, where, self.embedder_id, self.plugin)
@@ -410,7 +411,7 @@ class RayEngineAdapter:
     def output_specs(self) -> Any:
         return self.engine.output_specs() if self.engine is not None else ()
 
-    def map(self, batches: Iterable[tuple[list[str], str]]) -> Iterator[Any]:
+    def map(self, batches: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         return self.engine.map(batches)  # the pool computes ahead; results come back in batch order
 
     def close(self, drain: bool = True) -> None:
@@ -502,7 +503,7 @@ def resolve_embedder(registry: Registry | None, embedder: str, options: dict[str
         if name not in names:
             raise OptionError(f"embedder {embedder!r} has no output {name!r} (outputs: {', '.join(names)})")
     built.requested_outputs = tuple(requested)
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in entry.cls.versioned:
         try:
             versions[dist] = importlib.metadata.version(dist)
@@ -531,7 +532,7 @@ def _shapes(embedder: Embedder, requested: list[str], known: list[dict] | None) 
     return shapes
 
 
-def _refresh_shapes(embedder: Embedder, shapes: list[OutputShape]) -> None:
+def _refresh_shapes(embedder: Any, shapes: list[OutputShape]) -> None:
     specs = {o.name: o for o in embedder.output_specs()}
     for shape in shapes:
         spec = specs.get(shape.name)

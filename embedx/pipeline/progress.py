@@ -17,7 +17,7 @@ class RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(description: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+def progress_bar(description: str, total: int | None, enabled: bool) -> Iterator[Callable[[int], None]]:
     """Yield ``advance(n)``; draws on stderr when ``enabled``."""
     if not enabled or total == 0:
         yield lambda n: None

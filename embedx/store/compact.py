@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from embedx.contract.errors import StoreError
 from embedx.store.commit import commit, merge_segments, write_index
@@ -36,7 +37,8 @@ def compact(path: Path | str, target_bytes: int = TARGET_BYTES) -> CompactReport
         before = sum(len(s.segments) for s in catalog.sets.values())
         rewritten = 0
         for state in catalog.sets.values():
-            groups, current = [], []
+            groups: list[list[Any]] = []
+            current: list[Any] = []
             for info in state.segments:
                 if current and sum(s.bytes for s in current) + info.bytes > target_bytes:
                     groups.append(current)

@@ -12,7 +12,7 @@ read as usual. The attributes come from an untrusted file, so they are checked f
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from embedx.store.catalog import Catalog, InputState
 
@@ -37,7 +37,7 @@ def covered_counts(catalog: Catalog, input_name: str, set_name: str, config_hash
     set_rows = record.get("set_rows")
     if not _count(set_rows) or state.rows < set_rows or record.get("set_first") != _first(state.segments):
         return None
-    counts = {k: record.get(k) for k in COUNTS}
+    counts: dict[str, Any] = {k: record.get(k) for k in COUNTS}
     if not all(_count(v) for v in counts.values()):
         return None
     if counts["unique"] > counts["rows"] or counts["rows"] != table.final.rows:
@@ -66,5 +66,5 @@ def _first(segments: list) -> int:
     return min((s.lo for s in segments), default=-1)
 
 
-def _count(value: Any) -> bool:
+def _count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0

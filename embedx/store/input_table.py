@@ -107,8 +107,8 @@ class InputTableWriter:
             arrays[L.TEXT] = np.array([r.text for r in records], dtype=object)
         for record in records:
             self.hashes[L.TEXT].update(record.text.encode("utf-8") + b"\0")
-        for column in self.columns.values():
-            arrays[f"{L.RAW}/{column.index}"] = column.values([r.columns.get(column.name) for r in records])
+        for typed in self.columns.values():
+            arrays[f"{L.RAW}/{typed.index}"] = typed.values([r.columns.get(typed.name) for r in records])
         self.pieces.append(write_input_piece(self.directory, self.name, self.generation, len(self.pieces), arrays,
                                              self.store_text))
         self.rows += len(records)

@@ -54,7 +54,7 @@ class SegmentKeys:
                     self.keys = np.ascontiguousarray(keys).view(KEY).reshape(-1)
                     self.order, self.truncated = order, truncated
                 else:
-                    self._map(offsets)
+                    self._map(offsets)  # type: ignore[arg-type]  # none is None here
         except OSError as exc:
             raise StoreError(f"segment {path} is unreadable ({str(exc).splitlines()[0][:160]})") from None
         if not checked and rows and int(self.order.max()) >= rows:

@@ -207,7 +207,7 @@ class FeatureSet:
         return self._index
 
     def rows(self, texts: Sequence[str] | None = None, *, input: str | None = None,
-             keys: Sequence[bytes | str] | None = None) -> np.ndarray:
+             keys: Sequence[bytes | str] | np.ndarray | None = None) -> np.ndarray:
         """Row numbers in this set for the given texts (or input table, or keys), in their order."""
         wanted = self._keys(texts, input, keys)
         try:
@@ -242,7 +242,7 @@ class FeatureSet:
         _refuse_gone(self.group[L.KEYS])  # a segment file that is gone reads as anything but its keys
         first = int(np.flatnonzero(~good)[0])
         row, base, file = int(rows[first]), 0, "?"
-        for info in self.store.segments.get(self.info.name, []):
+        for info in self.store.segments.get(self.info.name, []):  # type: ignore[union-attr]
             if row < base + info.rows:
                 file = info.file
                 break
@@ -278,13 +278,13 @@ class FeatureSet:
         return spec
 
     def vectors(self, texts: Sequence[str] | None = None, *, input: str | None = None,
-                keys: Sequence[bytes | str] | None = None, output: str | None = None) -> np.ndarray:
+                keys: Sequence[bytes | str] | np.ndarray | None = None, output: str | None = None) -> np.ndarray:
         """Document vectors ``[n, dim]`` aligned with the texts (duplicates repeated)."""
         spec = self.output_spec(output, "document")
         return gather(self.group[spec["name"]][L.VALUES], self.rows(texts, input=input, keys=keys))
 
     def iter_vectors(self, texts: Sequence[str] | None = None, *, input: str | None = None,
-                     keys: Sequence[bytes | str] | None = None, output: str | None = None,
+                     keys: Sequence[bytes | str] | np.ndarray | None = None, output: str | None = None,
                      chunk_size: int = 8192) -> Iterator[np.ndarray]:
         """Document vectors in chunks of ``chunk_size`` rows, in input order, never all in memory."""
         spec = self.output_spec(output, "document")
@@ -302,7 +302,7 @@ class FeatureSet:
         texts: Sequence[str] | None = None,
         *,
         input: str | None = None,
-        keys: Sequence[bytes | str] | None = None,
+        keys: Sequence[bytes | str] | np.ndarray | None = None,
         output: str | None = None,
     ) -> list[tuple[list[str], np.ndarray]]:
         """Per text, its tokens and their vectors ``[n_tokens, (layers,) dim]``."""

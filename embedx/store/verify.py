@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeGuard
 
 import h5py
 import numpy as np
@@ -233,6 +233,7 @@ class _Verifier:
         if name in ("", ".") or "%" in name or ".." in pure.parts:
             raise self.fail(what, f"maps source file {name!r}; only plain names inside the segment folder are followed")
         assert self.allowed is not None
+        candidate: PurePath
         folder = pure.parts[0] if len(pure.parts) > 1 and not pure.is_absolute() else ""
         if folder.endswith(L.SEGMENT_DIR_SUFFIX) and folder != self.allowed.name:
             if not self.renamed_ok:
@@ -241,19 +242,19 @@ class _Verifier:
         else:
             remapped = False
             candidate = pure if pure.is_absolute() else self.path.absolute().parent / pure
-        candidate = Path(candidate)
-        for entry in (self.allowed_path, candidate):  # the folder and the file: never through a link
+        candidate_path = Path(candidate)
+        for entry in (self.allowed_path, candidate_path):  # the folder and the file: never through a link
             try:
-                st = os.lstat(entry)
+                st = os.lstat(entry)  # type: ignore[arg-type]  # allowed_path is set with allowed
             except OSError:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 raise self.fail(what, f"maps source file {name!r}, but {entry} is a symbolic link; embedx reads "
                                       "nothing outside the segment folder and follows no link in or to it")
-            if entry is candidate and not stat.S_ISREG(st.st_mode):
+            if entry is candidate_path and not stat.S_ISREG(st.st_mode):
                 raise self.fail(what, f"maps source file {name!r}, which is not a regular file")
         try:
-            resolved = candidate.resolve(strict=True)
+            resolved = candidate_path.resolve(strict=True)
         except (OSError, RuntimeError):
             if remapped:
                 raise self.renamed(folder) from None  # renamed without its folder (or the folder elsewhere)
@@ -327,7 +328,7 @@ class _Verifier:
         if not isinstance(obj, kind):
             raise self.fail(f"{where}/{child}", f"is not a {'dataset' if kind is h5py.Dataset else 'group'}")
         if kind is h5py.Dataset and typed:
-            check_dtype(obj.dtype, f"dataset {where}/{child}", self.fail, role=child)
+            check_dtype(obj.dtype, f"dataset {where}/{child}", self.fail, role=child)  # type: ignore[attr-defined]
         return obj
 
     def _rows(self, group: h5py.Group, where: str) -> int:
@@ -461,7 +462,7 @@ def rows_attr(value: Any, fail) -> int:
     return int(value)
 
 
-def _count(value: Any) -> bool:
+def _count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -602,7 +603,7 @@ def record_verified(path: Path | str, allowed_dir: Path | str | None = None, ren
     if fd is None:
         return
     try:
-        atomic_write_at(fd, _record_name(path, allowed_dir, renamed_ok), key.encode("ascii"))
+        atomic_write_at(fd, _record_name(path, allowed_dir, renamed_ok), key.encode("ascii"))  # type: ignore[union-attr]
     except OSError:
         pass
     finally:

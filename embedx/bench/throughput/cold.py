@@ -146,7 +146,8 @@ def main() -> None:
         sys.argv = ["embedx", *sys.argv[3:]]
         from embedx.cli import main as cli
 
-        sys.exit(cli())
+        cli()
+        sys.exit()
     result = _child(json.loads(sys.argv[1]))
     print(json.dumps(result | {"peak_rss_mb": peak_rss_mb()}), flush=True)
 

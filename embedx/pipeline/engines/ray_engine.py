@@ -48,7 +48,7 @@ def fingerprint(embedder: Any, versioned: Iterable[str]) -> str:
     """What makes two processes compute the same thing: the embedder's identity and library versions."""
     import importlib.metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in versioned:
         try:
             versions[dist] = importlib.metadata.version(dist)
@@ -87,7 +87,8 @@ class EmbedWorker:
 
     def __init__(self, embedder_id: str, options: dict[str, Any], outputs: list[str], expected: str | None,
                  write: dict[str, Any] | None = None):
-        self.embedder, self.error, self.specs = None, None, None
+        self.embedder: Any = None  # the Embedder, once loaded
+        self.error, self.specs = None, None
         self.write, self.checker = write, None  # --write-on-workers: where and how this actor writes segments
         self.node = _node()
         try:
@@ -356,7 +357,7 @@ class RayEngine:
         """Refuse a pool the cluster cannot hold now, instead of waiting for it forever."""
         resources = ray.cluster_resources()
         for name, per_worker in (("CPU", self.cpus_per_worker), ("GPU", self.gpus_per_worker)):
-            need, have = per_worker * self.workers, resources.get(name, 0)
+            need, have = per_worker * self.workers, resources.get(name, 0)  # type: ignore[operator]  # set by now
             if need > have:
                 flag = "--gpus-per-worker" if name == "GPU" else "--workers"
                 raise OptionError(f"--engine ray: {self.workers} workers need {need:g} {name}s, the Ray cluster has "
@@ -411,11 +412,12 @@ class RayEngine:
         if self._pump is None:
             self._pump = threading.Thread(target=self._collect, name="embedx-ray-results", daemon=True)
             self._pump.start()
-        window = max(2, IN_FLIGHT_PER_WORKER * int(self.workers))
+        window = max(2, IN_FLIGHT_PER_WORKER * int(self.workers))  # type: ignore[arg-type]  # set by start()
         source = iter(batches)
         where: dict[int, str] = {}
         arrived: dict[int, bytes] = {}
         following, exhausted = self._next_index, False
+        job: list[Any]
         while True:
             while not exhausted and len(where) < window:
                 item = next(source, None)
