@@ -425,12 +425,13 @@ def expire_retired(directory: Path | SideFolder, grace: float | None = None) -> 
     from embedx.store.lease import no_readers
 
     with no_readers(folder) as free:
-        if free:  # no reader holds a lease: nobody maps a retired segment
-            limit = math.inf
-        elif free is None:  # no lease to go by: the time-based fallback
-            limit = time.time() - (GRACE_SECONDS if grace is None else grace)
-        else:  # a reader holds a lease: keep everything it may map (an explicit grace still applies)
+        # A lease protects embedx's readers for as long as they are open. Plain h5py readers (the
+        # documented format) take none, so a retired segment also waits out the grace period: the
+        # lease adds protection, it never removes the time-based one.
+        if free is False:  # an embedx reader holds a lease: keep everything it may map
             limit = -math.inf if grace is None else time.time() - grace
+        else:  # no lease held (or none to go by): the time-based rule
+            limit = time.time() - (GRACE_SECONDS if grace is None else grace)
         kept = {}
         for name, when in listed.items():
             if when <= limit:
