@@ -173,6 +173,7 @@ def _read_arrays(path: Path, specs: dict[str, ArraySpec] | None) -> dict[str, np
         raise
     except zipfile.BadZipFile as exc:
         raise HeadStateError(f"{path}: not a data-only array file (not a readable zip archive: {exc})") from None
+    # zipfile raises NotImplementedError for a compression method it lacks, RuntimeError for encryption
     except (OSError, EOFError, ValueError, KeyError, NotImplementedError, RuntimeError) as exc:
         raise HeadStateError(f"{path}: unreadable ({exc.__class__.__name__}: {str(exc)[:200]})") from None
 
