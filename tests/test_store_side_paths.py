@@ -339,7 +339,10 @@ def test_a_killed_upgrade_is_cleared_by_the_next_run(tmp_path, registry, monkeyp
 # -- integrity and malformed records ------------------------------------------------------------
 
 def set_segment(store: Path) -> Path:
-    return sorted(segments(store).glob("set@*.h5"))[0]
+    """A segment the index maps now (retired segments stay on disk for the grace period)."""
+    from embedx.store import catalog
+    referenced = catalog.load(store).referenced()
+    return sorted(p for p in segments(store).glob("set@*.h5") if p.name in referenced)[0]
 
 
 def test_a_permuted_key_index_is_found_by_check_and_refused_by_readers(store, tmp_path):
