@@ -182,7 +182,7 @@ def _recorded_folder(handle: Any) -> str | None:
         for group in handle[section].values():
             sources = group[L.KEYS].virtual_sources() if group[L.KEYS].is_virtual else []
             if sources:
-                return sources[0].file_name.split("/", 1)[0]
+                return str(sources[0].file_name).split("/", 1)[0]
     return None
 
 

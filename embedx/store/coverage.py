@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any, TypeGuard
 
 from embedx.store.catalog import Catalog, InputState
+from embedx.store.segment import SegmentInfo
 
 COUNTS = ("rows", "unique", "empty", "skipped_empty", "truncated_input")
 
@@ -61,7 +62,7 @@ def record_coverage(catalog: Catalog, table: InputState, set_name: str, fingerpr
     return table if meta == table.meta else replace(table, meta=meta)
 
 
-def _first(segments: list) -> int:
+def _first(segments: list[SegmentInfo]) -> int:
     """The set's first sequence number: merges and compaction keep it, a set made anew gets another."""
     return min((s.lo for s in segments), default=-1)
 

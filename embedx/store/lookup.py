@@ -30,7 +30,7 @@ import numpy as np
 from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.keyindex import KEY
-from embedx.store.segment import _plain
+from embedx.store.segment import SegmentInfo, _plain
 from embedx.store.sidepaths import check_plain_file
 
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -112,7 +112,7 @@ class StoredKeys:
         self.parts = parts or []
 
     @classmethod
-    def open(cls, directory: Path, segments: list, checked: int | None = None) -> StoredKeys:
+    def open(cls, directory: Path, segments: list[SegmentInfo], checked: int | None = None) -> StoredKeys:
         """``segments``: :class:`~embedx.store.segment.SegmentInfo` in row order.
 
         The first ``checked`` were verified.

@@ -43,7 +43,7 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"path": self.path, "ok": self.ok, "problems": self.problems, "datasets": self.datasets,
                 "bytes_read": self.bytes_read, "values_scanned": self.values_scanned,
                 "nonfinite": self.nonfinite, "sets": self.sets, "inputs": self.inputs}

@@ -178,7 +178,7 @@ class SideFolder:
     def __enter__(self) -> SideFolder:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # looking -------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePath
 from typing import Any, TypeGuard
 
@@ -35,6 +37,10 @@ import numpy as np
 
 from embedx.contract.errors import StoreError
 from embedx.store import layout as L
+
+# builds the error for (object, why) / for why: the caller names the object
+Fail = Callable[[str, str], StoreError]
+FailWhy = Callable[[str], StoreError]
 
 MAX_OBJECTS = 1_000_000  # groups + datasets + links; a real file with this many is far beyond any corpus
 MAX_ROWS = 2**36  # about 69 billion texts or tokens
@@ -155,7 +161,7 @@ class _Verifier:
         for key in obj.attrs:
             value = obj.attrs[key]
             if key in JSON_ATTRS:
-                parse_json_attr(value, JSON_ATTRS[key], lambda why, k=key: self.fail(f"attribute {k!r} of {name}", why))
+                parse_json_attr(value, JSON_ATTRS[key], partial(self.fail, f"attribute {key!r} of {name}"))
             elif key == "rows":
                 rows_attr(value, lambda why: self.fail(f"attribute 'rows' of {name}", why))
 
@@ -412,7 +418,7 @@ class _Verifier:
                 )
 
 
-def check_dtype(dtype: np.dtype, what: str, fail, role: str | None = None) -> None:
+def check_dtype(dtype: np.dtype[Any], what: str, fail: Fail, role: str | None = None) -> None:
     """Numbers, fixed-size bytes and UTF-8/ASCII strings only; and the dtype ``role`` (the
     dataset's place in the layout, such as ``values``) demands."""
     string = h5py.check_string_dtype(dtype)
@@ -433,7 +439,7 @@ def check_dtype(dtype: np.dtype, what: str, fail, role: str | None = None) -> No
         raise fail(what, f"has dtype {dtype}; expected strings")
 
 
-def parse_json_attr(value: Any, kind: type, fail) -> Any:
+def parse_json_attr(value: Any, kind: type, fail: FailWhy) -> Any:
     """A JSON attribute (``config``, ``outputs``, ``columns``) as ``kind``, or the error ``fail`` builds."""
     if isinstance(value, bytes):
         try:
@@ -451,7 +457,7 @@ def parse_json_attr(value: Any, kind: type, fail) -> Any:
     return parsed
 
 
-def rows_attr(value: Any, fail) -> int:
+def rows_attr(value: Any, fail: FailWhy) -> int:
     """The ``rows`` attribute as a sane non-negative integer."""
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value.item()
@@ -466,10 +472,10 @@ def _count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_VERIFIED: set[tuple] = set()  # file states (path, inode, size, mtime) a child has verified
+_VERIFIED: set[tuple[str, str]] = set()  # file states (path, inode, size, mtime) a child has verified
 
 
-def file_state(path: Path, allowed_dir: Path | str | None, renamed_ok: bool = False) -> tuple | None:
+def file_state(path: Path, allowed_dir: Path | str | None, renamed_ok: bool = False) -> tuple[str, str] | None:
     """What identifies one version of a file (and the check asked): a rename or an edit in place changes it."""
     key = _state_key(path, allowed_dir, renamed_ok)  # the index and every file of its segment folder
     return None if key is None else (str(path.absolute()), key)
@@ -531,7 +537,7 @@ def _state_key(path: Path, allowed_dir: Path | str | None, renamed_ok: bool) -> 
 
     try:
         real = os.path.realpath(path)
-        parts: list = [RECORD_VERSION, real, _identity(os.stat(real)), str(allowed_dir), bool(renamed_ok)]
+        parts: list[object] = [RECORD_VERSION, real, _identity(os.stat(real)), str(allowed_dir), bool(renamed_ok)]
         if allowed_dir is not None:
             try:
                 fd = os.open(allowed_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))

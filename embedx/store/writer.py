@@ -30,7 +30,7 @@ class SegmentWriter:
         self.directory, self.set_name, self.meta, self.next_seq = directory, set_name, meta, next_seq
         self.bases = dict(token_bases)
         self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.queue: queue.Queue[dict[str, np.ndarray] | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None
         self.seconds_writing = 0.0
         self.rows_written = 0
@@ -60,15 +60,16 @@ class SegmentWriter:
         finished = False
         try:
             while True:
+                idle = False
                 try:
                     item = self.queue.get(timeout=0.5)
                 except queue.Empty:
-                    item = ...
-                if item is None:
+                    item, idle = None, True
+                if item is None and not idle:
                     finished = True
                     self._flush()
                     return
-                if item is not ...:
+                if item is not None:
                     self._pending.append(item)
                     self._pending_rows += len(item["keys"])
                     self._pending_bytes += sum(a.nbytes for a in item.values())
