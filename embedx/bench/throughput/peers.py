@@ -90,6 +90,8 @@ class NumpyWordVectorsPeer:
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         vectors, index = self.vectors, self.index
+        if vectors is None:
+            raise RuntimeError("the numpy loop peer encodes only after load()")
         out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         for row, text in enumerate(texts):
             tokens = self.tokenize(text)

@@ -41,7 +41,7 @@ def extract_registry(embedder: Embedder) -> Registry:
         for spec in specs:
             if spec.name not in requested:
                 continue
-            width = ((spec.layers,) if spec.per_layer else ()) + (spec.dim or 1,)
+            width: tuple[int, ...] = ((spec.layers or 1,) if spec.per_layer else ()) + (spec.dim or 1,)
             if spec.level == TOKEN:
                 words = [t.split() for t in texts]
                 outputs[spec.name] = Ragged([_zeros(zeros, (len(w),) + width) for w in words], words)

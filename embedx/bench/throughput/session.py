@@ -34,7 +34,7 @@ from embedx.bench.throughput.families import family_of, peer_for, tokens
 from embedx.bench.throughput.profile import profile_call
 from embedx.bench.throughput.proxies import NOOP_ID, SUBJECT_ID, extract_registry
 from embedx.bench.throughput.schema import COLD, MEASUREMENT, SUBJECT
-from embedx.bench.throughput.settings import LAYER_POINTS, Settings, with_defaults
+from embedx.bench.throughput.settings import LAYER_POINTS, Resolved, Settings, with_defaults
 from embedx.bench.throughput.summary import summarize
 from embedx.bench.throughput.texts import read_source, texts_of_length, unique_texts
 from embedx.contract.errors import EmbedxError
@@ -46,10 +46,10 @@ WARM_TEXTS = 16
 MIN_POINT_TEXTS = 32
 
 
-def run(settings: Settings, registry: Registry | None = None, progress: bool = False,
+def run(request: Settings, registry: Registry | None = None, progress: bool = False,
         log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure every subject of ``settings``; the result is what ``throughput.json`` holds."""
-    settings = with_defaults(settings)
+    """Measure every subject of ``request``; the result is what ``throughput.json`` holds."""
+    settings = with_defaults(request)
     registry = registry or get_registry()
     log = log or (lambda message: None)
     source, pieces = read_source(settings.texts)
@@ -102,7 +102,7 @@ def run(settings: Settings, registry: Registry | None = None, progress: bool = F
     return results
 
 
-def _dtypes(registry: Registry, spec_text: str, settings: Settings) -> list[str | None]:
+def _dtypes(registry: Registry, spec_text: str, settings: Resolved) -> list[str | None]:
     """The dtypes to run: those asked for, when the embedder declares a ``dtype`` option; else one run."""
     entry = registry.entry(parse_spec(spec_text).id)
     if "dtype" not in option_specs(entry.cls):
@@ -122,7 +122,7 @@ def one_line(record: dict[str, Any]) -> str:
 class Subject:
     """One embedder spec at one dtype, measured."""
 
-    def __init__(self, spec_text: str, dtype: str | None, settings: Settings, registry: Registry, workdir: Path,
+    def __init__(self, spec_text: str, dtype: str | None, settings: Resolved, registry: Registry, workdir: Path,
                  bar: _Progress, gemm: list[dict[str, Any]]):
         self.spec = parse_spec(spec_text)
         self.settings, self.registry, self.workdir, self.bar, self.gemm = settings, registry, workdir, bar, gemm
@@ -141,6 +141,7 @@ class Subject:
             "device_declared": "device" in declared, "measurements": [], "cold": [], "sweeps_skipped": {}}
         self.embedder: Any = None
         self.peer: Any = None
+        self.extract_registry: Registry | None = None
         self.vectors: np.ndarray | None = None  # the defaults texts' document vectors (first round)
 
     # -- the run ----------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class Subject:
         self._warm(base, base_tokens)
         default = type(embedder).batch_size
         self.bar.plan(4 * settings.repeats)
-        vectors = {}
+        vectors: dict[str, np.ndarray] = {}
         points: list[tuple[str, Any, list[str], list[int], int, int | None]] | None = None
         for repeat in range(settings.repeats):
             vectors = self._defaults(base, base_tokens, default, repeat, keep=repeat == 0) or vectors
@@ -279,7 +280,7 @@ class Subject:
         settings = self.settings
         first = next(m for m in self.record["measurements"] if m["side"] == "embedder" and m["kind"] == "model")
         rate, token_rate = first["texts_s"] or 1.0, first["tokens_s"] or 1.0
-        points = []
+        points: list[tuple[str, Any, list[str], list[int], int, int | None]] = []
         if "batch" in settings.sweeps:
             n = int(min(len(base), max(MIN_POINT_TEXTS, rate * settings.seconds)))
             for batch in sorted(set(settings.batch_sizes) | {default}):

@@ -46,31 +46,67 @@ class Settings:
         return self.device.startswith("cuda")
 
 
+@dataclass
+class Resolved:
+    """A checked :class:`Settings` with every size filled in: what the measuring code reads, so no field is
+    ``None`` there."""
+
+    embedders: list[str]
+    options: dict[str, str]
+    device: str
+    dtypes: list[str]
+    batch_sizes: list[int]
+    lengths: list[int]
+    texts: str
+    max_texts: int
+    end_to_end_texts: int
+    seconds: float
+    repeats: int
+    peer: str
+    sweeps: list[str]
+    cold: bool
+    profile: bool
+    gemm_size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
 CPU_DEFAULTS = {"dtypes": ["float32"], "batch_sizes": [8, 32, 128], "lengths": [8, 32, 128], "max_texts": 2000,
                 "seconds": 2.0, "gemm_size": 2048}
 CUDA_DEFAULTS = {"dtypes": list(DTYPES), "batch_sizes": [64, 256, 1024], "lengths": [16, 64, 256],
                  "max_texts": 20000, "seconds": 4.0, "gemm_size": 8192}
 
 
-def with_defaults(settings: Settings) -> Settings:
+def with_defaults(settings: Settings) -> Resolved:
     """Fill the unset sizes from the device's defaults and check every value."""
     if not (settings.device == "cpu" or settings.device == "cuda" or
             (settings.device.startswith("cuda:") and settings.device[5:].isdigit())):
         raise OptionError(f"--device {settings.device!r}: choose cpu, cuda or cuda:N")
+    filled = asdict(settings)
     defaults = CUDA_DEFAULTS if settings.cuda else CPU_DEFAULTS
     for name, value in defaults.items():
-        if getattr(settings, name) is None:
-            setattr(settings, name, list(value) if isinstance(value, list) else value)
-    if settings.end_to_end_texts is None:
-        settings.end_to_end_texts = settings.max_texts
+        if filled[name] is None:
+            filled[name] = list(value) if isinstance(value, list) else value
+    if filled["end_to_end_texts"] is None:
+        filled["end_to_end_texts"] = filled["max_texts"]
+    filled["sweeps"] = [s for s in filled["sweeps"] if s != "none"]
+    resolved = Resolved(**filled)
+    _check(resolved)
+    return resolved
+
+
+def _check(settings: Resolved) -> None:
     bad = [d for d in settings.dtypes if d not in DTYPES]
     if bad or not settings.dtypes:
         raise OptionError(f"--dtype {','.join(bad) or '(none)'}: choose from {', '.join(DTYPES)}")
-    for name in ("batch_sizes", "lengths"):
-        values = getattr(settings, name)
+    for name, values in (("batch-sizes", settings.batch_sizes), ("lengths", settings.lengths)):
         if any(v < 1 for v in values):
-            raise OptionError(f"--{name.replace('_', '-')}: every value must be at least 1")
-    settings.sweeps = [s for s in settings.sweeps if s != "none"]
+            raise OptionError(f"--{name}: every value must be at least 1")
     unknown = [s for s in settings.sweeps if s not in SWEEPS]
     if unknown:
         raise OptionError(f"--sweep {unknown[0]!r}: choose from {', '.join(SWEEPS)}")
@@ -80,7 +116,6 @@ def with_defaults(settings: Settings) -> Settings:
         raise OptionError("--repeats, --max-texts and --end-to-end-texts must be at least 1")
     if not settings.embedders:
         raise OptionError("name at least one embedder with -e")
-    return settings
 
 
 def int_list(text: str | None, flag: str) -> list[int] | None:

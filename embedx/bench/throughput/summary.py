@@ -16,10 +16,10 @@ from embedx.bench.throughput.hardware import peak_flops
 
 
 def spread(values: list[float | None]) -> dict[str, Any] | None:
-    values = [v for v in values if v is not None]
-    if not values:
+    known = [v for v in values if v is not None]
+    if not known:
         return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return {"median": statistics.median(known), "min": min(known), "max": max(known), "n": len(known)}
 
 
 def _pick(measurements: list[dict[str, Any]], sweep: str, kind: str, point: Any = None) -> dict[int, dict[str, Any]]:
