@@ -48,7 +48,7 @@ FAST   := not (subprocess or fuzz or packaging or tf or torch or ray or slow or 
 
 test: install strace typecheck
 	$(VENV)/bin/ruff check $(LINTED)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: install
 	$(VENV)/bin/ruff check $(LINTED)
