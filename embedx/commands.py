@@ -44,14 +44,44 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def unexpected(exc: BaseException, paths: list[str]) -> str:
-    """One line for an exception no embedx check anticipated: what it is, and the files involved.
+    """One line for an exception no embedx check anticipated: what it is, and who is at fault.
 
-    Such an exception comes from a library reading a file embedx let through (h5py, numpy, zip,
-    json): the file is at fault as far as the user can act on it, so name it."""
+    When embedx called into a plugin (``identity()``, an option check, a hook) and the plugin
+    raised, the plugin and the call are named: that is where its author must look. Otherwise the
+    exception comes from a library reading a file embedx let through (h5py, numpy, zip, json): the
+    file is at fault as far as the user can act on it, so name it."""
     what = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    what = what.splitlines()[0] if what else type(exc).__name__
+    after = f"(nothing further was written; re-run with --debug or {DEBUG_ENV}=1 for the traceback)"
+    culprit = plugin_at_fault(exc)
+    if culprit is not None:
+        return f"plugin {culprit[0]!r} failed in {culprit[1]}: {what} {after}"
     where = f" while reading {', '.join(paths)}" if paths else ""
-    return (f"unexpected error{where}: {what.splitlines()[0] if what else type(exc).__name__} "
-            f"(nothing further was written; re-run with --debug or {DEBUG_ENV}=1 for the traceback)")
+    return f"unexpected error{where}: {what} {after}"
+
+
+def plugin_at_fault(exc: BaseException) -> tuple[str, str] | None:
+    """``(plugin name, call)`` when the exception was raised in a plugin's code that embedx called.
+
+    Walks the traceback for the first frame of a plugin's package entered from embedx's code; a
+    plugin command that fails in its own body is left to the file rule (see :func:`unexpected`)."""
+    import traceback
+
+    from embedx.registry import current_registry, plugin_packages
+
+    registry = current_registry()
+    if registry is None:
+        return None
+    packages = plugin_packages(registry)
+    crossed = False  # embedx code ran: a plugin frame after it is a call embedx made
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        module = str(frame.f_globals.get("__name__", ""))
+        top = module.split(".")[0]
+        if top == "embedx":
+            crossed = crossed or module != __name__  # guarded_with's wrapper is not a call into the plugin
+        elif crossed and top in packages:
+            return packages[top], f"{frame.f_code.co_qualname}()"
+    return None
 
 
 def _path_arguments(kwargs: dict) -> list[str]:

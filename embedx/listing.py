@@ -35,6 +35,10 @@ def describe_embedders(registry: Registry | None = None) -> list[dict[str, Any]]
         except (EmbedxError, TypeError, ValueError, OSError) as exc:  # e.g. "give forward= or backward="
             if not missing:
                 needs = str(exc)
+        except Exception as exc:  # noqa: BLE001 (a plugin's bug shows on its row; the other rows still list)
+            if not missing:
+                call = _failed_call(exc, entry.cls)
+                reason = f"plugin {entry.plugin!r} failed in {call}: {type(exc).__name__}: {exc}"
         levels = sorted({o.level for o in outputs})
         rows.append({
             "id": embedder_id, "plugin": entry.plugin, "description": entry.summary,
@@ -48,6 +52,17 @@ def describe_embedders(registry: Registry | None = None) -> list[dict[str, Any]]
                         for s in option_specs(entry.cls).values()],
         })
     return rows
+
+
+def _failed_call(exc: BaseException, cls: type) -> str:
+    """Which of the class's methods raised (``Cls.__init__()``, ``Cls.output_specs()``...), from the traceback."""
+    import traceback
+
+    calls = {f"{cls.__qualname__}.{name}": name for name in ("__init__", "output_specs", "unavailable_reason")}
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_qualname in calls:
+            return f"{cls.__name__}.{calls[frame.f_code.co_qualname]}()"
+    return f"{cls.__name__}()"
 
 
 def _needs_option(exc: OptionError) -> bool:

@@ -15,7 +15,7 @@ import pluggy
 
 from embedx.contract import hookspecs
 from embedx.contract.embedder import Embedder
-from embedx.contract.errors import EmbedderUnavailable, RegistryError
+from embedx.contract.errors import EmbedderUnavailable, EmbedxError, RegistryError
 from embedx.contract.options import resolve_options
 
 ENTRY_POINT_GROUP = "embedx"
@@ -92,9 +92,14 @@ class Registry:
         resolved = resolve_options(embedder_id, entry.cls, entry.defaults, options or {})
         try:
             embedder = entry.cls(**resolved)
+        except EmbedxError:
+            raise  # the plugin's own message for the person at the terminal
         except (ValueError, TypeError, OSError) as exc:
-            raise RegistryError(f"embedder {embedder_id!r} (plugin {entry.plugin!r}) refused its "
-                                f"options: {exc}") from exc
+            raise RegistryError(f"embedder {embedder_id!r} (plugin {entry.plugin!r}) refused its options in "
+                                f"{entry.cls.__name__}.__init__(): {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 (whatever a plugin's __init__ raises is named, never a traceback)
+            raise RegistryError(f"embedder {embedder_id!r} (plugin {entry.plugin!r}) failed in "
+                                f"{entry.cls.__name__}.__init__(): {type(exc).__name__}: {exc}") from exc
         return embedder, resolved
 
 
@@ -252,6 +257,22 @@ def get_registry() -> Registry:
     if _REGISTRY is None:
         _REGISTRY = build_registry()
     return _REGISTRY
+
+
+def current_registry() -> Registry | None:
+    """The process-wide registry if one was built, without building it (error reports use it)."""
+    return _REGISTRY
+
+
+def plugin_packages(registry: Registry) -> dict[str, str]:
+    """Top-level package of each third-party plugin's code -> the plugin's name (built-ins are embedx's own)."""
+    packages: dict[str, str] = {}
+    for name, plugin in registry.manager.list_name_plugin():
+        module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
+        top = str(module).split(".")[0]
+        if top != "embedx":
+            packages.setdefault(top, name)
+    return packages
 
 
 def set_registry(registry: Registry | None) -> None:

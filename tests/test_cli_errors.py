@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,117 @@ def test_a_broken_or_slow_plugin_is_one_warning_and_other_commands_work(tmp_path
     assert "hashing-ngrams" in result.stdout  # the built-ins still work
     shown = _run(["plugins", "-v"], env, tmp_path)
     assert shown.returncode == 0 and "odd_plugin" in shown.stdout
+
+
+RAISER = textwrap.dedent('''
+    import os
+
+    import numpy as np
+
+    import embedx
+    from embedx.plugin_api import DOCUMENT, Embedder, Output
+
+    WHERE = os.environ["RAISE_IN"]
+
+
+    def maybe(call):
+        if WHERE == call:  # the way a plugin fails on a corpus file that is not there
+            raise FileNotFoundError(2, "No such file or directory", "/data/corpus.txt")
+
+
+    class Raiser(Embedder):
+        """Raises where RAISE_IN says."""
+
+        id = "raiser"
+        outputs = (Output("doc", DOCUMENT, 4),)
+
+        def __init__(self, size: int = 4):
+            maybe("__init__")
+
+        def identity(self):
+            maybe("identity")
+            return {}
+
+        def output_specs(self):
+            maybe("output_specs")
+            return self.outputs
+
+        def unavailable_reason(self):
+            maybe("unavailable_reason")
+
+        def load(self):
+            maybe("load")
+
+        def embed_batch(self, texts):
+            maybe("embed_batch")
+            return {"doc": np.zeros((len(texts), 4), dtype="float32")}
+
+
+    @embedx.hookimpl
+    def register_embedders(register):
+        maybe("register_embedders")
+        register(Raiser)
+''')
+
+
+@pytest.mark.parametrize("call, expected", [
+    ("__init__", "embedder 'raiser' (plugin 'raiser_plugin') refused its options in Raiser.__init__()"),
+    ("identity", "plugin 'raiser_plugin' failed in Raiser.identity()"),
+    ("output_specs", "plugin 'raiser_plugin' failed in Raiser.output_specs()"),
+    ("unavailable_reason", "embedder 'raiser' (plugin 'raiser_plugin') could not check whether it can run here"),
+    ("load", "embedder 'raiser' (plugin 'raiser_plugin') could not load"),
+    ("embed_batch", "embedder 'raiser' (plugin 'raiser_plugin') raised on batch 1"),
+    ("register_embedders", "plugin 'raiser_plugin' (module) failed to load and is skipped: failed in "
+                           "register_embedders"),
+])
+def test_whatever_a_plugin_raises_is_one_line_naming_the_plugin_and_the_call(tmp_path, call, expected):
+    (tmp_path / "raiser_plugin.py").write_text(RAISER)
+    (tmp_path / "in.txt").write_text("one\ntwo\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBEDX_")}
+    env.update(PYTHONPATH=str(tmp_path), EMBEDX_PLUGIN_MODULES="raiser_plugin", EMBEDX_LOAD_PLUGINS="", RAISE_IN=call,
+               EMBEDX_CACHE_DIR=str(tmp_path / "cache"), COLUMNS="300")
+    result = _run(["extract", "in.txt", "-e", "raiser", "-o", "out.h5", "--no-progress"], env, tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert expected in lines[0] and "/data/corpus.txt" in lines[0], result.stderr
+    if call == "register_embedders":  # a warning, then the embedder it did not register, with why
+        assert lines[1].startswith("error: no embedder 'raiser'"), result.stderr
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+@pytest.mark.parametrize("call", ["__init__", "output_specs", "unavailable_reason"])
+def test_embedders_lists_a_raising_plugin_as_not_runnable_and_lists_the_rest(monkeypatch, call):
+    from embedx.contract.embedder import DOCUMENT, Embedder, Output
+    from embedx.contract.hookspecs import hookimpl
+    from embedx.listing import describe_embedders
+    from embedx.registry import build_registry
+
+    def maybe(where):
+        if where == call:
+            raise RuntimeError("corpus is gone")
+
+    class Raiser(Embedder):
+        id = "raiser"
+        outputs = (Output("doc", DOCUMENT, 4),)
+
+        def __init__(self):
+            maybe("__init__")
+
+        def output_specs(self):
+            maybe("output_specs")
+            return self.outputs
+
+        def unavailable_reason(self):
+            maybe("unavailable_reason")
+
+        def embed_batch(self, texts):
+            raise AssertionError("not called")
+
+    plugin = types.ModuleType("raiser_test")
+    plugin.register_embedders = hookimpl(lambda register: register(Raiser))
+    monkeypatch.setenv("EMBEDX_LOAD_PLUGINS", "")
+    rows = {row["id"]: row for row in describe_embedders(build_registry([("raiser-test", plugin)]))}
+    assert rows["hashing-ngrams"]["available"]
+    assert not rows["raiser"]["available"]
+    assert rows["raiser"]["reason"] == f"plugin 'raiser-test' failed in Raiser.{call}(): RuntimeError: corpus is gone"
