@@ -21,6 +21,11 @@ _LAZY = {"extract": ("embedx.pipeline.extraction", "extract"), "open_store": ("e
          "embed": ("embedx.api", "embed")}
 
 
+def __dir__() -> list[str]:
+    """Lists the lazily loaded names too, so ``dir(embedx)`` and tab completion show the whole public API."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib

@@ -12,6 +12,7 @@ import typer
 
 from embedx.commands import EncodingErrors, escape, fail, guarded_with  # noqa: F401 (re-exported)
 from embedx.terminal import printable
+from embedx.wording import plural
 
 app = typer.Typer(help="Extract text features once, cache them in HDF5, reuse them everywhere.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -152,11 +153,12 @@ def extract(
     console = Console(stderr=True)
     console.print(
         f"[bold]{report.embedder}[/] -> {report.path} [dim]({report.set_name})[/]\n"
-        f"  {report.rows:,} texts, {report.unique:,} unique: {report.computed:,} computed, {report.cached:,} cached"
+        f"  {plural(report.rows, 'text')}, {report.unique:,} unique: {report.computed:,} computed, "
+        f"{report.cached:,} cached"
         f"{f', {report.empty:,} empty (kept, flagged)' if report.empty else ''}"
         f"{f', {report.skipped_empty:,} empty skipped' if report.skipped_empty else ''}"
         f"{'' if report.input_read else ' (input file unchanged: not read again)'}\n"
-        f"  {report.truncated_input:,} texts truncated by max_length\n"
+        f"  {plural(report.truncated_input, 'text')} truncated by max_length\n"
         f"  {report.seconds_total:.2f} s total, {report.texts_per_second:,.0f} texts/s computing, "
         f"{report.seconds_staging + report.seconds_commit:.2f} s writing", highlight=False)
 
@@ -190,7 +192,8 @@ def info(
     folder = file.resolve().with_name(file.resolve().name + ".segments")
     owned = folder.is_dir() and not folder.is_symlink()  # sizes of what the file owns; links are not followed
     on_disk = file.stat().st_size + (sum(p.lstat().st_size for p in folder.iterdir()) if owned else 0)
-    console.print(f"[bold]{_escape(str(file))}[/]: {len(sets)} feature set(s), {len(input_rows)} input(s), "
+    console.print(f"[bold]{_escape(str(file))}[/]: {plural(len(sets), 'feature set')}, "
+                  f"{plural(len(input_rows), 'input')}, "
                   f"{_size(on_disk)} on disk (with {_escape(folder.name)}/)", highlight=False)
     for s in sets:
         outs = ", ".join(_shape_label(o) for o in s.outputs)
@@ -199,7 +202,7 @@ def info(
         versions = ", ".join(f"{k} {v}" for k, v in s.config.get("versions", {}).items()) or "-"
         console.print(f"\n[bold cyan]{_escape(s.embedder)}[/] [dim]config {_escape(s.config_hash[:12])} "
                       f"(set {_escape(s.name)})[/]\n"
-                      f"  rows     {s.rows:,} unique texts, {_escape(s.dtype)}, {_size(s.bytes_on_disk)}\n"
+                      f"  rows     {plural(s.rows, 'unique text')}, {_escape(s.dtype)}, {_size(s.bytes_on_disk)}\n"
                       f"  outputs  {_escape(outs)}\n  options  {_escape(options)}\n  identity {_escape(identity)}\n"
                       f"  versions {_escape(versions)}  [dim]plugin {_escape(s.plugin)}, updated "
                       f"{_escape(s.updated)}[/]",
@@ -212,7 +215,8 @@ def info(
         inputs_table.add_row(_escape(name), f"{rows:,}", _escape(", ".join(columns)) or "-")
     console.print(inputs_table)
     for name, rows in pending.items():
-        console.print(f"[yellow]{rows:,} rows of {_escape(name)} are written but not committed (an interrupted run): "
+        console.print(f"[yellow]{plural(rows, 'row')} of {_escape(name)} {'is' if rows == 1 else 'are'} written but "
+                      "not committed (an interrupted run): "
                       "the next `embedx extract` into this file, or `embedx compact`, commits them[/]")
     quarantine = file.resolve().with_name(file.resolve().name + ".quarantine")
     if quarantine.is_dir() and not quarantine.is_symlink() and any(quarantine.iterdir()):
@@ -229,7 +233,7 @@ def compact(
     from embedx.store.compact import compact as run_compact
 
     report = run_compact(file)
-    typer.echo(f"{printable(report.path)}: {report.segments_before} segment(s) -> {report.segments_after}, "
+    typer.echo(f"{printable(report.path)}: {plural(report.segments_before, 'segment')} -> {report.segments_after}, "
                f"{report.bytes_rewritten / 1e6:,.1f} MB rewritten")
 
 
@@ -291,12 +295,12 @@ def check(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        typer.echo(f"{printable(file)}: {report.sets} set(s), {report.inputs} input(s), {report.datasets} "
-                   "datasets read "
+        typer.echo(f"{printable(file)}: {plural(report.sets, 'set')}, {plural(report.inputs, 'input')}, "
+                   f"{plural(report.datasets, 'dataset')} read "
                    f"({_size(report.bytes_read)}), {report.values_scanned:,} feature values scanned")
         for problem in report.problems:
             typer.echo(f"problem: {printable(problem)}")
-        typer.echo("ok: no problems found" if report.ok else f"{len(report.problems)} problem(s) found")
+        typer.echo("ok: no problems found" if report.ok else f"{plural(len(report.problems), 'problem')} found")
     if not report.ok:
         raise typer.Exit(1)
 

@@ -237,3 +237,24 @@ def test_embedders_lists_a_raising_plugin_as_not_runnable_and_lists_the_rest(mon
     assert rows["hashing-ngrams"]["available"]
     assert not rows["raiser"]["available"]
     assert rows["raiser"]["reason"] == f"plugin 'raiser-test' failed in Raiser.{call}(): RuntimeError: corpus is gone"
+
+
+def test_the_extract_summary_counts_one_text_as_one_text(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from embedx.cli import app
+    from embedx.registry import build_registry, set_registry
+
+    monkeypatch.setenv("EMBEDX_LOAD_PLUGINS", "")
+    monkeypatch.setenv("COLUMNS", "300")
+    set_registry(build_registry())
+    try:
+        (tmp_path / "in.txt").write_text("a single line\n")
+        done = CliRunner().invoke(app, ["extract", str(tmp_path / "in.txt"), "-e", "hashing-ngrams", "-o",
+                                        str(tmp_path / "f.h5"), "--no-progress", "-O", "dim=8"])
+        info = CliRunner().invoke(app, ["info", str(tmp_path / "f.h5")])
+    finally:
+        set_registry(None)
+    assert done.exit_code == 0, done.output
+    assert "  1 text, 1 unique" in done.stderr and "0 texts truncated" in done.stderr, done.stderr
+    assert "1 feature set, 1 input," in info.stdout and "rows     1 unique text," in info.stdout, info.stdout

@@ -108,3 +108,23 @@ def test_every_installed_embedder_option_has_a_description():
                      for name, spec in option_specs(entry.cls).items() if not spec.help)
     assert not missing, "options without a description (add an 'Options:' section to the class docstring):\n" + \
         "\n".join(missing)
+
+
+def test_dir_shows_the_lazily_loaded_public_names():
+    for name in ("extract", "embed", "open_store", *embedx.__all__):
+        assert name in dir(embedx), name
+    assert set(plugin_api.__all__) <= set(dir(plugin_api))
+
+
+def test_python_dash_m_embedx_runs_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "embedx", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"embedx {embedx.__version__}", done.stderr
+
+
+@pytest.mark.parametrize("count, noun, expected", [(0, "text", "0 texts"), (1, "text", "1 text"),
+                                                   (2, "feature set", "2 feature sets"), (1, "row", "1 row"),
+                                                   (12345, "batch", "12,345 batches")])
+def test_plural(count, noun, expected):
+    from embedx.wording import plural
+
+    assert plural(count, noun) == expected

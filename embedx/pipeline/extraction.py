@@ -32,6 +32,7 @@ from embedx.registry import Registry, get_registry
 from embedx.store.transaction import KEY_DTYPE, KeySet, Transaction, binary_to_hex, is_empty, safe_name
 from embedx.store.transaction import set_name as set_name_of
 from embedx.store.transaction import writer as store_writer
+from embedx.wording import plural
 
 EmptyPolicy = Literal["keep", "skip", "error"]
 DTYPES = ("float32", "float16")
@@ -312,7 +313,8 @@ class _Pipeline:
             rows = order[start:start + batch_size]
             self.stats.batches += 1
             lines = sorted(chunk[i].line for i in rows)
-            where = f"batch {self.stats.batches} ({len(rows)} texts, input lines {_span(lines)} of {self.source})"
+            where = (f"batch {self.stats.batches} ({plural(len(rows), 'text')}, input lines {_span(lines)} "
+                     f"of {self.source})")
             batches.append((rows, [chunk[i].text for i in rows], where))
         if self.settings.write_on_workers:
             self._compute_on_workers(batches, binary, hexkeys)

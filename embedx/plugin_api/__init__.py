@@ -101,6 +101,11 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    """Lists the lazily loaded names too."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]

@@ -32,6 +32,7 @@ from embedx.store import layout as L
 from embedx.store.keyindex import as_sorted_index, hex_to_binary
 from embedx.store.packing import unpack_strings
 from embedx.store.sidepaths import SideFolder, check_plain_file, is_segment_name, kind_of, refusal, replace_file
+from embedx.wording import plural
 
 SET, INPUT, INPUT_FINAL = "set", "input", "input-final"
 STRING = h5py.string_dtype("utf-8")
@@ -107,8 +108,9 @@ def check_segments_present(index: Path, infos: list[SegmentInfo]) -> None:
         try:
             st = os.lstat(directory / info.file)
         except OSError:
-            raise StoreError(f"{index}: segment {info.file} ({info.rows:,} rows of {info.name}) does not exist in "
-                             f"{directory}; the file cannot be read whole (was the folder moved or edited?)") from None
+            raise StoreError(f"{index}: segment {info.file} ({plural(info.rows, 'row')} of {info.name}) does not "
+                             f"exist in {directory}; the file cannot be read whole (was the folder moved or "
+                             "edited?)") from None
         if not stat.S_ISREG(st.st_mode):
             raise refusal(directory / info.file, "a segment file", kind_of(st))
         size = st.st_size
