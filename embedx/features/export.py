@@ -1,14 +1,22 @@
-"""Write one feature set's document vectors, in input order, to .npy, .npz, .parquet or .csv.
+"""Write one feature set's vectors, in input order (duplicates repeated), to .npy, .npz, .parquet or .csv.
 
-``.npz`` holds the vectors as ``X`` next to the input table's columns (labels, a split column), its
-line numbers and content keys, all as plain arrays that ``np.load(..., allow_pickle=False)`` reads.
+Every row carries its input line, the input table's columns (labels, a split column) and, in .npz and
+.parquet, its content key; .npz has ``meta`` and .parquet's schema metadata ``embedx``: the set's full
+configuration as JSON. Vectors go in one list column ``vector`` (``layout="list"``, parquet's default)
+or in columns ``f0..fN`` (``layout="wide"``, CSV's default, where a list is a JSON array); both formats
+take both layouts. Token outputs go to .npz (``values`` of all rows' tokens concatenated, ``offsets``:
+row ``i`` is ``values[offsets[i]:offsets[i+1]]``, ``tokens``) or .parquet (per row, ``tokens`` and
+``vector``: a list of token vectors). Everything is plain arrays that ``np.load(..., allow_pickle=False)``
+reads.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,11 +24,12 @@ from embedx.contract.errors import EmbedxError, OptionError, StoreError
 from embedx.store.reader import FeatureStore
 
 FORMATS = (".npy", ".npz", ".parquet", ".csv")
+LAYOUTS = ("wide", "list")
 
 
 def export(store_path: str | Path, embedder: str, out: str | Path, *, config_hash: str | None = None,
            input: str | None = None, output: str | None = None, chunk_size: int = 8192,
-           allow_nonfinite: bool = False) -> int:
+           allow_nonfinite: bool = False, layout: str | None = None) -> int:
     """Export and return the number of rows written; reads in chunks, so memory stays flat.
 
     Stored NaN or infinity stops the export (and removes the partial output) unless
@@ -34,9 +43,12 @@ def export(store_path: str | Path, embedder: str, out: str | Path, *, config_has
         raise OptionError(f"--output {out}: the folder {out.parent} does not exist; create it first")
     if out.is_dir():
         raise OptionError(f"--output {out} is a folder; give a file name")
+    if layout not in (None, *LAYOUTS):
+        raise OptionError(f"--layout {layout}: choose wide (columns f0..fN) or list (one vector column)")
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}{suffix}")  # renamed over ``out`` when complete
     try:
-        rows = _export(store_path, embedder, partial, suffix, config_hash, input, output, chunk_size, allow_nonfinite)
+        rows = _export(store_path, embedder, partial, suffix, config_hash, input, output, chunk_size, allow_nonfinite,
+                       layout or ("wide" if suffix == ".csv" else "list"))
         os.replace(partial, out)
     except OSError as exc:
         raise EmbedxError(f"cannot write {out}: {exc.strerror or exc}") from None
@@ -45,30 +57,57 @@ def export(store_path: str | Path, embedder: str, out: str | Path, *, config_has
     return rows
 
 
-def _finite(chunks, name: str, lines: np.ndarray):
+def _finite(chunks, name: str, lines: np.ndarray, rows_of=len):
     """Pass chunks through, stopping at the first that holds NaN or infinity."""
     start = 0
     for chunk in chunks:
-        finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+        finite = _finite_rows(chunk)
         if not finite.all():
             first = start + int(np.argmin(finite))
             raise StoreError(f"set {name} holds NaN or infinite values (first at input line {lines[first]}); "
                              "refusing to export them. `embedx check` lists them; re-extract the set, or pass "
                              "--allow-nonfinite to export them as they are")
         yield chunk
-        start += len(chunk)
+        start += rows_of(chunk)
+
+
+def _finite_rows(chunk) -> np.ndarray:
+    if isinstance(chunk, list):  # token output: one array per row
+        return np.array([bool(np.isfinite(v).all()) for v in chunk], dtype=bool)
+    return np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+
+
+def provenance(fset, spec: dict[str, Any], table, layout: str) -> dict[str, Any]:
+    """What a reader of an exported file needs to know where its vectors came from."""
+    from embedx import __version__
+
+    info = fset.info
+    return {"set": info.name, "embedder": info.embedder, "plugin": info.plugin, "config_hash": info.config_hash,
+            "config": info.config, "output": spec, "dtype": info.dtype, "input": table.name, "rows": len(table),
+            "layout": layout, "store": str(fset.store.path.name), "embedx_version": __version__}
 
 
 def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, output, chunk_size,
-            allow_nonfinite: bool) -> int:
+            allow_nonfinite: bool, layout: str) -> int:
     with FeatureStore(store_path) as store:
         fset = store.feature_set(embedder, config_hash)
         table = store.input(input)
         keys = table.keys
-        spec = fset.output_spec(output, "document")
+        columns = {"line": table.lines} | {name: table.column(name) for name in table.columns}
+        level = fset.outputs[output]["level"] if output in fset.outputs else "document"
+        if output is None and not any(o["level"] == "document" for o in fset.info.outputs):
+            level = "token"
+        spec = fset.output_spec(output, level)
+        meta = provenance(fset, spec, table, layout)
+        if level == "token":
+            if suffix not in (".npz", ".parquet"):
+                raise OptionError(f"output {spec['name']!r} is token-level: export it to .npz (values, offsets, "
+                                  "keys, tokens) or .parquet (a list of token vectors per row)")
+            _export_tokens(store_path, fset, spec, table.name, out, suffix, columns, keys, meta, chunk_size,
+                           allow_nonfinite)
+            return len(keys)
         dim = spec["dim"] * (spec["layers"] if spec.get("per_layer") else 1)
         chunks = fset.iter_vectors(keys=keys, output=spec["name"], chunk_size=chunk_size)
-        columns = {"line": table.lines} | {name: table.column(name) for name in table.columns}
         if not allow_nonfinite:
             chunks = _finite(chunks, fset.info.name, table.lines)
         if suffix == ".npy":
@@ -81,32 +120,47 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
             target.flush()
             del target
         elif suffix == ".npz":
-            _npz(out, chunks, columns, keys, len(keys), np.dtype(fset.info.dtype), _inner(spec))
+            _npz(out, chunks, columns, keys, len(keys), np.dtype(fset.info.dtype), _inner(spec), meta)
         elif suffix == ".csv":
-            with open(out, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow([*columns, *(f"f{i}" for i in range(dim))])
-                start = 0
-                for chunk in chunks:
-                    flat = chunk.reshape(len(chunk), -1)
-                    for i, row in enumerate(flat):
-                        writer.writerow([*(columns[c][start + i] for c in columns), *(f"{v:.7g}" for v in row)])
-                    start += len(chunk)
+            _csv(out, chunks, columns, dim, layout)
         else:
-            _parquet(out, chunks, columns, dim)
+            _parquet(out, chunks, columns | {"key": _hex(keys)}, dim, meta, layout)
     return len(keys)
 
 
+def _hex(keys: np.ndarray) -> np.ndarray:
+    return np.array([k.decode() if isinstance(k, bytes) else str(k) for k in keys.tolist()])
+
+
+def _plain(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {name: np.asarray(values).astype(str) if np.asarray(values).dtype.kind == "O" else np.asarray(values)
+            for name, values in columns.items()}
+
+
+def _csv(out: Path, chunks, columns: dict[str, np.ndarray], dim: int, layout: str) -> None:
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*columns, *((f"f{i}" for i in range(dim)) if layout == "wide" else ["vector"])])
+        start = 0
+        for chunk in chunks:
+            flat = chunk.reshape(len(chunk), -1)
+            for i, row in enumerate(flat):
+                values = [f"{v:.7g}" for v in row]
+                writer.writerow([*(columns[c][start + i] for c in columns),
+                                 *(values if layout == "wide" else ["[" + ", ".join(values) + "]"])])
+            start += len(chunk)
+
+
 def _npz(out: Path, chunks, columns: dict[str, np.ndarray], keys: np.ndarray, n: int, dtype: np.dtype,
-         inner: tuple[int, ...]) -> None:
+         inner: tuple[int, ...], meta: dict[str, Any]) -> None:
     X = np.empty((n, *inner), dtype=dtype)
     start = 0
     for chunk in chunks:
         X[start:start + len(chunk)] = chunk
         start += len(chunk)
-    plain = {name: np.asarray(values).astype(str) if np.asarray(values).dtype.kind == "O" else np.asarray(values)
-             for name, values in columns.items()}
-    plain["key"] = np.array([k.decode() if isinstance(k, bytes) else str(k) for k in keys.tolist()])
+    plain = _plain(columns)
+    plain["key"] = _hex(keys)
+    plain["meta"] = np.array(json.dumps(meta))
     with open(out, "wb") as handle:
         np.savez(handle, X=X, **{name: v for name, v in plain.items() if name != "X"})  # type: ignore[arg-type]  # numpy stubs: **kwds as allow_pickle
 
@@ -115,23 +169,106 @@ def _inner(spec: dict) -> tuple[int, ...]:
     return ((spec["layers"],) if spec.get("per_layer") else ()) + (spec["dim"],)
 
 
-def _parquet(out: Path, chunks, columns: dict[str, np.ndarray], dim: int) -> None:
+def _pyarrow():
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise EmbedxError("parquet export needs pyarrow: pip install pyarrow") from None
+    return pa, pq
+
+
+def _parquet(out: Path, chunks, columns: dict[str, np.ndarray], dim: int, meta: dict[str, Any], layout: str) -> None:
+    pa, pq = _pyarrow()
     writer, start = None, 0
     try:
         for chunk in chunks:
             flat = np.ascontiguousarray(chunk.reshape(len(chunk), -1))
             arrays = {c: pa.array(v[start:start + len(chunk)].tolist()) for c, v in columns.items()}
-            arrays["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), dim)
-            batch = pa.table(arrays)
+            if layout == "wide":
+                arrays |= {f"f{i}": pa.array(flat[:, i]) for i in range(dim)}
+            else:
+                arrays["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), dim)
+            batch = pa.table(arrays).replace_schema_metadata({"embedx": json.dumps(meta)})
             if writer is None:
                 writer = pq.ParquetWriter(out, batch.schema)
             writer.write_table(batch)
             start += len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _export_tokens(store_path, fset, spec: dict[str, Any], input: str, out: Path, suffix: str,
+                   columns: dict[str, np.ndarray], keys: np.ndarray, meta: dict[str, Any], chunk_size: int,
+                   allow_nonfinite: bool) -> None:
+    """A token output in input order: read in chunks of rows through their offsets, never all at once."""
+    from embedx.features.tokens import TokenRows
+
+    rows = TokenRows(store_path, fset.info.name, input=input, output=spec["name"])
+
+    def read():
+        lines = columns["line"]
+        for start in range(0, len(rows), chunk_size):
+            index = np.arange(start, min(start + chunk_size, len(rows)))
+            values = rows.values(index, cast=False)
+            if not allow_nonfinite:
+                next(_finite([values], fset.info.name, lines[start:]))
+            yield values, rows.tokens(index)
+
+    chunks = read()
+    if suffix == ".npz":
+        _npz_tokens(out, chunks, rows.lengths, columns, keys, np.dtype(fset.info.dtype), _inner(spec), meta)
+    else:
+        _parquet_tokens(out, chunks, columns | {"key": _hex(keys)}, int(np.prod(_inner(spec))), meta)
+
+
+def _npz_tokens(out: Path, chunks, lengths: np.ndarray, columns: dict[str, np.ndarray], keys: np.ndarray,
+                dtype: np.dtype, inner: tuple[int, ...], meta: dict[str, Any]) -> None:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
+    scratch = out.with_name(f"{out.name}.values.npy")  # on disk, so memory stays flat; np.savez streams it
+    tokens: list[str] = []
+    try:
+        values = np.lib.format.open_memmap(scratch, mode="w+", dtype=dtype, shape=(total, *inner))
+        at = 0
+        for pieces, words in chunks:
+            for piece, row_words in zip(pieces, words, strict=True):
+                values[at:at + len(piece)] = piece
+                at += len(piece)
+                tokens.extend(row_words)
+        values.flush()
+        plain: dict[str, np.ndarray] = _plain(columns)
+        plain["key"] = _hex(keys)
+        plain["meta"] = np.array(json.dumps(meta))
+        with open(out, "wb") as handle:
+            plain |= {"values": values, "offsets": offsets,
+                      "tokens": np.array(tokens, dtype=str) if tokens else np.zeros(0, dtype="<U1")}
+            np.savez(handle, **plain)  # type: ignore[arg-type]  # numpy stubs: **kwds as allow_pickle
+        del values
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def _parquet_tokens(out: Path, chunks, columns: dict[str, np.ndarray], width: int, meta: dict[str, Any]) -> None:
+    pa, pq = _pyarrow()
+    writer, start = None, 0
+    try:
+        for pieces, words in chunks:
+            n = len(pieces)
+            arrays = {c: pa.array(v[start:start + n].tolist()) for c, v in columns.items()}
+            arrays["tokens"] = pa.array(words, type=pa.list_(pa.string()))
+            flat = np.concatenate([p.reshape(-1) for p in pieces]) if n else np.zeros(0, np.float32)
+            per_token = pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
+            counts = np.zeros(n + 1, dtype=np.int32)
+            np.cumsum([len(p) for p in pieces], out=counts[1:])
+            arrays["vector"] = pa.ListArray.from_arrays(pa.array(counts), per_token)
+            batch = pa.table(arrays).replace_schema_metadata({"embedx": json.dumps(meta)})
+            if writer is None:
+                writer = pq.ParquetWriter(out, batch.schema)
+            writer.write_table(batch)
+            start += n
     finally:
         if writer is not None:
             writer.close()

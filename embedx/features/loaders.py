@@ -14,19 +14,31 @@ from typing import Any
 
 import numpy as np
 
+from embedx.contract.errors import StoreError
+from embedx.features.tokens import label_codes
 from embedx.store import layout as L
 from embedx.store.reader import FeatureStore, gather
+
+TOKEN_READERS = {"iter_numpy": "iter_token_batches", "torch_dataset": "torch_token_dataset",
+                 "tf_dataset": "tf_token_dataset"}
 
 
 class _Rows:
     """Row numbers, labels and the dataset path for one feature set and input, opened lazily per process."""
 
     def __init__(self, path: str | Path, embedder: str, *, input: str | None = None, texts: Sequence[str] | None = None,
-                 labels: str | None = None, output: str | None = None, config_hash: str | None = None):
+                 labels: str | None = None, output: str | None = None, config_hash: str | None = None,
+                 reader: str = "iter_numpy"):
         self.path = str(path)
         with FeatureStore(path) as store:
             fset = store.feature_set(embedder, config_hash)
             self.set_name = fset.info.name
+            levels = {o["level"] for o in fset.info.outputs}
+            if (fset.outputs.get(output, {}).get("level") if output is not None else
+                    None if "document" in levels else "token" if "token" in levels else None) == "token":
+                raise StoreError(f"output {output or fset.info.outputs[0]['name']!r} of set {fset.info.name} is "
+                                 f"token-level: read it with embedx.readers.{TOKEN_READERS[reader]}(...) "
+                                 "(padded batches with a mask)")
             spec = fset.output_spec(output, "document")
             self.output = spec["name"]
             self.shape = ((spec["layers"],) if spec.get("per_layer") else ()) + (spec["dim"],)
@@ -34,10 +46,7 @@ class _Rows:
             self.classes: list[str] = []
             self.y = None
             if labels is not None:
-                values = np.asarray(store.input(input).column(labels)).astype(str)
-                self.classes = sorted(set(values.tolist()))
-                lookup = {c: i for i, c in enumerate(self.classes)}
-                self.y = np.array([lookup[v] for v in values.tolist()], dtype=np.int64)
+                self.classes, self.y = label_codes(store.input(input).column(labels))
         self._file = None
 
     def values(self):
@@ -55,22 +64,41 @@ class _Rows:
         return {**self.__dict__, "_file": None}
 
 
+class Chunks:
+    """``(X, y)`` chunks in input order, re-iterable; ``classes`` names the label codes of ``y``."""
+
+    def __init__(self, rows: _Rows, chunk_size: int):
+        self.rows, self.chunk_size = rows, chunk_size
+        self.classes = rows.classes
+
+    def __len__(self) -> int:
+        return -(-len(self.rows.rows) // self.chunk_size)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        rows = self.rows
+        for start in range(0, len(rows.rows), self.chunk_size):
+            index = np.arange(start, min(start + self.chunk_size, len(rows.rows)))
+            yield rows.batch(index), None if rows.y is None else rows.y[index]
+
+
 def iter_numpy(path: str | Path, embedder: str, *, input: str | None = None, labels: str | None = None,
-               output: str | None = None, chunk_size: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """``(X, y)`` chunks in input order (``y`` is ``None`` without ``labels``): for scikit-learn ``partial_fit``."""
-    rows = _Rows(path, embedder, input=input, labels=labels, output=output)
-    for start in range(0, len(rows.rows), chunk_size):
-        index = np.arange(start, min(start + chunk_size, len(rows.rows)))
-        yield rows.batch(index), None if rows.y is None else rows.y[index]
+               output: str | None = None, config_hash: str | None = None, chunk_size: int = 8192) -> Chunks:
+    """``(X, y)`` chunks in input order (``y`` is ``None`` without ``labels``): for scikit-learn ``partial_fit``.
+
+    ``y`` holds int64 codes; the returned object's ``classes`` holds their names.
+    """
+    return Chunks(_Rows(path, embedder, input=input, labels=labels, output=output, config_hash=config_hash),
+                  chunk_size)
 
 
 def torch_dataset(path: str | Path, embedder: str, *, input: str | None = None, labels: str | None = None,
-                  output: str | None = None):
+                  output: str | None = None, config_hash: str | None = None):
     """A map-style ``torch.utils.data.Dataset`` of ``(features, label)`` (or features alone) per input row."""
     import torch
     from torch.utils.data import Dataset
 
-    rows = _Rows(path, embedder, input=input, labels=labels, output=output)
+    rows = _Rows(path, embedder, input=input, labels=labels, output=output, config_hash=config_hash,
+                 reader="torch_dataset")
 
     class CachedFeatures(Dataset):
         classes = rows.classes
@@ -90,11 +118,16 @@ def torch_dataset(path: str | Path, embedder: str, *, input: str | None = None, 
 
 
 def tf_dataset(path: str | Path, embedder: str, *, input: str | None = None, labels: str | None = None,
-               output: str | None = None, chunk_size: int = 1024):
-    """A ``tf.data.Dataset`` of ``(features, label)`` (or features) per input row, streamed in chunks."""
+               output: str | None = None, config_hash: str | None = None, chunk_size: int = 1024):
+    """A ``tf.data.Dataset`` of ``(features, label)`` (or features) per input row, streamed in chunks.
+
+    Its cardinality is the number of rows (so Keras knows an epoch's length), and its ``classes``
+    attribute names the label codes.
+    """
     import tensorflow as tf
 
-    rows = _Rows(path, embedder, input=input, labels=labels, output=output)
+    rows = _Rows(path, embedder, input=input, labels=labels, output=output, config_hash=config_hash,
+                 reader="tf_dataset")
 
     def generate():
         for start in range(0, len(rows.rows), chunk_size):
@@ -107,4 +140,7 @@ def tf_dataset(path: str | Path, embedder: str, *, input: str | None = None, lab
 
     x_spec = tf.TensorSpec(shape=(None, *rows.shape), dtype=tf.float32)
     signature = x_spec if rows.y is None else (x_spec, tf.TensorSpec(shape=(None,), dtype=tf.int64))
-    return tf.data.Dataset.from_generator(generate, output_signature=signature).unbatch()
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).unbatch()
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(rows.rows)))
+    dataset.classes = rows.classes
+    return dataset

@@ -293,6 +293,35 @@ class FeatureSet:
         for start in range(0, len(rows), chunk_size):
             yield gather(values, rows[start:start + chunk_size])
 
+    def to_pandas(self, input: str | None = None, *, output: str | None = None, column: str = "vector"):
+        """A ``pandas.DataFrame`` of one input table: index = input rows, columns = ``line``, ``text`` (if
+        stored), the input's columns, ``key``, then ``column`` with each row's vector (an array).
+
+        For a token output, ``column`` holds ``[n_tokens, (layers,) dim]`` arrays and ``tokens`` their strings.
+        Everything is in memory: for large inputs, stream with :mod:`embedx.readers` instead.
+        """
+        import pandas as pd
+
+        table = self.store.input(input)
+        data: dict[str, Any] = {"line": table.lines}
+        if L.TEXT in table.group:
+            data["text"] = table.texts
+        for name in table.columns:
+            data[name] = table.column(name)
+        data["key"] = [k.decode("ascii") for k in table.keys.tolist()]
+        level = self.outputs[output]["level"] if output in self.outputs else "document"
+        if output is None and not any(o["level"] == "document" for o in self.info.outputs):
+            level = "token"
+        if column in data or (level == "token" and column == "tokens"):
+            raise ValueError(f"column={column!r} is taken by the input table; choose another name")
+        if level == "token":
+            pairs = self.tokens(input=table.name, output=output)
+            data["tokens"] = [t for t, _ in pairs]
+            data[column] = [v for _, v in pairs]
+        else:
+            data[column] = list(self.vectors(input=table.name, output=output))
+        return pd.DataFrame(data, index=pd.RangeIndex(len(table), name="row"))
+
     def truncated(self, texts: Sequence[str] | None = None, *, input: str | None = None) -> np.ndarray:
         """Tokens cut by ``max_length`` for each text (0 where nothing was cut)."""
         return gather(self.group[L.TRUNCATED], self.rows(texts, input=input))
