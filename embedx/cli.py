@@ -260,7 +260,8 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            help="Destination: .npy, .npz (vectors as X plus labels and other input columns, keys), .parquet or .csv.",
+            help="Destination: .npy, .npz (vectors as X, or token values + offsets + tokens, plus input columns, "
+            "keys and the set's configuration), .parquet (the same, configuration as schema metadata) or .csv.",
         ),
     ],
     config: Annotated[
@@ -269,16 +270,24 @@ def export(
     input: Annotated[
         str | None, typer.Option(help="Input table giving the row order (needed if the file has several).")
     ] = None,
-    output_name: Annotated[str | None, typer.Option(help="Document output to export (default: the first).")] = None,
+    output_name: Annotated[
+        str | None,
+        typer.Option(help="Output to export, document- or token-level (default: the first document output)."),
+    ] = None,
     allow_nonfinite: Annotated[
         bool, typer.Option("--allow-nonfinite", help="Export stored NaN/inf as they are instead of refusing.")
     ] = False,
+    layout: Annotated[
+        str | None,
+        typer.Option(help="Document vectors in .csv/.parquet: wide (columns f0..fN) or list (one 'vector' column); "
+                     "default: wide for .csv, list for .parquet."),
+    ] = None,
 ) -> None:
-    """Write one set's document vectors in input order (duplicates repeated)."""
+    """Write one set's vectors (document or token output) in input order (duplicates repeated)."""
     from embedx.features.export import export as run_export
 
     rows = run_export(file, embedder, output, config_hash=config, input=input, output=output_name,
-                      allow_nonfinite=allow_nonfinite)
+                      allow_nonfinite=allow_nonfinite, layout=layout)
     typer.echo(f"wrote {rows:,} rows to {output}")
 
 
