@@ -198,6 +198,8 @@ def info(
     for s in sets:
         outs = ", ".join(_shape_label(o) for o in s.outputs)
         options = ", ".join(f"{k}={v}" for k, v in s.config.get("options", {}).items()) or "-"
+        unkeyed = ", ".join(f"{k}={v}" for k, v in s.config.get("unkeyed_options", {}).items())
+        options += f"; not in the key: {unkeyed}" if unkeyed else ""
         identity = ", ".join(f"{k}={v}" for k, v in s.config.get("identity", {}).items()) or "-"
         versions = ", ".join(f"{k} {v}" for k, v in s.config.get("versions", {}).items()) or "-"
         console.print(f"\n[bold cyan]{_escape(s.embedder)}[/] [dim]config {_escape(s.config_hash[:12])} "
@@ -392,7 +394,8 @@ def embedders(
                 console.print(f"  output {out['name']}: {shape}", highlight=False)
             for opt in row["options"]:
                 default = "required" if opt["required"] else f"default {opt['default']!r}"
-                line = f"  --option {opt['name']}=<{_escape(opt['type'])}>  ({_escape(default)})"
+                line = f"  --option {opt['name']}=<{_escape(opt['type'])}>  ({_escape(default)}"
+                line += ")" if opt.get("keyed", True) else "; not in the cache key: identity() pins what it names)"
                 if opt.get("help"):
                     line += f"  {_escape(opt['help'])}"
                 console.print(line, highlight=False)

@@ -48,7 +48,8 @@ def describe_embedders(registry: Registry | None = None) -> list[dict[str, Any]]
             "available": not reason, "reason": reason, "install": "; ".join(cmd for _, cmd in missing),
             "needs": needs,
             "options": [{"name": s.name, "type": s.type_label, "required": s.required and s.name not in entry.defaults,
-                         "default": entry.defaults.get(s.name, None if s.required else s.default), "help": s.help}
+                         "default": entry.defaults.get(s.name, None if s.required else s.default), "help": s.help,
+                         "keyed": s.name not in entry.cls.unkeyed_options}
                         for s in option_specs(entry.cls).values()],
         })
     return rows

@@ -178,3 +178,63 @@ def test_plugins_can_add_commands(entry_points):
         assert result.exit_code == 0 and result.output.strip() == "hello embedx"
     finally:
         R.set_registry(None)
+
+
+class PathScaled(embedx.Embedder):
+    """Length times a factor read from a file.
+
+    Options:
+        scale_file: a file holding the factor
+        offset: added to every value
+    """
+
+    id = "path-scaled"
+    outputs = (embedx.Output("doc", embedx.DOCUMENT, 1),)
+    unkeyed_options = ("scale_file",)
+
+    def __init__(self, scale_file: str, offset: float = 0.0):
+        self.scale_file, self.offset = scale_file, offset
+
+    def identity(self):
+        from embedx.plugin_api import file_digest
+
+        return {"scale_file": file_digest(self.scale_file)}
+
+    def embed_batch(self, texts):
+        import numpy as np
+
+        with open(self.scale_file) as handle:
+            factor = float(handle.read())
+        return {"doc": np.array([[len(t) * factor + self.offset] for t in texts], dtype=np.float32)}
+
+
+def test_unkeyed_options_are_shown_as_such_by_embedders_and_info(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from embedx.cli import app
+    from embedx.listing import describe_embedders
+
+    monkeypatch.setenv("COLUMNS", "300")
+    reg = R.build_registry([("scaled", plugin_module("scaled", register_embedders=lambda register:
+                                                     register(PathScaled)))], entry_points=False)
+    options = {o["name"]: o for row in describe_embedders(reg) if row["id"] == "path-scaled" for o in row["options"]}
+    assert not options["scale_file"]["keyed"] and options["offset"]["keyed"]
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("2.0")
+    first = embedx.extract(["abc"], "path-scaled", tmp_path / "f.h5", options={"scale_file": str(tmp_path / "a.txt")},
+                           registry=reg)
+    moved = embedx.extract(["abc"], "path-scaled", tmp_path / "f.h5", options={"scale_file": str(tmp_path / "b.txt")},
+                           registry=reg)
+    assert (first.computed, moved.computed, moved.set_name) == (1, 0, first.set_name)  # same content, same key
+    R.set_registry(reg)
+    try:
+        listed = CliRunner().invoke(app, ["embedders", "-v"])
+        info = CliRunner().invoke(app, ["info", str(tmp_path / "f.h5")])
+    finally:
+        R.set_registry(None)
+    assert listed.exit_code == 0, listed.output
+    scale_line = next(line for line in listed.stdout.splitlines() if "--option scale_file=" in line)
+    offset_line = next(line for line in listed.stdout.splitlines() if "--option offset=" in line)
+    assert "not in the cache key" in scale_line and "not in the cache key" not in offset_line
+    assert info.exit_code == 0, info.output
+    assert f"options  offset=0.0; not in the key: scale_file={tmp_path / 'a.txt'}" in info.stdout, info.stdout

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 from flair_helpers import save_char_lm
 
-import embedx
-from embedx.plugin_api.testing import Stored, installed_registry
+from embedx.plugin_api.testing import extractor, installed_registry
 
 FLAIR_IDS = {"flair-char-lm", "flair-word", "flair-transformer-word", "flair-transformer-doc", "flair-stacked",
              "flair-minilm-word", "flair-minilm-doc"}
@@ -46,13 +45,7 @@ def registry():
 @pytest.fixture
 def extract(registry, tmp_path):
     """Run ``embedx.extract`` into ``store`` (default ``tmp_path/features.h5``); return the report and a reader."""
-
-    def run(texts, embedder, *, outputs=("doc",), store=None, **options):
-        target = store or tmp_path / "features.h5"
-        report = embedx.extract(texts, embedder, target, options=options, outputs=list(outputs), registry=registry)
-        return report, Stored(target, report.set_name)
-
-    return run
+    return extractor(registry, tmp_path, outputs=("doc",))
 
 
 @pytest.fixture(scope="session")

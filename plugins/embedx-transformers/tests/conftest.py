@@ -16,8 +16,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import embedx  # noqa: E402
-from embedx.plugin_api.testing import Stored, installed_registry  # noqa: E402
+from embedx.plugin_api.testing import extractor, installed_registry  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -93,14 +92,8 @@ class Reference:
 
 @pytest.fixture
 def extract(registry, tmp_path):
-    """Run ``embedx.extract`` into ``store`` (default ``tmp_path/features.h5``); return the report and a reader."""
+    """Run ``embedx.extract`` into ``store`` (default ``tmp_path/features.h5``); return the report and a reader.
 
-    def run(texts, embedder="minilm-l6", *, outputs=("doc",), store=None, batch_size=None, **options):
-        target = store or tmp_path / "features.h5"
-        if embedder == "minilm-l6":  # the preset normalizes; these tests check raw hidden states unless told
-            options.setdefault("normalize", False)
-        report = embedx.extract(texts, embedder, target, options=options, outputs=list(outputs),
-                                batch_size=batch_size, registry=registry)
-        return report, Stored(target, report.set_name)
-
-    return run
+    The minilm-l6 preset normalizes; these tests check raw hidden states unless told."""
+    return extractor(registry, tmp_path, embedder="minilm-l6", outputs=("doc",),
+                     defaults={"minilm-l6": {"normalize": False}})

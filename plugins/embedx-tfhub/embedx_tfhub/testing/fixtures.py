@@ -2,26 +2,22 @@
 points, TensorFlow and TF Hub.
 
 Used by the tests of embedx-tfhub, embedx-swivel and embedx-elmo-train; each ``tests/conftest.py`` imports
-the fixtures it needs from here (and defines ``extract``, which drives embedx's user API: plugin code
-other than tests reaches embedx only through its plugin API). Importing this module imports pytest
-(tests only), not TensorFlow.
+the fixtures it needs from here (and defines ``extract`` around :func:`embedx.plugin_api.testing.extractor`,
+which drives embedx's user API: plugin code other than tests reaches embedx only through its plugin API).
+Importing this module imports pytest (tests only), not TensorFlow.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from embedx.plugin_api.testing import LOAD_PLUGINS_ENV, build_registry
+from embedx.plugin_api.testing import installed_registry
 
 
 @pytest.fixture(scope="session")
 def registry():
     """embedx's registry with installed plugins loaded, whatever EMBEDX_LOAD_PLUGINS says in this process."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(LOAD_PLUGINS_ENV, raising=False)
-        reg = build_registry()
-    assert {"elmo", "tfhub-bert", "tfhub-text"} <= set(reg.embedders), "pip install -e plugins/embedx-tfhub first"
-    return reg
+    return installed_registry({"elmo", "tfhub-bert", "tfhub-text"}, "pip install -e plugins/embedx-tfhub first")
 
 
 @pytest.fixture(scope="session")
