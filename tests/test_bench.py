@@ -68,9 +68,10 @@ def test_frontier_labels_never_overlap(tmp_path):
     boxes = cost_plot(rows, "crowded", tmp_path / "c.png", {}, {})
     assert len(boxes) == 20  # every point is on the frontier here
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    family, head, key = boxes.panels  # a long frontier key stays clear of the legends above it
-    assert not family.overlaps(head) and not head.overlaps(key) and not family.overlaps(key)
-    assert key.y1 <= head.y0 <= head.y1 <= family.y0
+    embedder, family, head, key = boxes.panels  # a long frontier key stays clear of the legends above it
+    panels = [embedder, family, head, key]
+    assert not any(a.overlaps(b) for i, a in enumerate(panels) for b in panels[i + 1:])
+    assert key.y1 <= head.y0 <= head.y1 <= family.y0 <= family.y1 <= embedder.y0
 
 
 def test_learning_curves_get_one_panel_per_family(fake_plugins, tmp_path):

@@ -152,6 +152,12 @@ def _scores(value: Any, required: bool) -> bool:
     return True
 
 
+def _counts(value: Any) -> bool:
+    """A square matrix of non-negative whole numbers, as lists."""
+    return isinstance(value, list) and all(
+        isinstance(row, list) and len(row) == len(value) and all(_int(v) and v >= 0 for v in row) for row in value)
+
+
 def _extra(value: Any) -> bool:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         return False
@@ -168,9 +174,11 @@ ROW_FIELDS = {
     "extra": _extra, "n_train": lambda v: _int(v) and v >= 0, "selection": lambda v: isinstance(v, str),
     "method": lambda v: isinstance(v, str), "flags": _str_list,
 }
-#: fields some rows have: fine-tuning's memory, the layer table's variant and pooling
+#: fields some rows have: fine-tuning's memory, the layer table's variant and pooling, CPU seconds and the test
+#: confusion counts (rows written before they were recorded lack them)
 OPTIONAL_ROW_FIELDS = {"peak_rss_mb": lambda v: _finite(v) and v >= 0, "pooling": lambda v: isinstance(v, str),
-                       "variant": lambda v: isinstance(v, str), "embedder": lambda v: isinstance(v, str)}
+                       "variant": lambda v: isinstance(v, str), "embedder": lambda v: isinstance(v, str),
+                       "cpu_seconds": lambda v: _finite(v) and v >= 0, "confusion": lambda v: _counts(v)}
 CURVE_FIELDS = {
     "dataset": lambda v: isinstance(v, str), "what": lambda v: isinstance(v, str),
     "features": lambda v: isinstance(v, str), "head": lambda v: isinstance(v, str),

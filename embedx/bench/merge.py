@@ -50,7 +50,7 @@ def _check_items(path: Path, results: dict[str, Any]) -> None:
 
     A results file is what the user asked to report (it may come from another machine), so it is not
     authenticated like the journal; it is checked, so a malformed one is one line, never a traceback."""
-    from embedx.bench.journal import CURVE_FIELDS, ROW_FIELDS, _finite
+    from embedx.bench.journal import CURVE_FIELDS, OPTIONAL_ROW_FIELDS, ROW_FIELDS, _finite
 
     def text(v: Any) -> bool:
         return isinstance(v, str)
@@ -62,7 +62,8 @@ def _check_items(path: Path, results: dict[str, Any]) -> None:
               "skipped": {}}
     optional = {"train_seconds": _finite, "validation": lambda v: isinstance(v, dict) and (
         not v or _finite(v.get("accuracy"))), "extra": lambda v: isinstance(v, dict) and ROW_FIELDS["extra"](v),
-        "peak_rss_mb": _finite, "flags": ROW_FIELDS["flags"], "chosen": lambda v: isinstance(v, dict)}
+        "peak_rss_mb": _finite, "flags": ROW_FIELDS["flags"], "chosen": lambda v: isinstance(v, dict),
+        "cpu_seconds": OPTIONAL_ROW_FIELDS["cpu_seconds"], "confusion": OPTIONAL_ROW_FIELDS["confusion"]}
     for key, fields in wanted.items():
         for i, item in enumerate(results[key]):
             bad = None if isinstance(item, dict) else "not an object"
@@ -80,11 +81,27 @@ def _check_items(path: Path, results: dict[str, Any]) -> None:
     for key in ("embedders", "heads", "finetuners"):
         if not isinstance(config.get(key, []), list):
             raise EmbedxError(f"{path}: config.{key} should be a list")
-    if not isinstance(results.get("families", {}), dict) or not isinstance(results.get("given_splits") or {}, dict):
-        raise EmbedxError(f"{path}: 'families' and 'given_splits' should be objects")
+    _check_dataset_facts(path, results)
     for key in ("seconds", "resumed_units", "resumed_seconds"):
         if key in results and not _finite(results[key]):
             raise EmbedxError(f"{path}: {key!r} should be a number")
+
+
+def _check_dataset_facts(path: Path, results: dict[str, Any]) -> None:
+    """The per-dataset facts the report states: families, how each dataset was split, its class names."""
+    for key in ("families", "given_splits", "splits", "classes"):
+        if not isinstance(results.get(key) or {}, dict):
+            raise EmbedxError(f"{path}: {key!r} should be an object")
+    for name, info in (results.get("splits") or {}).items():
+        if not isinstance(info, dict) or info.get("kind") not in ("dealt", "given") or (
+                info["kind"] == "given" and not isinstance(info.get("column"), str)):
+            raise EmbedxError(f"{path}: splits[{name!r}] should say how the dataset was split; not a comparison's "
+                              "results.json")
+    for name, classes in (results.get("classes") or {}).items():
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise EmbedxError(f"{path}: classes[{name!r}] should be a list of class names")
+    if not isinstance(results.get("finetuners", []), list):
+        raise EmbedxError(f"{path}: 'finetuners' should be a list")
 
 
 def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -93,7 +110,8 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         raise EmbedxError("nothing to merge: give at least one results.json")
     first_name, first = parts[0]
     merged: dict[str, Any] = {"config": dict(first["config"]), "machine": first["machine"], "families": {},
-                              "given_splits": {}, "parts": [], **{key: [] for key in LISTS}}
+                              "given_splits": {}, "splits": {}, "classes": {}, "parts": [],
+                              **{key: [] for key in LISTS}}
     merged["config"]["datasets"] = []
     seen: dict[str, str] = {}
     for name, results in parts:
@@ -112,6 +130,10 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             merged[key] += results[key]
         merged["families"].update(results.get("families", {}))
         merged["given_splits"].update(results.get("given_splits") or {})
+        merged["splits"].update(results.get("splits") or {})
+        merged["classes"].update(results.get("classes") or {})
+        if "finetuners" in results:
+            merged["finetuners"] = list(dict.fromkeys([*merged.get("finetuners", []), *results["finetuners"]]))
         for key in ("embedders", "heads", "finetuners"):
             merged["config"][key] = list(dict.fromkeys([*merged["config"].get(key, []), *config.get(key, [])]))
         merged["parts"].append({"source": name, "datasets": list(config["datasets"]),

@@ -7,9 +7,11 @@ offline hub handle) is skipped and listed in the report with its reason.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -72,26 +74,22 @@ class Comparison:
 
     # -- driver ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        from embedx import datasets
-
         started = time.perf_counter()
         embedders = _specs(self.config.embedders, self.registry.embedders, self.config.slow_embedders)
         finetuners = _specs(self.config.finetuners, self.registry.finetuners, [])
+        self.results["finetuners"] = [spec.label for spec in finetuners]  # none: the report leaves fine-tuning out
+        # fine-tuning seeds are split only when a fine-tuner runs, and their rows are never extracted
+        tune_seeds = self.config.finetune_seeds if finetuners else []
         for index, name in enumerate(self.config.datasets):
             ds = self._load_dataset(name)
-            splits = {seed: datasets.split(ds, seed=seed, samples_per_class=self.config.samples_per_class,
-                                           max_tokens=self.config.max_tokens,
-                                           max_token_length=self.config.max_token_length)
-                      for seed in sorted(set(self.config.seeds) | set(self.config.finetune_seeds))}
+            splits = {seed: self._split(ds, seed) for seed in sorted(set(self.config.seeds) | set(tune_seeds))}
             knobbed = next(iter(splits.values())).dataset
-            used = np.unique(np.concatenate([np.concatenate([s.train, s.validation, s.test]) for s in splits.values()]))
+            heads_use = [splits[seed] for seed in self.config.seeds] or list(splits.values())
+            used = np.unique(np.concatenate([np.concatenate([s.train, s.validation, s.test]) for s in heads_use]))
             given = next(iter(splits.values())).settings.get("given")
-            self.log(f"[{name}] {len(used):,} texts used of {len(ds):,}; labels {', '.join(ds.label_names)}"
+            self.log(f"[{name}] {len(used):,} texts extracted of {len(ds):,}; labels {', '.join(ds.label_names)}"
                      + (f"; its own splits (column {given!r})" if given else ""))
-            if given:
-                self.results.setdefault("given_splits", {})[name] = {
-                    "column": given, **{part: int(len(getattr(next(iter(splits.values())), part)))
-                                        for part in ("train", "validation", "test")}}
+            self._describe_split(name, ds, splits, given)
             for spec in embedders:
                 layered = self._layered_output(spec.id)
                 both = [self._first_document_output(spec.id), layered] if layered else None  # one set, one pass
@@ -120,6 +118,40 @@ class Comparison:
         (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=plain_json))
         return self.results
 
+    def _split(self, ds: Any, seed: int) -> Any:
+        """One seed's split. A file's own split has its validation part capped like train: at the cap times
+        validation/train (15/70 of 500 = 107 per class by default), so --samples-per-class bounds every part
+        but the test rows the file gives."""
+        from embedx import datasets
+
+        cap = self.config.samples_per_class
+        split = datasets.split(ds, seed=seed, samples_per_class=cap, max_tokens=self.config.max_tokens,
+                               max_token_length=self.config.max_token_length)
+        if split.settings.get("given") and cap is not None:
+            split = dataclasses.replace(split, validation=_per_class(split.validation, ds.label_ids,
+                                                                     validation_cap(cap, split.settings)))
+        return split
+
+    def _describe_split(self, name: str, ds: Any, splits: dict[int, Any], given: str | None) -> None:
+        """What the report's split line for this dataset says: how rows were dealt, capped, and grouped."""
+        first = splits[self.config.seeds[0]] if self.config.seeds else next(iter(splits.values()))
+        settings, cap = first.settings, self.config.samples_per_class
+        info: dict[str, Any] = {
+            "kind": "given" if given else "dealt", "rows": len(ds), "cap": cap,
+            "fractions": [settings.get(part) for part in ("train", "validation", "test")],
+            "validation_cap": validation_cap(cap, settings) if given and cap is not None else None,
+            "sizes": {str(seed): {part: int(len(getattr(s, part))) for part in ("train", "validation", "test")}
+                      for seed, s in splits.items()}}
+        if given:
+            info["column"] = given
+            self.results.setdefault("given_splits", {})[name] = {"column": given, **info["sizes"][str(
+                next(iter(splits)))]}
+        grouping = [s.report() for s in splits.values() if callable(getattr(s, "report", None))]
+        if grouping:  # how repeated texts were kept together (embedx.datasets.grouping), per seed
+            info["grouping"] = {str(seed): g for seed, g in zip(splits, grouping, strict=True)}
+        self.results.setdefault("splits", {})[name] = info
+        self.results.setdefault("classes", {})[name] = list(ds.label_names)
+
     def _load_dataset(self, name: str) -> Any:
         """A registered dataset (fetched when missing) or a labelled file; files are keyed by their content."""
         from embedx import datasets
@@ -132,7 +164,9 @@ class Comparison:
             if len(ds.label_names) < 2:
                 raise EmbedxError(f"{name}: column {self.config.label_column!r} holds one label "
                                   f"({', '.join(map(repr, ds.label_names)) or 'none'}); a comparison needs two or more")
-            self._dataset_keys[name] = f"{name}@{ds.meta['sha256']}"
+            # a file's own split: its validation part is capped like train (see _split), which changes results
+            capped = "+validation-capped" if self.config.split_column and self.config.samples_per_class else ""
+            self._dataset_keys[name] = f"{name}@{ds.meta['sha256']}{capped}"
             return ds
         if self.config.split_column:
             raise EmbedxError(f"--split-column {self.config.split_column}: dataset {name!r} is a registered one "
@@ -151,6 +185,7 @@ class Comparison:
         from embedx.store.reader import FeatureStore
 
         chosen = [texts[i] for i in used]
+        cpu = cpu_clock()
         try:
             report = extract(chosen, spec.id, self.cache, options=dict(spec.options), progress=self.progress,
                              registry=self.registry, **({"outputs": outputs} if outputs else {}))  # type: ignore[arg-type]
@@ -160,15 +195,18 @@ class Comparison:
             return None
         self.results.setdefault("families", {})[spec.label] = self._family(self.registry.embedders, spec.id)
         self._feature_sets[(dataset, spec.label)] = report.set_name
+        cpu = cpu_clock() - cpu
         key = f"{dataset}/{report.set_name}"
         if report.computed:
             self.times[key] = {"seconds": report.seconds_total, "computed": report.computed,
-                               "texts_per_second": report.texts_per_second}
+                               "texts_per_second": report.texts_per_second, "cpu_seconds": cpu}
             _write_times(self.times_file, self.times)
         first = self.times.get(key, {"seconds": report.seconds_total, "computed": report.computed})
         self.results["extraction"].append({"dataset": dataset, "features": spec.label, "set": report.set_name,
                                            "texts": len(chosen), "first_run_seconds": first["seconds"],
-                                           "this_run_seconds": report.seconds_total, "computed_now": report.computed})
+                                           "first_run_cpu_seconds": first.get("cpu_seconds"),
+                                           "this_run_seconds": report.seconds_total, "this_run_cpu_seconds": cpu,
+                                           "computed_now": report.computed})
         self.log(f"  {spec.label}: {report.computed:,} computed, {report.cached:,} cached, "
                  f"{report.seconds_total:.1f} s")
         with FeatureStore(self.cache) as store:
@@ -283,15 +321,17 @@ class Comparison:
             opts["seed"] = seed
         protocol = Protocol(selection or self.config.selection, self.config.folds, seed)  # type: ignore[arg-type]
         data = MemoryData(X, y, classes)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_clock()
         picked = choose_and_fit(lambda combo: build_head(head_id, combo, self.registry), opts, {}, data,
                                 split.train, split.validation, protocol)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, cpu_clock() - cpu
         test = data.subset(split.test)
         n = len(classes)
+        predicted = np.asarray(picked.head.predict(test))  # type: ignore[arg-type]
         row = {"dataset": dataset, "features": features, "head": label or head_id, "seed": seed,
-               "validation": picked.selection_scores, "test": scores(test.y, picked.head.predict(test), n),  # type: ignore[arg-type]
-               "train_seconds": seconds, "chosen": picked.chosen, "extra": picked.report.extra,
+               "validation": picked.selection_scores, "test": scores(test.y, predicted, n),
+               "confusion": confusion_counts(test.y, predicted, n),
+               "train_seconds": seconds, "cpu_seconds": cpu, "chosen": picked.chosen, "extra": picked.report.extra,
                "n_train": len(split.train) + len(split.validation) if protocol.selection == "cv" else len(split.train),
                "selection": protocol.selection, "method": picked.method, "flags": picked.flags}
         self.results["rows"].append(row)
@@ -406,10 +446,12 @@ class Comparison:
             return "skipped"
         n = len(ds.label_names)
         self.results.setdefault("families", {})[spec.label] = "fine-tuning"
+        predicted = np.asarray(result["test_pred"])
         row = {"dataset": dataset, "features": spec.label, "head": "fine-tune", "seed": seed,
                "validation": scores(y[split.validation], np.asarray(result["validation_pred"]), n),
-               "test": scores(y[split.test], np.asarray(result["test_pred"]), n),
-               "train_seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "n_train": len(train),
+               "test": scores(y[split.test], predicted, n), "confusion": confusion_counts(y[split.test], predicted, n),
+               "train_seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"],
+               "peak_rss_mb": result["peak_rss_mb"], "n_train": len(train),
                "extra": result.get("extra", {}), "chosen": {}, "selection": "fine-tune",
                "method": f"fine-tuned on up to {self.config.finetune_samples_per_class} texts per class of "
                          "train; validation used by the fine-tuner (early stopping where it has it); scored "
@@ -460,7 +502,7 @@ def _read_times(path: Path) -> tuple[dict[str, dict[str, float]], bool]:
         if not (
             isinstance(key, str)
             and isinstance(value, dict)
-            and set(value) <= {"seconds", "computed", "texts_per_second"}
+            and set(value) <= {"seconds", "computed", "texts_per_second", "cpu_seconds"}
             and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
                 for v in value.values()
@@ -500,15 +542,47 @@ def run_worker(job: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "job.json", Path(tmp) / "result.json"
         src.write_text(json.dumps(job))
+        cpu = _children_cpu()
         done = subprocess.run([sys.executable, "-m", "embedx.bench.finetune_worker", str(src), str(dst)],
                               capture_output=True, text=True)
+        cpu = _children_cpu() - cpu  # the worker and every process it waited for, all their threads
         if done.returncode != 0 or not dst.exists():
             tail = "\n".join(done.stderr.strip().splitlines()[-6:])
             raise EmbedxError(f"fine-tuner {job['finetuner']!r} failed (exit {done.returncode}): {tail}")
         result = json.loads(dst.read_text())
         if "unavailable" in result:
             raise EmbedxError(f"fine-tuner {job['finetuner']!r} cannot run here: {result['unavailable']}")
-        return result
+        return {**result, "cpu_seconds": cpu}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_clock() -> float:
+    """CPU seconds of this process (every thread) and of the children it has waited for.
+
+    Unlike wall time it does not grow when other work shares the machine, so it is what the cost plots use.
+    Worker processes still running (a process pool kept alive) are not counted until they exit.
+    """
+    return time.process_time() + _children_cpu()
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """Test counts ``[true][predicted]`` for the report's confusion matrices."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return matrix.tolist()
+
+
+def validation_cap(cap: int | None, settings: dict[str, Any]) -> int | None:
+    """The per-class cap of a given split's validation part: the train cap in the split's validation/train
+    proportion (at least 1)."""
+    if cap is None:
+        return None
+    train, validation = settings.get("train", 0.7), settings.get("validation", 0.15)
+    return max(1, round(cap * validation / train)) if train else cap
 
 
 def machine() -> dict[str, Any]:
