@@ -132,3 +132,94 @@ def test_every_module_the_architecture_page_names_exists():
     assert len(paths) > 20 and dotted, "the page names its modules in backticks"
     assert [p for p in paths if not (ROOT / p.rstrip("/")).exists()] == []
     assert [d for d in dotted if not _resolves(d)] == []
+
+
+SIGNATURE = re.compile(r"^(\w+)\((.*)\)(?:\s*->\s*(.+))?$")
+
+
+def _api_table_cells() -> list[str]:
+    """The first cell of every table row in section 6 of docs/writing-plugins.md (the plugin API)."""
+    text = (ROOT / "docs" / "writing-plugins.md").read_text()
+    section = text[text.index("## 6. The plugin API"):text.index("## 7. ")]
+    return [line.split("|")[1] for line in section.splitlines()
+            if line.startswith("| `") and not line.startswith("| names")]
+
+
+def _api_object(name: str):
+    from embedx import plugin_api
+    from embedx.plugin_api import testing
+
+    for module in (plugin_api, testing):
+        if name in module.__all__:
+            return getattr(module, name)
+    raise AssertionError(f"docs/writing-plugins.md lists {name!r}, which embedx.plugin_api(.testing) does not export")
+
+
+def _normal(annotation: str) -> str:
+    import ast
+
+    return ast.unparse(ast.parse(annotation, mode="eval").body)
+
+
+def _compare(name: str, params: str, returns: str | None) -> list[str]:
+    """What differs between the documented signature and ``inspect.signature`` of the real object."""
+    import ast
+    import inspect
+
+    real = inspect.signature(_api_object(name))
+    args = ast.parse(f"def {name}({params}): pass").body[0].args  # type: ignore[attr-defined]
+    kinds = inspect.Parameter
+    positional = [*((a, kinds.POSITIONAL_ONLY) for a in args.posonlyargs),
+                  *((a, kinds.POSITIONAL_OR_KEYWORD) for a in args.args)]
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    documented = [(a, kind, d) for (a, kind), d in zip(positional, defaults, strict=True)]
+    documented += [(args.vararg, kinds.VAR_POSITIONAL, None)] if args.vararg else []
+    documented += [(a, kinds.KEYWORD_ONLY, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+    documented += [(args.kwarg, kinds.VAR_KEYWORD, None)] if args.kwarg else []
+    wrong = []
+    if [a.arg for a, _, _ in documented] != list(real.parameters):
+        return [f"{name}: parameters {[a.arg for a, _, _ in documented]} documented, {list(real.parameters)} real"]
+    for (arg, kind, default), param in zip(documented, real.parameters.values(), strict=True):
+        if kind != param.kind:
+            wrong.append(f"{name}({arg.arg}): {kind.description} documented, {param.kind.description} real")
+        if (default is None) != (param.default is inspect.Parameter.empty):
+            wrong.append(f"{name}({arg.arg}): default {'not ' if default is None else ''}documented")
+        elif default is not None and ast.unparse(default) != "..." and ast.literal_eval(default) != param.default:
+            wrong.append(f"{name}({arg.arg}): default {ast.unparse(default)} documented, {param.default!r} real")
+        if arg.annotation is not None and ast.unparse(arg.annotation) != _normal(str(param.annotation)):
+            wrong.append(f"{name}({arg.arg}): {ast.unparse(arg.annotation)} documented, {param.annotation} real")
+    if returns and _normal(returns) != _normal(str(real.return_annotation)):
+        wrong.append(f"{name}: returns {returns} documented, {real.return_annotation} real")
+    return wrong
+
+
+def test_the_plugin_api_table_names_real_things_with_their_real_signatures():
+    import inspect
+
+    from embedx import plugin_api
+    from embedx.plugin_api import testing
+
+    named, signed, wrong = set(), set(), []
+    for cell in _api_table_cells():
+        for span in re.findall(r"`([^`]+)`", cell):
+            call = SIGNATURE.match(span)
+            name = call.group(1) if call else span
+            assert re.fullmatch(r"\w+", name), f"not a name or a signature: {span!r}"
+            _api_object(name)
+            named.add(name)
+            if call:
+                signed.add(name)
+                wrong += _compare(name, call.group(2), call.group(3))
+    assert not wrong, "docs/writing-plugins.md section 6 disagrees with the code:\n" + "\n".join(wrong)
+    exported = {n: getattr(m, n) for m in (plugin_api, testing) for n in m.__all__}
+    assert set(exported) <= named, f"not in the table: {sorted(set(exported) - named)}"
+    functions = {n for n, obj in exported.items() if inspect.isfunction(obj)}
+    assert functions <= signed, f"functions listed without their signature: {sorted(functions - signed)}"
+
+
+def test_a_drifted_signature_is_caught():
+    assert _compare("atomic_write", "path, write: Callable[[Path], object]", "None") == []
+    assert _compare("atomic_write", "path, write: Callable[[BinaryIO], None]", None)  # the guess in issue 24
+    assert _compare("fail", "message: str, code: int = 1", None)
+    assert _compare("fail", "message", None)
+    assert _compare("file_digest", "path, *, follow=True", None)

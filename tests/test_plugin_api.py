@@ -80,7 +80,7 @@ def test_the_api_lists_what_it_exports_and_everything_resolves():
         assert getattr(plugin_api, name) is not None, name
     assert plugin_api.API_VERSION.split(".")[0] == "1"
     documented = (ROOT / "docs" / "writing-plugins.md").read_text()
-    undocumented = [n for n in plugin_api.__all__ if f"`{n}`" not in documented]
+    undocumented = [n for n in plugin_api.__all__ if f"`{n}`" not in documented and f"`{n}(" not in documented]
     assert not undocumented, f"docs/writing-plugins.md does not describe: {undocumented}"
 
 

@@ -42,7 +42,7 @@ from embedx.files.vector_files import FORMATS as VECTOR_FORMATS
 from embedx.files.vector_files import check_vector_sizes, open_maybe_compressed, split_suffix
 from embedx.files.vector_files import detect_format as detect_vector_format
 
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 _LAZY = {
     # command line: one-line errors for plugin commands, shared choices
