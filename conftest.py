@@ -47,6 +47,9 @@ BY_TEST: dict[str, tuple[str, ...]] = {
     "tests/test_heads.py::test_each_head_learns_spam": ("slow",),
     "tests/test_heads.py::test_layer_mix_*": ("slow",),
     "tests/test_heads.py::test_independent_scikit_learn_pipeline_*": ("slow",),
+    # taggers trained on token features of the real MiniLM: 30-60 s each here
+    "tests/test_token_readers.py::test_torch_tagger_*": ("torch", "slow"),
+    "tests/test_token_readers.py::test_keras_tagger_*": ("torch", "tf", "slow"),
 }
 
 PROCESS_WORDS = ("subprocess.", "sys.executable", "Popen(", "EMBEDX, ", "[EMBEDX")

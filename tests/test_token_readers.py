@@ -202,3 +202,129 @@ def test_document_export_layouts_and_provenance(store, tmp_path):
     lines = (tmp_path / "list.csv").read_text().splitlines()
     assert lines[0] == "line,label,vector" and np.allclose(json.loads(lines[1].split(",", 2)[2].strip('"')),
                                                            vectors[0])
+
+
+# --- a real store: MiniLM (packaged, offline), word pieces, last layer and every layer -------------------------
+
+@pytest.fixture(scope="module")
+def minilm_store(tmp_path_factory):
+    """One file, two configurations of minilm-l6's tokens output: the last layer, and all 7 layers stored."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from gensim.test.utils import datapath
+
+    from embedx.plugin_api.testing import installed_registry
+
+    registry = installed_registry({"minilm-l6"}, "pip install -e plugins/embedx-transformers first")
+    lines = open(datapath("lee_background.cor"), encoding="utf-8").read().splitlines()
+    texts = [s.strip() for line in lines[10:30] for s in line.split(". ") if 3 < len(s.split()) < 40][:40]
+    texts = texts + texts[:3]  # duplicates, repeated by every reader
+    path = tmp_path_factory.mktemp("minilm") / "tokens.h5"
+    last = embedx.extract(texts, "minilm-l6", path, name="lee", outputs=["tokens"], registry=registry,
+                          options={"max_length": 48})
+    every = embedx.extract(texts, "minilm-l6", path, name="lee", outputs=["tokens"], registry=registry,
+                           options={"max_length": 48, "layers": "all"})
+    return path, texts, last.config_hash, every.config_hash
+
+
+def _stored(path, config_hash):
+    """Per input row: word pieces, vectors and the length its offsets give, read with plain h5py."""
+    import h5py
+
+    with embedx.open_store(path) as s:
+        fs = s.feature_set("minilm-l6", config_hash)
+        pairs, name = fs.tokens(input="lee"), fs.info.name
+    with h5py.File(path, "r") as f:
+        group = f["sets"][name]
+        row_of = {k: i for i, k in enumerate(group["keys"][:])}
+        offsets = group["tokens/offsets"][:]
+        rows = [row_of[k] for k in f["inputs/lee/keys"][:]]
+    return pairs, np.array([offsets[r + 1] - offsets[r] for r in rows])
+
+
+def _continuation(tokens: list[str]) -> list[int]:
+    """The tagging task: is this word piece the continuation of a word (``##...``)?"""
+    return [int(t.startswith("##")) for t in tokens]
+
+
+def test_torch_tagger_trains_on_padded_minilm_tokens(minilm_store):
+    import torch
+
+    from embedx.readers import torch_token_dataset
+
+    torch.manual_seed(0)
+    path, texts, last, every = minilm_store
+    for config_hash, layered in ((last, False), (every, True)):
+        pairs, lengths = _stored(path, config_hash)
+        dataset = torch_token_dataset(path, "minilm-l6", config_hash=config_hash[:10])
+        assert dataset.token_shape == ((7, 384) if layered else (384,))
+        assert dataset.lengths.tolist() == lengths.tolist() and len(dataset) == len(texts)
+        sampler = dataset.batch_sampler(8, bucket=True, window=3)
+        assert sorted(i for b in sampler for i in b) == list(range(len(texts)))
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)
+        mix = torch.zeros(7, requires_grad=True)
+        head = torch.nn.Linear(384, 2)
+        optimizer = torch.optim.Adam([*head.parameters(), mix], lr=0.01)
+        losses = []
+        for _ in range(3):
+            for rows, (values, mask) in zip(sampler, loader, strict=True):
+                assert mask.sum(1).tolist() == lengths[rows].tolist()  # the masks are the stored offsets
+                for i, r in enumerate(rows):
+                    assert torch.equal(values[i][mask[i]], torch.from_numpy(pairs[r][1]))
+                if layered:  # a learned softmax mix over the 7 layers, as ELMo's scalar mix
+                    values = torch.einsum("btld,l->btd", values, torch.softmax(mix, 0))
+                target = torch.zeros(mask.shape, dtype=torch.int64)
+                for i, r in enumerate(rows):
+                    target[i, :lengths[r]] = torch.tensor(_continuation(pairs[r][0]))
+                loss = torch.nn.functional.cross_entropy(head(values)[mask], target[mask])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+        assert np.mean(losses[-3:]) < np.mean(losses[:3])
+        nested = dataset.collate_ragged(dataset.__getitems__([0, 1]))
+        pieces = list(nested.unbind()) if isinstance(nested, torch.Tensor) else nested
+        assert [len(p) for p in pieces] == lengths[:2].tolist()
+        assert all(torch.equal(p, torch.from_numpy(pairs[i][1])) for i, p in enumerate(pieces))
+
+
+def test_keras_tagger_fits_padded_minilm_batches_without_running_out(minilm_store, caplog, capsys):
+    import warnings
+
+    import tensorflow as tf
+
+    from embedx.readers import tf_token_dataset
+
+    path, texts, last, every = minilm_store
+    pairs, lengths = _stored(path, last)
+    dataset = tf_token_dataset(path, "minilm-l6", config_hash=last, batch_size=8, bucket=True, with_tokens=True)
+    assert int(dataset.cardinality()) == -(-len(texts) // 8)
+    seen = []
+    for x in dataset:
+        seen.extend(x["mask"].numpy().sum(1).tolist())
+        tokens, mask = x["tokens"].numpy(), x["mask"].numpy()
+        pieces = [[t.decode() for t in row[m]] for row, m in zip(tokens, mask, strict=True)]
+        assert all(p in [w for w, _ in pairs] for p in pieces)  # strings and mask line up
+    assert sorted(seen) == sorted(lengths.tolist())
+
+    def as_tags(x):
+        tags = tf.cast(tf.strings.regex_full_match(x["tokens"], "##.*"), tf.int32)
+        return x["values"], tags, tf.cast(x["mask"], tf.float32)
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.Input(shape=(None, 384)), tf.keras.layers.Dense(2)])
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(dataset.map(as_tags), epochs=2, verbose=0)
+    said = " ".join(str(w.message) for w in caught) + caplog.text + "".join(capsys.readouterr())
+    assert "ran out of data" not in said
+    assert len(history.history["loss"]) == 2 and history.history["loss"][1] < history.history["loss"][0]
+
+    every_layer = tf_token_dataset(path, "minilm-l6", config_hash=every, batch_size=8, layers=[-1, 0], ragged=True)
+    first = next(iter(every_layer))["values"]
+    assert isinstance(first, tf.RaggedTensor) and first.shape[2:] == (2, 384)
+    assert first.row_lengths().numpy().tolist() == lengths[:8].tolist()
+    assert np.array_equal(first[0].numpy()[:, 0], _stored(path, every)[0][0][1][:, -1])

@@ -320,10 +320,13 @@ def torch_token_dataset(path: str | Path, embedder: str, *, input: str | None = 
         @staticmethod
         def collate_ragged(items):
             xs, y = split(items)
-            try:
-                nested: Any = torch.nested.nested_tensor(list(xs))
-            except (RuntimeError, ValueError, AttributeError):
-                nested = list(xs)
+            nested: Any = list(xs)
+            for layout in ("jagged", "strided"):  # jagged where this torch has it, else the older layout
+                try:
+                    nested = torch.nested.nested_tensor(list(xs), layout=getattr(torch, layout))
+                    break
+                except (RuntimeError, ValueError, AttributeError, TypeError):
+                    continue
             return nested if y is None else (nested, y)
 
         @staticmethod
