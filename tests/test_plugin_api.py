@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,15 @@ def test_plural(count, noun, expected):
     from embedx.wording import plural
 
     assert plural(count, noun) == expected
+
+
+def test_every_plugin_folder_has_a_readme_that_says_how_to_install_and_test_it():
+    folders = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+    assert len(folders) >= 7
+    missing = [p.name for p in folders if not (p / "README.md").is_file()]
+    assert not missing, f"plugins without a README.md: {missing}"
+    for folder in folders:
+        text = (folder / "README.md").read_text()
+        assert re.search(rf"pip install .*-e \"?plugins/{folder.name}\b", text), \
+            f"{folder.name}/README.md does not say how to install it"
+        assert "pytest" in text, f"{folder.name}/README.md does not say how to run its tests"
