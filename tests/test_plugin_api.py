@@ -141,3 +141,23 @@ def test_every_plugin_folder_has_a_readme_that_says_how_to_install_and_test_it()
         assert re.search(rf"pip install .*-e \"?plugins/{folder.name}\b", text), \
             f"{folder.name}/README.md does not say how to install it"
         assert "pytest" in text, f"{folder.name}/README.md does not say how to run its tests"
+
+
+def test_the_shared_extract_helper_and_stored_pick_a_configuration(tmp_path, monkeypatch):
+    from embedx.contract.errors import StoreError
+    from embedx.plugin_api.testing import Stored, extractor, installed_registry
+
+    monkeypatch.setenv("EMBEDX_CACHE_DIR", str(tmp_path / "cache"))
+    extract = extractor(installed_registry({"hashing-ngrams"}, ""), tmp_path, embedder="hashing-ngrams",
+                        defaults={"hashing-ngrams": {"dim": 8}})
+    small, stored = extract(["a b", "c d"])
+    large, _ = extract(["a b"], dim=16)  # the test's option wins over the default
+    assert stored.doc(["c d", "a b"]).shape == (2, 8) and stored.truncated(["a b"]).tolist() == [0]
+    assert Stored(tmp_path / "features.h5", "hashing-ngrams", config_hash=large.config_hash[:10]).doc(["a b"]).shape \
+        == (1, 16)
+    with pytest.raises(StoreError, match="2 configurations"):
+        Stored(tmp_path / "features.h5", "hashing-ngrams").doc(["a b"])
+    with pytest.raises(ValueError, match="0 token-level outputs"):
+        stored.tokens(["a b"])
+    with pytest.raises(TypeError, match="needs an embedder"):
+        extractor(installed_registry(set(), ""), tmp_path)(["x"])
