@@ -481,7 +481,19 @@ def train_command(
             "the validation split, no refit."
         ),
     ] = "cv",
-    folds: Annotated[int, typer.Option(help="Folds for --selection cv (fewer when a class is smaller).")] = 5,
+    folds: Annotated[int, typer.Option(help="Folds for --selection cv (fewer when a class has fewer texts).")] = 5,
+    metric: Annotated[
+        str, typer.Option(help="What selection maximises: accuracy (default) or macro-f1 (each class counts "
+                          "equally; for imbalanced sets).")
+    ] = "accuracy",
+    duplicates: Annotated[
+        str,
+        typer.Option(
+            help="group (default): all rows of one text stay on one side of the split and in one fold. "
+            "keep: rows are dealt one by one and --split-column may give a text in two parts, so a head can "
+            "be scored on texts it trained on (the leak grouping prevents)."
+        ),
+    ] = "group",
     samples_per_class: Annotated[
         int | None, typer.Option(help="Use at most this many texts per class (the seeds' Nsamp).")
     ] = None,
@@ -489,20 +501,23 @@ def train_command(
         Path | None,
         typer.Option(
             help="Directory to save the trained head in (for `embedx predict`), with "
-            "splits.csv: each row's split and fold."
+            "splits.csv (each row's split and fold) and predictions.csv (each test row's label, "
+            "prediction and class probabilities)."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Train a head on cached features; choose its settings by cross-validation (default); score once on test."""
     from embedx.contract.options import parse_option_pairs
-    from embedx.datasets.splits import parse_fractions
+    from embedx.datasets.splits import check_duplicates, parse_fractions
     from embedx.heads.selection import Protocol
     from embedx.heads.training import SplitSpec
     from embedx.heads.training import train as run_train
 
-    spec = SplitSpec(seed, *parse_fractions(split), samples_per_class=samples_per_class, column=split_column)
-    protocol = Protocol(selection, folds, seed)  # type: ignore[arg-type]  # Protocol checks the value
+    check_duplicates(duplicates, "--duplicates")
+    spec = SplitSpec(seed, *parse_fractions(split), samples_per_class=samples_per_class, column=split_column,
+                     duplicates=duplicates)  # type: ignore[arg-type]  # checked above
+    protocol = Protocol(selection, folds, seed, metric)  # type: ignore[arg-type]  # Protocol checks the values
     options = parse_option_pairs(option or [])
     if "seed" in _head_options(head):
         options.setdefault("seed", str(seed))
@@ -523,13 +538,22 @@ def train_command(
             console.print(f"  {part:<10} accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}")
     if outcome.chosen:
         console.print(f"  chosen: {_escape(json.dumps(outcome.chosen))}")
-    for flag in outcome.flags:
+    for name, c in outcome.per_class.items():
+        console.print(f"  test class {_escape(name)!s:<12} precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
+                      f"F1 {c['f1']:.3f}  ({c['support']} rows)", highlight=False)
+    g = outcome.grouping
+    console.print(f"  texts: {g.get('groups', 0)} in {g.get('rows', 0)} rows ({g.get('duplicate_rows', 0)} duplicate "
+                  f"rows, {g.get('conflicting_texts', 0)} texts with conflicting labels, "
+                  f"{g.get('cross_split_texts', 0)} texts across parts; duplicates={g.get('duplicates')}); "
+                  f"class-share drift at most {g.get('drift_max', 0):.3f}", highlight=False)
+    for flag in [*outcome.warnings, *outcome.flags]:
         console.print(f"  [yellow]warning:[/] {_escape(flag)}", highlight=False)
     if "layer_weights" in outcome.extra:
         console.print(f"  layer weights: {outcome.extra['layer_weights']}  gamma {outcome.extra['gamma']}")
     for row in outcome.grid:
         score = row.get("cv") or row.get("validation") or {}
-        console.print(f"  grid {_escape(json.dumps(row['options']))}: {label} {score.get('accuracy', 0):.4f}")
+        console.print(f"  grid {_escape(json.dumps(row['options']))}: {label} {score.get('accuracy', 0):.4f} "
+                      f"(macro-F1 {score.get('macro_f1', 0):.4f})")
     console.print(f"  {outcome.seconds:.1f} s" + (f"; saved to {save}" if save else ""))
 
 
@@ -725,7 +749,11 @@ def bench_compare(
         list[str] | None,
         typer.Option("--finetuner", help="Fine-tuner spec (repeatable; default: every one installed)."),
     ] = None,
-    no_finetune: Annotated[bool, typer.Option("--no-finetune", help="Skip the fine-tuning baselines.")] = False,
+    no_finetune: Annotated[
+        bool,
+        typer.Option("--no-finetune", help="Skip the fine-tuning baselines: no fine-tuning rows or report lines, and "
+                                           "texts only fine-tuning seeds use are not extracted."),
+    ] = False,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds for the heads.")] = None,
     finetune_seeds: Annotated[
         str | None, typer.Option(help="Comma-separated seeds for fine-tuning (default 0,1,2).")

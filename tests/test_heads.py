@@ -53,7 +53,7 @@ def test_dense_head_reports_the_epoch_whose_weights_it_kept(sms, monitor):
         from embedx.heads.training import labelled_data, make_splits
 
         data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
-        parts = make_splits(data.y, data.classes, SPLIT)
+        parts, _ = make_splits(data.y, data.classes, SPLIT)
         train_data, val = data.subset(parts["train"]), data.subset(parts["validation"])
         head = DenseHead(hidden=32, lr=0.01, patience=4, monitor=monitor, seed=3)
         report = head.fit(train_data, val)
@@ -87,7 +87,7 @@ def test_dense_head_uses_torch_default_threads_unless_told(sms, threads, expecte
             from embedx.heads.training import labelled_data, make_splits
 
             data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
-            parts = make_splits(data.y, data.classes, SPLIT)
+            parts, _ = make_splits(data.y, data.classes, SPLIT)
             DenseHead(hidden=8, epochs=2, threads=threads).fit(data.subset(parts["train"]),
                                                                data.subset(parts["validation"]))
         assert torch.get_num_threads() == expected  # none leaves the 2 set above
@@ -136,9 +136,9 @@ def test_linear_heads_read_in_chunks_not_all_at_once(sms, monkeypatch):
         return original(self)
 
     monkeypatch.setattr(HeadData, "array", spy)
-    train("logreg", sms, "hashing-ngrams", "label", split=SPLIT,
-          options={"C": "1", "solver": "sgd", "chunk_rows": 50, "epochs": 2})
-    assert max(calls) <= 90  # chunks of 50 training rows, and the 90-row validation/test parts
+    outcome = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT,
+                    options={"C": "1", "scale": "false", "solver": "sgd", "chunk_rows": 50, "epochs": 2})
+    assert max(calls) <= max(50, outcome.sizes["test"])  # chunks of 50 training rows, and the test part
 
 
 def test_grid_search_picks_the_best_on_validation(sms):
@@ -154,7 +154,7 @@ def test_default_protocol_cross_validates_then_refits_on_train_and_validation(sm
     """5-fold CV on the 510 train+validation rows picks C; the refit model equals one fit on all 510 rows."""
     from sklearn.linear_model import LogisticRegression
 
-    outcome = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, options={"C": "0.1,1,10"})
+    outcome = train("logreg", sms, "hashing-ngrams", "label", split=SPLIT, options={"C": "0.1,1,10", "scale": "false"})
     assert outcome.selection == "cv" and "5-fold cross-validation" in outcome.method
     assert [g["options"]["C"] for g in outcome.grid] == [0.1, 1.0, 10.0]
     best = max(outcome.grid, key=lambda g: g["cv"]["accuracy"])
@@ -163,7 +163,7 @@ def test_default_protocol_cross_validates_then_refits_on_train_and_validation(sm
         from embedx.heads.training import labelled_data, make_splits
 
         data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
-        parts = make_splits(data.y, data.classes, SPLIT)
+        parts, _ = make_splits(data.y, data.classes, SPLIT, keys=store.input("sms").keys)
         pool = data.subset(np.concatenate([parts["train"], parts["validation"]]))
         test = data.subset(parts["test"])
         model = LogisticRegression(C=outcome.chosen["C"], max_iter=2000, random_state=0).fit(pool.array(), pool.y)
@@ -186,7 +186,8 @@ def test_saved_heads_predict_exactly_as_before(sms, tmp_path, head, options):
     out = tmp_path / "head"
     train(head, sms, "hashing-ngrams", "label", split=SPLIT, options=options, protocol=Protocol("validation"),
           save=out)
-    assert sorted(p.name for p in out.iterdir()) == ["head.json", "splits.csv", "state.json", "state.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["head.json", "predictions.csv", "splits.csv", "state.json",
+                                                     "state.npz"]
     with FeatureStore(sms) as store:
         fset = store.feature_set("hashing-ngrams")
         data = HeadData(fset, OUT, np.arange(200), np.zeros(200, dtype=np.int64), ["ham", "spam"])
@@ -205,7 +206,7 @@ def test_saved_head_matches_the_trained_one(sms, tmp_path):
           save=out)
     with FeatureStore(sms) as store:
         data = labelled_data(store.feature_set("hashing-ngrams"), store, None, "label", OUT)
-        parts = make_splits(data.y, data.classes, SPLIT)
+        parts, _ = make_splits(data.y, data.classes, SPLIT, keys=store.input("sms").keys)
         fresh = build_head("random-forest", {"n_estimators": "15"})
         fresh.fit(data.subset(np.concatenate([parts["train"], parts["validation"]])), None)
         loaded, _ = load_head(out)
@@ -294,7 +295,13 @@ def test_recorded_split_lists_every_row(sms, tmp_path):
         labels = list(store.input("sms").column("label"))
     assert [r["key"] for r in rows] == keys and [r["label"] for r in rows] == labels
     counts = {p: sum(r["split"] == p for r in rows) for p in ("train", "validation", "test", "unused")}
-    assert counts == {**outcome.sizes, "unused": len(keys) - 600}
+    # samples_per_class counts texts: 300 of each class, with every row repeating one of them
+    assert outcome.grouping["groups"] == 600 and outcome.grouping["rows"] == sum(outcome.sizes.values())
+    assert counts == {**outcome.sizes, "unused": len(keys) - outcome.grouping["rows"]}
+    parts_of_key: dict[str, set] = {}
+    for r in rows:
+        parts_of_key.setdefault(r["key"], set()).add(r["split"])
+    assert all(len(p) == 1 for p in parts_of_key.values()), "every text's rows on one side"
     folds = {r["fold"] for r in rows if r["split"] in ("train", "validation")}
     assert folds == {"0", "1", "2", "3", "4"} and {r["fold"] for r in rows if r["split"] == "test"} == {""}
 
@@ -486,7 +493,9 @@ def test_zero_validation_works_with_cross_validation_and_is_refused_for_a_single
             "--samples-per-class", "100", "-O", "C=0.1,1,10"]
     result = runner.invoke(app, [*base, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["sizes"] == {"train": 160, "validation": 0, "test": 40}
+    reported = json.loads(result.output)
+    assert reported["sizes"]["validation"] == 0 and reported["grouping"]["groups"] == 200  # 100 texts per class
+    assert reported["sizes"]["train"] + reported["sizes"]["test"] == reported["grouping"]["rows"]
     result = runner.invoke(app, [*base, "--selection", "validation"])
     assert result.exit_code == 2 and "needs validation rows" in result.output
 

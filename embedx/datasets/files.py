@@ -75,7 +75,7 @@ def from_file(path: str | os.PathLike[str], text_field: str = "text", label_fiel
                          f"({', '.join(label_names)})")
     meta = {"source": {"file": str(path), "format": spec.resolved_format, "text_field": text_field,
                        "label_field": label_field, "id_field": id_field}, "rows": len(texts),
-            "sha256": file_digest(path)}
+            "sha256": file_digest(path), "lines": [r.line for r in records]}
     if split_field:
         _check_split_names(path, parts, [r.line for r in records], split_field)
         meta.update(split_column=split_field, split_values=parts)

@@ -8,7 +8,7 @@ Given no validation rows (the refit after cross-validation), it trains exactly `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +35,9 @@ class DenseHead(Head):
 
     def __init__(self, hidden: int = 256, dropout: float = 0.0, lr: float = 1e-3, weight_decay: float = 0.0,
                  epochs: int = 100, patience: int = 5, batch_size: int = 64, seed: int = 0, threads: int | None = None,
-                 monitor: Monitor = "accuracy"):
+                 monitor: Monitor = "accuracy", class_weight: Literal["none", "balanced"] = "none"):
+        """``class_weight="balanced"`` weighs each class's loss inversely to its frequency in train."""
+        self.class_weight = class_weight
         self.hidden, self.dropout, self.lr, self.weight_decay = hidden, dropout, lr, weight_decay
         self.epochs, self.patience, self.batch_size, self.seed, self.threads = (
             epochs,
@@ -72,9 +74,16 @@ class DenseHead(Head):
         curves = train_classifier(
             self.model, lambda rng: [((Xt[b],), yt[b]) for b in minibatches(len(Xt), self.batch_size, rng)],
             held_out, epochs=self.epochs, patience=self.patience, lr=self.lr, weight_decay=self.weight_decay,
-            seed=self.seed, monitor=self.monitor)
+            seed=self.seed, monitor=self.monitor, class_weights=self._weights(train.y, len(train.classes)))
         return FitReport(chosen={"epochs": curves.pop("best_epoch")[0]}, curves=curves,
                          extra={"monitor": self.monitor, "max_epochs": self.epochs})
+
+    def _weights(self, y: np.ndarray, n_classes: int) -> np.ndarray | None:
+        """scikit-learn's "balanced": n / (classes present * count); a class absent from train weighs 0."""
+        if self.class_weight != "balanced":
+            return None
+        counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+        return np.where(counts > 0, len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
 
     def refit_options(self, reports: list[FitReport]) -> dict:
         """After cross-validation: train for the median of the folds' best epochs."""

@@ -2,11 +2,13 @@
 
 The default follows SentEval's protocol. Every candidate setting (the ``--grid`` combinations times
 the head's own search space, such as logistic regression's C values) is scored by stratified k-fold
-cross-validation on train+validation together (k=5, fewer when a class is too small). The best mean
-accuracy wins; the head is then refit on all train+validation rows with that setting, and scored once
-on test. Heads with early stopping train each fold with early stopping and are refit for the median
-of the folds' best epochs. ``selection="validation"`` is the cheaper single split: each candidate is
-trained on train and scored on validation, and the winner is kept as it is, without a refit.
+cross-validation on train+validation together (k=5, fewer when a class has fewer texts). All rows of
+one text (one content key) fall in one fold, so no fold is scored on a text it trained on. The best mean
+accuracy wins (``metric="macro_f1"``: the best mean macro-F1); the head is then refit on all
+train+validation rows with that setting, and scored once on test. Heads with early stopping train
+each fold with early stopping and are refit for the median of the folds' best epochs.
+``selection="validation"`` is the cheaper single split: each candidate is trained on train and scored on
+validation, and the winner is kept as it is, without a refit.
 
 A choice at either end of a grid of three or more values is flagged, since the best setting may lie
 beyond it.
@@ -27,19 +29,27 @@ from embedx.heads.metrics import scores
 
 SelectionMethod = Literal["cv", "validation"]
 METHODS = ("cv", "validation")
+Metric = Literal["accuracy", "macro_f1"]
+METRICS = {"accuracy": "accuracy", "macro-f1": "macro_f1", "macro_f1": "macro_f1"}  # spelling -> score key
 
 
 @dataclass
 class Protocol:
+    """How settings are chosen: ``selection``, ``folds`` and ``seed``, and the score (``metric``) that wins."""
+
     selection: SelectionMethod = "cv"
     folds: int = 5
     seed: int = 0
+    metric: Metric = "accuracy"
 
     def __post_init__(self) -> None:
         if self.selection not in METHODS:
             raise OptionError(f"--selection {self.selection!r}: choose {' or '.join(METHODS)}")
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
             raise OptionError(f"--folds {self.folds!r}: use an integer of at least 2")
+        if self.metric not in METRICS:
+            raise OptionError(f"--metric {self.metric!r}: choose accuracy or macro-f1")
+        self.metric = METRICS[self.metric]  # type: ignore[assignment]  # one of the two keys
 
 
 @dataclass
@@ -58,19 +68,34 @@ class Selection:
     pool: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     #: per-epoch curves with held-out values: the final fit's, or the first fold's after a refit
     curves: dict[str, list[float]] = field(default_factory=dict)
+    #: cross-validation folds: largest difference of a class's share of a fold from its share of the pool
+    fold_drift: float | None = None
 
 
-def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold number 0..k-1 per row: each class shuffled with ``seed`` and dealt round-robin."""
-    rng = np.random.default_rng(seed)
-    folds = np.empty(len(y), dtype=np.int64)
-    offset = 0
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        members = members[rng.permutation(len(members))]
-        folds[members] = (np.arange(len(members)) + offset) % k
-        offset += len(members)  # the next class starts where this one stopped, so fold sizes stay even
-    return folds
+def stratified_folds(y: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold number 0..k-1 per row, each group's rows (equal ``groups`` values) in one fold.
+
+    Groups are shuffled with ``seed`` and dealt whole, each to the fold whose classes are furthest below
+    their exact share (StratifiedGroupKFold semantics, :func:`embedx.datasets.grouping.deal`). Without
+    ``groups`` each row is its own group: every fold then holds each class within one row of its share.
+    """
+    from embedx.datasets.grouping import class_counts, deal, group_ids
+
+    y = np.asarray(y, dtype=np.int64)
+    g = np.arange(len(y), dtype=np.int64) if groups is None else group_ids(groups)
+    n_groups = int(g.max()) + 1 if len(g) else 0
+    counts = class_counts(y, g, n_groups, int(y.max()) + 1 if len(y) else 0)
+    order = np.random.default_rng(seed).permutation(n_groups)
+    return deal(counts, np.full(k, 1.0 / k), order)[g]
+
+
+def texts_per_class(y: np.ndarray, groups: np.ndarray | None, classes: list[str]) -> dict[str, int]:
+    """How many distinct texts (groups) each class present in ``y`` has: what bounds the number of folds."""
+    out = {}
+    for c in np.unique(y).tolist():
+        rows = y == c
+        out[classes[c]] = int(rows.sum()) if groups is None else len(np.unique(np.asarray(groups)[rows]))
+    return out
 
 
 def display(value: Any) -> Any:
@@ -79,10 +104,13 @@ def display(value: Any) -> Any:
 
 
 def choose_and_fit(make: Callable[[dict[str, Any]], Head], base: dict[str, Any], grid: dict[str, list[Any]],
-                   data: Any, train: np.ndarray, validation: np.ndarray, protocol: Protocol) -> Selection:
+                   data: Any, train: np.ndarray, validation: np.ndarray, protocol: Protocol,
+                   groups: np.ndarray | None = None) -> Selection:
     """Choose among the candidate settings with ``protocol``, then return the final fitted head.
 
     ``make(options)`` builds a head; ``data.subset(index)`` gives rows; ``train`` and ``validation`` index it.
+    ``groups`` (one value per row of ``data``, such as its content key) keeps each text's rows in one
+    cross-validation fold; without it every row is its own text.
     """
     probe = make(base)
     space = {k: v for k, v in probe.search_space().items() if k not in grid}
@@ -99,7 +127,7 @@ def choose_and_fit(make: Callable[[dict[str, Any]], Head], base: dict[str, Any],
         report = head.fit(data.subset(pool), None)
         return Selection(head, report, candidates[0], dict(report.chosen), {}, [], [],
                          f"nothing to choose; trained on all train+validation rows ({len(pool)})", None, pool)
-    return _cross_validate(make, candidates, axes, data, train, validation, n_classes, protocol)
+    return _cross_validate(make, candidates, axes, data, train, validation, n_classes, protocol, groups)
 
 
 def _single_split(make, candidates, axes, data, train, validation, n_classes, protocol) -> Selection:
@@ -115,13 +143,13 @@ def _single_split(make, candidates, axes, data, train, validation, n_classes, pr
         report = head.fit(train_data, val_data)
         val = scores(val_data.y, head.predict(val_data), n_classes) if val_data is not None else {}
         tried.append({"options": _shown(combo, axes), "validation": val})
-        if best is None or val.get("accuracy", 0.0) > best[2].get("accuracy", 0.0):
+        if best is None or val.get(protocol.metric, 0.0) > best[2].get(protocol.metric, 0.0):
             best = (head, report, val, combo)
     head, report, val, combo = best
     only = len(candidates) == 1
     method = (f"trained on train ({len(train)} rows) with the given settings" if only else
               f"{len(candidates)} settings trained on train ({len(train)} rows) and compared on validation "
-              f"({len(validation)} rows); the best kept as trained, no refit")
+              f"({len(validation)} rows) by {_metric_name(protocol)}; the best kept as trained, no refit")
     if report.chosen.get("epochs") is not None and val_data is not None:
         method += f"; early stopping on validation {report.extra.get('monitor', 'accuracy')}"
     return Selection(head, report, combo, _chosen(report, combo, axes), val, tried if not only else [],
@@ -129,15 +157,17 @@ def _single_split(make, candidates, axes, data, train, validation, n_classes, pr
                      report.curves)
 
 
-def _cross_validate(make, candidates, axes, data, train, validation, n_classes, protocol) -> Selection:
+def _cross_validate(make, candidates, axes, data, train, validation, n_classes, protocol, groups) -> Selection:
     pool = np.concatenate([train, validation]).astype(np.int64)
     y = data.subset(pool).y
-    smallest = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min())
-    k = min(protocol.folds, smallest)
+    pool_groups = None if groups is None else np.asarray(groups)[pool]
+    texts = texts_per_class(y, pool_groups, list(data.classes))
+    smallest = min(texts, key=lambda name: texts[name])
+    k = min(protocol.folds, texts[smallest])
     if k < 2:
-        raise OptionError(f"cross-validation needs at least 2 train+validation rows per class; one class has "
-                          f"{smallest}. Use --selection validation, or more rows")
-    folds = stratified_folds(y, k, protocol.seed)
+        raise OptionError(f"cross-validation needs at least 2 train+validation texts per class; class {smallest!r} "
+                          f"has {texts[smallest]}. Use --selection validation, or more rows of that class")
+    folds = stratified_folds(y, k, protocol.seed, pool_groups)
     tried, best = [], None
     previous: list[Head | None] = [None] * k  # each fold's last fitted head: a warm start for the next candidate
     for combo in candidates:
@@ -154,7 +184,7 @@ def _cross_validate(make, candidates, axes, data, train, validation, n_classes, 
         mean = {m: float(np.mean([s[m] for s in fold_scores])) for m in fold_scores[0]}
         mean["accuracy_std"] = float(np.std([s["accuracy"] for s in fold_scores]))
         tried.append({"options": _shown(combo, axes), "cv": mean, "reports": reports, "combo": combo})
-    best = max(tried, key=lambda t: (t["cv"]["accuracy"], -_edge_distance(t["combo"], axes)))
+    best = max(tried, key=lambda t: (t["cv"][protocol.metric], -_edge_distance(t["combo"], axes)))
     probe = make(best["combo"])
     refit = probe.refit_options(best["reports"])
     head = make(dict(best["combo"], **refit))
@@ -163,15 +193,24 @@ def _cross_validate(make, candidates, axes, data, train, validation, n_classes, 
     if refit.get("epochs") is not None:
         chosen["epochs"] = refit["epochs"]
         chosen["fold_best_epochs"] = [r.chosen.get("epochs") for r in best["reports"]]
+    grouped = "" if pool_groups is None else f", each text's rows in one fold ({len(np.unique(pool_groups))} texts)"
     method = (f"{len(candidates)} setting(s) scored by stratified {k}-fold cross-validation on train+validation "
-              f"({len(pool)} rows), best mean accuracy; refit on all {len(pool)} rows")
+              f"({len(pool)} rows{grouped}), best mean {_metric_name(protocol)}; refit on all {len(pool)} rows")
     if refit.get("epochs") is not None:
         method += (f" for the median of the folds' best epochs (early stopping on held-out "
                    f"{best['reports'][0].extra.get('monitor', 'accuracy')})")
     shown = [{"options": t["options"], "cv": t["cv"]} for t in tried]
     curves = dict(best["reports"][0].curves) if best["reports"][0].curves else {}
+    from embedx.datasets.grouping import drift
+
+    shares = drift(y, folds, [str(f) for f in range(k)], n_classes)
     return Selection(head, report, best["combo"], chosen, best["cv"], shown if len(candidates) > 1 else [],
-                     _flags(best["combo"], axes, best["reports"]), method, folds, pool, curves)
+                     _flags(best["combo"], axes, best["reports"]), method, folds, pool, curves,
+                     max(shares.values(), default=0.0))
+
+
+def _metric_name(protocol: Protocol) -> str:
+    return "macro-F1" if protocol.metric == "macro_f1" else "accuracy"
 
 
 def _early_stopping(head: Head) -> bool:

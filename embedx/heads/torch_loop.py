@@ -22,8 +22,10 @@ LOSS_DELTA = 1e-4  # a validation loss must fall by this much to count as better
 
 def train_classifier(model, batches: Callable[[np.random.Generator], list], validation: tuple | None, *,
                      epochs: int, patience: int, lr: float, weight_decay: float, seed: int,
-                     monitor: Monitor = "accuracy") -> dict[str, list[float]]:
+                     monitor: Monitor = "accuracy", class_weights: np.ndarray | None = None) -> dict[str, list[float]]:
     """Train ``model`` on ``batches(rng)`` (a list of ``(inputs, y)`` per epoch); return the curves.
+
+    ``class_weights`` (one per class) weigh the training loss; validation losses stay unweighted.
 
     ``inputs`` is a tuple of tensors passed to ``model(*inputs)``; ``validation`` is ``(inputs, y)`` or None.
     ``curves["best_epoch"]`` is ``[n]``: the 1-based epoch whose weights the model holds on return.
@@ -35,7 +37,8 @@ def train_classifier(model, batches: Callable[[np.random.Generator], list], vali
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32))
     curves: dict[str, list[float]] = {"train_loss": [], "train_accuracy": []}
     if validation is not None:
         curves |= {"val_loss": [], "val_accuracy": []}

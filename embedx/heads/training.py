@@ -29,9 +29,10 @@ import numpy as np
 
 from embedx.contract.errors import EmbedxError, OptionError, StoreError
 from embedx.contract.options import resolve_options
+from embedx.datasets.grouping import Duplicates, Grouping
 from embedx.heads.base import Head
 from embedx.heads.data import HeadData
-from embedx.heads.metrics import scores
+from embedx.heads.metrics import per_class, scores
 from embedx.heads.saved import HeadStateError, refuse_legacy
 from embedx.heads.selection import Protocol, Selection, choose_and_fit
 from embedx.registry import Registry, get_registry, missing_requirements
@@ -39,6 +40,7 @@ from embedx.store.reader import FeatureSet, FeatureStore
 
 HEAD_FILE = "head.json"
 SPLITS_FILE = "splits.csv"  # the row -> split (and fold) assignment, beside the head
+PREDICTIONS_FILE = "predictions.csv"  # each test row's label, prediction and class probabilities
 HEAD_FORMAT = 2  # 1 was pickle / torch.save files; 2 is state.npz + state.json (data only)
 MAX_HEAD_FILE_BYTES = 16 << 20  # head.json holds settings, scores and curves: far below this
 PREDICT_FEATURES = "predict-features.h5"  # predict's feature cache, in embedx's cache folder
@@ -62,6 +64,7 @@ class SplitSpec:
     test: float = 0.15
     samples_per_class: int | None = None
     column: str | None = None
+    duplicates: Duplicates = "group"  # "keep": rows dealt one by one, a repeated text may cross parts
 
 
 @dataclass
@@ -83,6 +86,10 @@ class TrainOutcome:
     selection: str = "cv"
     method: str = ""
     flags: list[str] = field(default_factory=list)
+    metric: str = "accuracy"  # what selection maximised: accuracy or macro_f1
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # test precision/recall/f1/support
+    grouping: dict[str, Any] = field(default_factory=dict)  # Grouping.as_dict(), plus cv_folds and cv_fold_drift
+    warnings: list[str] = field(default_factory=list)  # small classes, classes only in test, conflicting labels
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,29 +136,36 @@ def labelled_data(fset: FeatureSet, store: FeatureStore, input: str | None, labe
     return HeadData(fset, output, fset.rows(keys=table.keys), y, classes)
 
 
-def make_splits(y: np.ndarray, classes: list[str], spec: SplitSpec,
-                given: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Row indices per part: the given split column's parts, else a seeded stratified random split."""
-    from embedx.datasets import Dataset, split
-    from embedx.datasets.splits import check_fractions, given_split
+def make_splits(y: np.ndarray, classes: list[str], spec: SplitSpec, given: np.ndarray | None = None,
+                keys: np.ndarray | None = None, lines: np.ndarray | None = None,
+                source: str = "input") -> tuple[dict[str, np.ndarray], Grouping]:
+    """Row indices per part and the grouping report: the given split column's parts, else a seeded split.
 
-    if given is not None:
-        share = spec.validation / (spec.train + spec.validation) if spec.train + spec.validation > 0 else 0.0
-        return given_split(y, given, seed=spec.seed, validation_share=share,
-                           samples_per_class=spec.samples_per_class, column=spec.column or "split")
-    check_fractions(spec.train, spec.validation, spec.test)
-    labels = np.asarray(classes, dtype=object)[y]
-    ds = Dataset("features", [""] * len(y), labels.astype(str), [str(i) for i in range(len(y))], tuple(classes))
-    parts = split(ds, seed=spec.seed, train=spec.train, validation=spec.validation, test=spec.test,
-                  samples_per_class=spec.samples_per_class)
-    return {"train": parts.train, "validation": parts.validation, "test": parts.test}
+    Rows with equal ``keys`` (content keys) stay on one side unless ``spec.duplicates == "keep"``; without
+    ``keys`` every row is its own text.
+    """
+    from embedx.datasets.splits import check_fractions, split_rows
+
+    if given is None:
+        check_fractions(spec.train, spec.validation, spec.test)
+    keys = np.arange(len(y)) if keys is None else keys
+    fractions = np.array([spec.train, spec.validation, spec.test], dtype=np.float64)
+    parts, grouping = split_rows(y, classes, keys, seed=spec.seed, fractions=fractions,
+                                 samples_per_class=spec.samples_per_class, duplicates=spec.duplicates,
+                                 given=given, column=spec.column or "split",
+                                 lines=lines.tolist() if lines is not None else None, source=source)
+    return ({p: np.sort(v) if given is not None else v for p, v in parts.items()}, grouping)
 
 
 def train(head_id: str, features: str | Path, embedder: str, labels: str, *, input: str | None = None,
           config_hash: str | None = None, output: str | None = None, options: dict[str, Any] | None = None,
           grid: dict[str, list[str]] | None = None, split: SplitSpec | None = None, save: str | Path | None = None,
           protocol: Protocol | None = None, registry: Registry | None = None) -> TrainOutcome:
-    """Train ``head_id`` on one feature set, choosing settings by ``protocol`` (default: 5-fold CV, refit)."""
+    """Train ``head_id`` on one feature set, choosing settings by ``protocol`` (default: 5-fold CV, refit).
+
+    Rows of one text (one content key) stay on one side of the split and in one fold (unless
+    ``split.duplicates == "keep"``); ``outcome.grouping`` says how many there were.
+    """
     split = split or SplitSpec()
     protocol = protocol or Protocol(seed=split.seed)
     started = time.perf_counter()
@@ -162,22 +176,60 @@ def train(head_id: str, features: str | Path, embedder: str, labels: str, *, inp
         data = labelled_data(fset, store, input, labels, chosen_output)
         table = store.input(input)
         given = np.asarray(table.column(split.column)) if split.column else None
-        parts = make_splits(data.y, data.classes, split, given)
+        keys = np.asarray(table.keys)
+        parts, grouping = make_splits(data.y, data.classes, split, given, keys, np.asarray(table.lines),
+                                      source=f"{Path(features).name}, input {table.name!r}")
+        _need_test_rows(parts, data.y, data.classes, keys, split)
+        groups = None if split.duplicates == "keep" else keys
         picked = choose_and_fit(lambda combo: build_head(head_id, combo, registry), dict(options or {}),
-                                grid or {}, data, parts["train"], parts["validation"], protocol)
+                                grid or {}, data, parts["train"], parts["validation"], protocol, groups)
         test_data = data.subset(parts["test"])
-        test = scores(test_data.y, picked.head.predict(test_data), len(data.classes))
+        proba = np.asarray(picked.head.predict_proba(test_data))
+        predicted = proba.argmax(1)
+        test = scores(test_data.y, predicted, len(data.classes))
+        report = grouping.as_dict()
+        if picked.folds is not None:
+            report["cv_folds"] = int(picked.folds.max()) + 1
+            report["cv_fold_drift"] = picked.fold_drift
         outcome = TrainOutcome(
             head=head_id, embedder=fset.info.embedder, set_name=fset.info.name, output=chosen_output,
             options=dict(picked.options), classes=data.classes,
             sizes={p: len(v) for p, v in parts.items()}, validation=picked.selection_scores, test=test,
             chosen=picked.chosen, curves=picked.report.curves, extra=picked.report.extra,
             seconds=time.perf_counter() - started, grid=picked.candidates, selection=protocol.selection,
-            method=picked.method + "; scored once on test", flags=picked.flags)
+            method=picked.method + "; scored once on test", flags=picked.flags, metric=protocol.metric,
+            per_class=per_class(test_data.y, predicted, data.classes), grouping=report,
+            warnings=list(grouping.warnings))
         if save is not None:
             _save(Path(save), picked.head, outcome, fset, Path(features), input, labels, split, protocol,
-                  _assignment(table.keys, data.y, data.classes, parts, picked))
+                  _assignment(keys, data.y, data.classes, parts, picked),
+                  _predictions(keys, data.y, data.classes, parts["test"], proba))
     return outcome
+
+
+def _need_test_rows(parts: dict[str, np.ndarray], y: np.ndarray, classes: list[str], keys: np.ndarray,
+                    split: SplitSpec) -> None:
+    """An empty train or test part is one clear error naming the classes' sizes, not a failure deep in a head."""
+    for part in ("train", "test"):
+        if len(parts[part]):
+            continue
+        texts = {classes[c]: len(np.unique(keys[y == c])) for c in np.unique(y).tolist()}
+        sizes = ", ".join(f"class {name!r} has {n} text(s)" for name, n in texts.items())
+        fraction = getattr(split, part)
+        raise OptionError(f"no rows fell in the {part} part: {sizes}; a {part} fraction of {fraction:g} needs about "
+                          f"{math.ceil(1 / fraction) if fraction > 0 else 'more'} texts in a class to give it one. "
+                          "Use more rows, a larger fraction (--split) or --split-column")
+
+
+def _predictions(keys: np.ndarray, y: np.ndarray, classes: list[str], test: np.ndarray,
+                 proba: np.ndarray) -> list[list[Any]]:
+    """One row per test row: row, content key, true label, predicted label, one probability per class."""
+    rows = []
+    for i, r in enumerate(test.tolist()):
+        key = keys[r].decode() if isinstance(keys[r], bytes) else str(keys[r])
+        rows.append([r, key, classes[y[r]], classes[int(proba[i].argmax())],
+                     *(f"{float(p):.6g}" for p in proba[i])])
+    return sorted(rows, key=lambda row: row[0])
 
 
 def _assignment(keys: np.ndarray, y: np.ndarray, classes: list[str], parts: dict[str, np.ndarray],
@@ -194,18 +246,23 @@ def _assignment(keys: np.ndarray, y: np.ndarray, classes: list[str], parts: dict
 
 
 def _save(directory: Path, head: Head, outcome: TrainOutcome, fset: FeatureSet, features: Path,
-          input: str | None, labels: str, split: SplitSpec, protocol: Protocol, assignment: list[tuple]) -> None:
+          input: str | None, labels: str, split: SplitSpec, protocol: Protocol, assignment: list[tuple],
+          predictions: list[list[Any]]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     head.save(directory)
     with open(directory / SPLITS_FILE, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "key", "split", "fold", "label"])
         writer.writerows(assignment)
+    with open(directory / PREDICTIONS_FILE, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "key", "label", "predicted", *(f"p:{c}" for c in outcome.classes)])
+        writer.writerows(predictions)
     shape = _row_shape(fset.outputs.get(outcome.output, {}))
     meta = {"format": "embedx-head", "format_version": HEAD_FORMAT, "outcome": outcome.as_dict(),
             "embedder_config": fset.info.config, "config_hash": fset.info.config_hash,
             "features": str(features.resolve()), "input": input, "labels": labels, "split": asdict(split),
-            "protocol": asdict(protocol), "splits_file": SPLITS_FILE,
+            "protocol": asdict(protocol), "splits_file": SPLITS_FILE, "predictions_file": PREDICTIONS_FILE,
             **({"feature_shape": shape} if shape is not None else {})}
     (directory / HEAD_FILE).write_text(json.dumps(meta, indent=2, default=str))
 

@@ -8,7 +8,7 @@ saved head never unpickles anything.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,10 +34,17 @@ from embedx.heads.saved import (
 class TreeHead(Head):
     requires = SKLEARN
 
-    def __init__(self, n_estimators: int = 200, max_depth: int | None = None, seed: int = 0, n_jobs: int = 2):
+    def __init__(self, n_estimators: int = 200, max_depth: int | None = None, seed: int = 0, n_jobs: int = 2,
+                 class_weight: Literal["none", "balanced"] = "none"):
+        """``class_weight="balanced"`` weighs each class inversely to its frequency (scikit-learn's option)."""
         self.n_estimators, self.max_depth, self.seed, self.n_jobs = n_estimators, max_depth, seed, n_jobs
+        self.class_weight = class_weight
         self.model: Any = None
         self.n_classes = 0
+
+    @property
+    def _sklearn_weight(self) -> str | None:
+        return "balanced" if self.class_weight == "balanced" else None
 
     # each kind of tree ensemble says how to build its estimator and how its fitted state is saved and rebuilt
     def _model(self) -> Any:
@@ -140,7 +147,7 @@ class RandomForestHead(TreeHead):
         from sklearn.ensemble import RandomForestClassifier
 
         return RandomForestClassifier(n_estimators=self.n_estimators, max_depth=self.max_depth,
-                                      random_state=self.seed, n_jobs=self.n_jobs)
+                                      random_state=self.seed, n_jobs=self.n_jobs, class_weight=self._sklearn_weight)
 
     def _state(self):
         states = [tree.tree_.__getstate__() for tree in self.model.estimators_]
@@ -189,7 +196,8 @@ class GradientBoostingHead(TreeHead):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         return HistGradientBoostingClassifier(max_iter=self.n_estimators, max_depth=self.max_depth,
-                                              early_stopping=True, random_state=self.seed)
+                                              early_stopping=True, random_state=self.seed,
+                                              class_weight=self._sklearn_weight)
 
     def _state(self):
         predictors = [p for iteration in self.model._predictors for p in iteration]
