@@ -18,7 +18,7 @@ from embedx.cli import app
 from embedx.contract.errors import OptionError, StoreError
 from embedx.readers import iter_numpy, iter_token_batches
 
-TEXTS = ["a b c d e", "one", "", "the quick brown fox", "one", "x y", "many words in this one here ok", "z"]
+TEXTS = ["a b c d e", "one", "", "the quick brown fox", "one", "café ü", "many words in this one here ok", "z"]
 LABELS = ["long", "short", "short", "long", "short", "short", "long", "short"]
 
 
@@ -202,6 +202,15 @@ def test_document_export_layouts_and_provenance(store, tmp_path):
     lines = (tmp_path / "list.csv").read_text().splitlines()
     assert lines[0] == "line,label,vector" and np.allclose(json.loads(lines[1].split(",", 2)[2].strip('"')),
                                                            vectors[0])
+
+
+def test_an_input_column_named_like_an_export_field_is_refused(registry, tmp_path):
+    path = tmp_path / "clash.h5"
+    embedx.extract(["a b", "c"], "word-stats", path, name="c", outputs=["doc", "tokens"], columns={"offsets": [1, 2]})
+    _export(path, tmp_path / "doc.npz")  # only token exports write offsets
+    result = CliRunner().invoke(app, ["export", str(path), "-e", "word-stats", "-o", str(tmp_path / "tok.npz"),
+                                      "--output-name", "tokens"])
+    assert result.exit_code == 2 and "input column 'offsets'" in result.output and not (tmp_path / "tok.npz").exists()
 
 
 # --- a real store: MiniLM (packaged, offline), word pieces, last layer and every layer -------------------------

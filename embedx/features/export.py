@@ -99,6 +99,7 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
             level = "token"
         spec = fset.output_spec(output, level)
         meta = provenance(fset, spec, table, layout)
+        _check_names(table.columns, suffix, level, layout, spec)
         if level == "token":
             if suffix not in (".npz", ".parquet"):
                 raise OptionError(f"output {spec['name']!r} is token-level: export it to .npz (values, offsets, "
@@ -126,6 +127,20 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
         else:
             _parquet(out, chunks, columns | {"key": _hex(keys)}, dim, meta, layout)
     return len(keys)
+
+
+def _check_names(names: list[str], suffix: str, level: str, layout: str, spec: dict[str, Any]) -> None:
+    """An input column named like a field the export adds would be overwritten: refuse it by name."""
+    taken = {"line", "key", "meta"} | ({"X"} if level == "document" else {"values", "offsets", "tokens"})
+    if suffix in (".csv", ".parquet") and level == "document":
+        dim = spec["dim"] * (spec["layers"] if spec.get("per_layer") else 1)
+        taken |= {f"f{i}" for i in range(dim)} if layout == "wide" else {"vector"}
+    elif level == "token":
+        taken.add("vector")
+    clash = sorted(taken & set(names))
+    if clash and suffix != ".npy":
+        raise OptionError(f"input column {clash[0]!r} has the name export gives to its own field; rename the "
+                          "column in the input file and extract it again")
 
 
 def _hex(keys: np.ndarray) -> np.ndarray:
@@ -216,39 +231,40 @@ def _export_tokens(store_path, fset, spec: dict[str, Any], input: str, out: Path
                 next(_finite([values], fset.info.name, lines[start:]))
             yield values, rows.tokens(index)
 
-    chunks = read()
     if suffix == ".npz":
-        _npz_tokens(out, chunks, rows.lengths, columns, keys, np.dtype(fset.info.dtype), _inner(spec), meta)
+        words = (rows.tokens(np.arange(s, min(s + chunk_size, len(rows)))) for s in range(0, len(rows), chunk_size))
+        width = max((len(t) for chunk in words for row in chunk for t in row), default=1)
+        _npz_tokens(out, read(), rows.lengths, width, columns, keys, np.dtype(fset.info.dtype), _inner(spec), meta)
     else:
-        _parquet_tokens(out, chunks, columns | {"key": _hex(keys)}, int(np.prod(_inner(spec))), meta)
+        _parquet_tokens(out, read(), columns | {"key": _hex(keys)}, int(np.prod(_inner(spec))), meta)
 
 
-def _npz_tokens(out: Path, chunks, lengths: np.ndarray, columns: dict[str, np.ndarray], keys: np.ndarray,
-                dtype: np.dtype, inner: tuple[int, ...], meta: dict[str, Any]) -> None:
+def _npz_tokens(out: Path, chunks, lengths: np.ndarray, width: int, columns: dict[str, np.ndarray],
+                keys: np.ndarray, dtype: np.dtype, inner: tuple[int, ...], meta: dict[str, Any]) -> None:
+    """Values and token strings go to scratch files on disk first, so memory stays flat; np.savez streams them."""
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     total = int(offsets[-1])
-    scratch = out.with_name(f"{out.name}.values.npy")  # on disk, so memory stays flat; np.savez streams it
-    tokens: list[str] = []
+    scratch = [out.with_name(f"{out.name}.{part}.npy") for part in ("values", "tokens")]
     try:
-        values = np.lib.format.open_memmap(scratch, mode="w+", dtype=dtype, shape=(total, *inner))
+        values = np.lib.format.open_memmap(scratch[0], mode="w+", dtype=dtype, shape=(total, *inner))
+        tokens = np.lib.format.open_memmap(scratch[1], mode="w+", dtype=f"<U{max(width, 1)}", shape=(total,))
         at = 0
         for pieces, words in chunks:
             for piece, row_words in zip(pieces, words, strict=True):
                 values[at:at + len(piece)] = piece
+                tokens[at:at + len(piece)] = row_words
                 at += len(piece)
-                tokens.extend(row_words)
-        values.flush()
         plain: dict[str, np.ndarray] = _plain(columns)
         plain["key"] = _hex(keys)
         plain["meta"] = np.array(json.dumps(meta))
         with open(out, "wb") as handle:
-            plain |= {"values": values, "offsets": offsets,
-                      "tokens": np.array(tokens, dtype=str) if tokens else np.zeros(0, dtype="<U1")}
+            plain |= {"values": values, "offsets": offsets, "tokens": tokens}
             np.savez(handle, **plain)  # type: ignore[arg-type]  # numpy stubs: **kwds as allow_pickle
-        del values
+        del values, tokens
     finally:
-        scratch.unlink(missing_ok=True)
+        for path in scratch:
+            path.unlink(missing_ok=True)
 
 
 def _parquet_tokens(out: Path, chunks, columns: dict[str, np.ndarray], width: int, meta: dict[str, Any]) -> None:
