@@ -415,7 +415,8 @@ def heads(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")
                      "streaming": entry.cls.streaming, "available": not missing,
                      "install": "; ".join(c for _, c in missing),
                      "options": {s.name: (s.type_label, None if s.required else s.default)
-                                 for s in option_specs(entry.cls).values()}})
+                                 for s in option_specs(entry.cls).values()},
+                     "chosen_by_selection": _searched(entry.cls)})
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -428,6 +429,19 @@ def heads(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")
                       highlight=False)
         options = ", ".join(f"{k}={v[1]!r}" for k, v in row["options"].items())
         console.print(f"  options: {_escape(options)}", highlight=False)
+        if row["chosen_by_selection"]:
+            console.print(f"  chosen by `train`'s selection unless fixed with -O: "
+                          f"{_escape(', '.join(row['chosen_by_selection']))}", highlight=False)
+    console.print("Any option can join the search with --grid key=v1|v2 (class_weight=none|balanced for imbalanced "
+                  "sets); --metric macro-f1 selects on macro-F1.", highlight=False)
+
+
+def _searched(cls: type) -> list[str]:
+    """The options a head chooses by selection with its defaults (logreg: scale and C); [] if it cannot say."""
+    try:
+        return list(cls().search_space())
+    except Exception:  # noqa: BLE001  # a plugin head that needs arguments or a library: the listing goes on
+        return []
 
 
 def _grid(pairs: list[str]) -> dict[str, list[str]]:
