@@ -266,21 +266,123 @@ def test_a_forged_worker_segment_is_refused_and_set_aside(registry, tmp_path):
         forged = dict(arrays, keys=keys[[1, 0, 2]], truncated=truncated)  # another text's vectors under a key
         file = write_set_segment(directory, name, meta, seq, seq, forged, {}).file
         with pytest.raises(StoreError, match="refused the segment a worker wrote .*its keys are not the keys"):
-            tx.adopt(file, seq, keys)
+            tx.adopt(file, seq, seq, keys)
         assert not (directory / file).exists() and (tmp_path / "f.h5.quarantine" / file).exists()
         other = write_set_segment(directory, name, meta | {"dtype": "float16"}, seq, seq,
                                   dict(arrays, keys=keys, truncated=truncated), {}).file
         with pytest.raises(StoreError, match="configuration, outputs or dtype differ"):
-            tx.adopt(other, seq, keys)
+            tx.adopt(other, seq, seq, keys)
         with pytest.raises(StoreError, match="is not a file of the segment folder"):
-            tx.adopt("../../etc/passwd", seq, keys)
+            tx.adopt("../../etc/passwd", seq, seq, keys)
         with pytest.raises(StoreError, match="is not that of segment"):
-            tx.adopt(file.replace(f"{seq:08d}-", f"{seq + 1:08d}-"), seq, keys)
+            tx.adopt(file.replace(f"{seq:08d}-", f"{seq + 1:08d}-"), seq, seq, keys)
         with pytest.raises(StoreError, match="needs a folder every worker and the driver share"):
-            tx.adopt(f"set@s@{seq:08d}-{seq:08d}@0123abcd.h5", seq, keys)
+            tx.adopt(f"set@s@{seq:08d}-{seq:08d}@0123abcd.h5", seq, seq, keys)
         _, _, seq = tx.reserve_segment()
         good = write_set_segment(directory, name, meta, seq, seq, dict(arrays, keys=keys, truncated=truncated), {})
-        assert tx.adopt(good.file, seq, keys).tolist() == truncated.tolist()
+        assert tx.adopt(good.file, seq, seq, keys).tolist() == truncated.tolist()
         tx.commit()
     with embedx.open_store(path) as store:
         assert store.feature_set("s").group["keys"][:].tolist() == keys.tolist()
+
+
+class _WorkersInProcess:
+    """The Ray pool's --write-on-workers side without Ray: the real ``EmbedWorker._write`` in this process
+    (token bases handed out in order, as the ``TokenBases`` actor does), and ``spoil`` applied to the
+    first segment of the first group: what a damaged, forged or foreign worker file looks like to the driver."""
+
+    workers = 2
+
+    def __init__(self, registry, spoil, segment_bytes, settings, resolved, write):
+        self.registry, self.spoil, self.resolved = registry, spoil, resolved
+        self.write = dict(write, segment_bytes=segment_bytes)
+        self.bases = dict(self.write.pop("start"))
+        self.embedder_id = settings.embedder
+        self.spoiled: list[str] = []
+
+    def start(self):
+        from embedx.pipeline.engines import ray_engine
+
+        worker = object.__new__(EmbedWorker)
+        worker.embedder, _ = self.registry.create(self.embedder_id, {"max_length": 6})
+        worker.embedder.requested_outputs = tuple(self.resolved.outputs)
+        worker.embedder.load()
+        worker.specs, worker.write = tuple(worker.embedder.output_specs()), self.write
+        worker.checker = ray_engine._worker_checker(worker.embedder, self.write)
+        worker._claim = self._claim
+        self.worker = worker
+
+    def _claim(self, job, counts, last=True):
+        bases = dict(self.bases)
+        for name, count in counts.items():
+            self.bases[name] = self.bases.get(name, 0) + count
+        return bases
+
+    def output_specs(self):
+        return self.worker.specs
+
+    def map(self, items):
+        for _, _, job in items:
+            result = self.worker._write(job)
+            if not self.spoiled:
+                first = result["segments"][0]
+                self.spoiled.append(first["file"])
+                first["file"] = self.spoil(Path(self.write["directory"]), first["file"])
+            yield result
+
+    def close(self, drain=True):
+        pass
+
+
+def _damaged(folder: Path, file: str) -> str:
+    data = (folder / file).read_bytes()
+    (folder / file).write_bytes(data[:len(data) // 2])  # cut short, as by a failing shared disk
+    return file
+
+
+def _wrong_keys(folder: Path, file: str) -> str:
+    import h5py
+
+    with h5py.File(folder / file, "r+") as handle:  # another text's row under a key
+        keys = handle["keys"][:]
+        handle["keys"][:2] = keys[[1, 0]]
+    return file
+
+
+def _foreign(folder: Path, file: str) -> str:
+    return sorted(p.name for p in folder.glob("set@*.h5") if p.name != file)[0]  # a segment of an earlier run
+
+
+@pytest.mark.parametrize("segment_bytes", [None, 1])  # one segment per group; one per batch
+@pytest.mark.parametrize("spoil", [_damaged, _wrong_keys, _foreign])
+def test_a_refused_worker_segment_is_computed_again_not_lost(registry, tmp_path, monkeypatch, spoil, segment_bytes):
+    """Whatever a worker's file turns out to be, the driver sets it aside and computes its rows itself."""
+    from embedx.pipeline import extraction
+
+    texts = _texts(90)
+    settings = {"options": {"max_length": 6}, "outputs": ["doc", "tokens"], "batch_size": 7, "registry": registry,
+                "name": "reviews", "columns": {"label": [f"l{i % 3}" for i in range(90)]}}
+    first = settings | {"columns": {"label": [f"l{i % 3}" for i in range(30)]}}
+    embedx.extract(texts[:30], "word-stats", tmp_path / "local.h5", **first)
+    local = embedx.extract(texts, "word-stats", tmp_path / "local.h5", **settings)
+    embedx.extract(texts[:30], "word-stats", tmp_path / "w.h5", **first)
+    pools = []
+
+    def pool(registry_, settings_, resolved, write):
+        pools.append(_WorkersInProcess(registry, spoil, segment_bytes, settings_, resolved, write))
+        return pools[-1]
+
+    monkeypatch.setattr(extraction, "RayEngineAdapter", pool)
+    monkeypatch.setattr(extraction, "check_engine", lambda *args: None)
+    report = embedx.extract(texts, "word-stats", tmp_path / "w.h5", engine="ray", workers=2, write_on_workers=True,
+                            **settings)
+    assert report.computed == local.computed > 0
+    assert any("computed again on the driver" in note for note in report.notes)
+    _assert_identical(_stored(tmp_path / "local.h5", local.set_name, "reviews"),
+                      _stored(tmp_path / "w.h5", report.set_name, "reviews"))
+    if spoil is not _foreign:
+        assert (tmp_path / "w.h5.quarantine" / pools[0].spoiled[0]).exists()
+    batches = -(-local.computed // 7)
+    with embedx.open_store(tmp_path / "w.h5") as store:  # the first run's segment, then the workers' as written
+        assert store.feature_set(report.set_name).group.attrs["segments"] == 1 + (2 if segment_bytes is None
+                                                                                 else batches)

@@ -29,7 +29,7 @@ from embedx.pipeline.keys import config_hash, content_keys
 from embedx.pipeline.output_checks import BatchChecker, OutputShape
 from embedx.pipeline.progress import progress_bar
 from embedx.registry import Registry, get_registry
-from embedx.store.transaction import KEY_DTYPE, KeySet, Transaction, binary_to_hex, is_empty, safe_name
+from embedx.store.transaction import KEY_DTYPE, KeySet, SegmentRefused, Transaction, binary_to_hex, is_empty, safe_name
 from embedx.store.transaction import set_name as set_name_of
 from embedx.store.transaction import writer as store_writer
 from embedx.wording import plural
@@ -210,7 +210,9 @@ def run(open_records: Callable[[], tuple[Iterable[Record], list[str]]], settings
         if failure is None and input_name is not None and identity is not None and identity.unchanged():
             tx.record_coverage(input_name, set_name, identity.value, stats.coverage())
         try:
-            stats.seconds_commit = tx.commit()  # also after a failure: finished batches are kept, not recomputed
+            # also after a failure: finished batches are kept, not recomputed. Segments workers wrote are
+            # few and large (one per group of batches) and are committed as written, not merged again.
+            stats.seconds_commit = tx.commit(merge=not settings.write_on_workers)
         except BaseException as exc:
             if failure is None:
                 raise
@@ -240,6 +242,7 @@ class _Pipeline:
         self.seen = KeySet()
         self.truncated_seen = KeySet()  # keys this run computed whose text max_length cut
         self.engine: LocalEngine | RayEngineAdapter | None = None
+        self.fallback: LocalEngine | None = None  # --write-on-workers: computes a refused segment's rows here
         self.checker: BatchChecker | None = None
         self.records: Iterable[Record] | None = None
         self.table: Any = None  # the input table's writer, when the input has a name
@@ -335,35 +338,82 @@ class _Pipeline:
 
     def _compute_on_workers(self, batches: list[tuple[list[int], list[str], str]], binary: np.ndarray,
                             hexkeys: np.ndarray) -> None:
-        """--write-on-workers: each batch comes back as a segment a worker wrote.
-
-        The store checks it, then stages it.
-        """
-        jobs = []
-        for rows, _, _ in batches:
-            seq = self.tx.reserve_segment()[2]
-            jobs.append({"keys": [k.decode("ascii") for k in hexkeys[rows].tolist()], "seq": seq})
+        """--write-on-workers: the chunk's batches go out in groups (dealt round-robin, so long and short
+        texts mix), and each group comes back as one segment a worker wrote, or a few when it held
+        :data:`~embedx.pipeline.engines.ray_engine.SEGMENT_BYTES`. The store checks each, then stages it;
+        one it refuses is set aside and its rows computed here instead (:meth:`_recompute`)."""
+        rows_per_group = max(1, self.settings.checkpoint_rows)
+        texts_in_chunk = sum(len(texts) for _, texts, _ in batches)
+        workers = int(getattr(self.engine, "workers", None) or 1)
+        count = min(len(batches), max(workers, -(-texts_in_chunk // rows_per_group)))
+        groups = [batches[g::count] for g in range(count)]
+        seqs = [[self.tx.reserve_segment()[2] for _ in group] for group in groups]  # each group's in a row
+        jobs = [{"parts": [{"texts": texts, "where": where, "seq": seq,
+                            "keys": [k.decode("ascii") for k in hexkeys[rows].tolist()]}
+                           for (rows, texts, where), seq in zip(group, numbers, strict=True)]}
+                for group, numbers in zip(groups, seqs, strict=True)]
         results = self.engine.map(  # type: ignore[union-attr]  # started in _start
-            (texts, where, job) for (_, texts, where), job in zip(batches, jobs, strict=True))
+            ([], _group_where(group), job) for group, job in zip(groups, jobs, strict=True))
         t0 = time.perf_counter()
-        for (rows, texts, where), job, result in zip(batches, jobs, results, strict=True):
+        for group, numbers, result in zip(groups, seqs, results, strict=True):
             _refresh_shapes(self.engine, self.shapes)
-            file = result.get("segment") if isinstance(result, dict) else None
-            if not isinstance(file, str):
-                raise EmbedderOutputError(f"embedder {self.settings.embedder!r}: the worker answered {where} with "
-                                          f"{type(result).__name__}, not the name of the segment it wrote")
-            truncated = self.tx.adopt(file, job["seq"], hexkeys[rows])  # type: ignore[arg-type]
+            at = 0
+            for file, n in _written(result, len(group), self.settings.embedder, _group_where(group)):
+                rows = np.concatenate([r for r, _, _ in group[at:at + n]]).astype(np.int64)
+                lo, hi = numbers[at], numbers[at + n - 1]
+                try:
+                    truncated = self.tx.adopt(file, lo, hi, hexkeys[rows])
+                except SegmentRefused as refused:
+                    if not refused.present:  # no shared folder: every segment would be missing
+                        raise
+                    truncated = self._recompute(group[at:at + n], lo, hi, hexkeys, str(refused))
+                self.stats.truncated += int((truncated > 0).sum())
+                self.stats.computed += len(rows)
+                self.truncated_seen.add(binary[rows][truncated > 0])
+                at += n
             self.stats.seconds_compute += time.perf_counter() - t0
-            self.stats.truncated += int((truncated > 0).sum())
-            self.stats.computed += len(texts)
-            self.truncated_seen.add(binary[rows][truncated > 0])
             t0 = time.perf_counter()
+
+    def _recompute(self, group: list[tuple[list[int], list[str], str]], lo: int, hi: int, hexkeys: np.ndarray,
+                   why: str) -> np.ndarray:
+        """The rows of a refused worker segment, computed in this process (the model loads here once) and
+        staged under the same reserved numbers at the set's end: the refusal costs time, no rows."""
+        assert self.checker is not None
+        if self.fallback is None:
+            self.fallback = LocalEngine(self.resolved.embedder, self.settings.embedder, self.resolved.plugin)
+            self.fallback.start()
+        log.warning("%s; computing its %s on the driver", why, plural(sum(len(t) for _, t, _ in group), "text"))
+        self.tx.messages.append(f"{why}; its rows were computed again on the driver")
+        parts = []
+        for (rows, texts, where), result in zip(group, self.fallback.map((t, w) for _, t, w in group), strict=True):
+            arrays, truncated = self.checker.check(result, len(texts), where)
+            arrays["keys"] = np.asarray(hexkeys[rows], dtype=KEY_DTYPE)
+            arrays["truncated"] = truncated
+            parts.append(arrays)
+        return self.tx.stage_rows(parts, lo, hi)
 
     def close(self, failure: BaseException | None) -> None:
         if self.records is not None and hasattr(self.records, "close"):
             self.records.close()
         if self.engine is not None:
             self.engine.close(drain=failure is None)
+
+
+def _group_where(group: list[tuple[list[int], list[str], str]]) -> str:
+    """A group's batches, for error messages."""
+    return group[0][2] if len(group) == 1 else f"{group[0][2]} and {plural(len(group) - 1, 'more batch')}"
+
+
+def _written(result: Any, parts: int, embedder: str, where: str) -> list[tuple[str, int]]:
+    """The (segment file, batches in it) a worker reports for a group of ``parts`` batches, checked for shape."""
+    segments = result.get("segments") if isinstance(result, dict) else None
+    ok = isinstance(segments, list) and all(
+        isinstance(s, dict) and isinstance(s.get("file"), str) and type(s.get("parts")) is int and s["parts"] > 0
+        for s in segments) and sum(s["parts"] for s in segments) == parts
+    if not ok:
+        raise EmbedderOutputError(f"embedder {embedder!r}: the worker answered {where} with "
+                                  f"{type(result).__name__}, not the segments it wrote for its {parts} batches")
+    return [(s["file"], s["parts"]) for s in segments]  # type: ignore[union-attr]  # checked above
 
 
 class LocalEngine:
@@ -412,6 +462,11 @@ class RayEngineAdapter:
 
     def output_specs(self) -> Any:
         return self.engine.output_specs() if self.engine is not None else ()
+
+    @property
+    def workers(self) -> int | None:
+        """The pool's size once started."""
+        return self.engine.workers if self.engine is not None else None
 
     def map(self, batches: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         return self.engine.map(batches)  # the pool computes ahead; results come back in batch order

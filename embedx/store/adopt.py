@@ -1,15 +1,18 @@
 """Segments another process wrote for the open set (``--engine ray --write-on-workers``): checked, then staged.
 
-A worker writes its batch with :func:`embedx.store.segment.write_set_segment` (the store's own
-code and naming, fsync'd, renamed into ``FILE.h5.segments/``) and tells the driver the file's
-name. Before the driver maps it in the index it checks, without reading the feature values:
-the name (a set segment of this set, with the sequence number the driver gave the batch), a
+A worker writes a group of batches with :func:`embedx.store.segment.write_set_segment` (the
+store's own code and naming, fsync'd, renamed into ``FILE.h5.segments/``) and tells the driver
+the file's name. Before the driver maps it in the index it checks, without reading the feature
+values: the name (a set segment of this set, with the range of sequence numbers the driver gave
+its batches), a
 plain file inside the segment folder (no link, nothing outside it: :func:`open_segment` refuses
 virtual, external and linked datasets), kind, set, rows and metadata (configuration, outputs,
 dimensions, dtype) as the driver's, every dataset's dtype and shape, the keys, in order, exactly
 the keys the driver sent, the key index consistent with them, and token offsets that start where
 the set ends. A segment that fails is moved to ``FILE.h5.quarantine/`` by the store's own
-quarantine and :class:`StoreError` names it; nothing of it is committed.
+quarantine and :class:`SegmentRefused` names it; nothing of it is committed. The driver then
+computes those rows itself and stages them with :func:`stage_rows` under the same range, so a
+refused segment costs time, never rows.
 """
 
 from __future__ import annotations
@@ -25,31 +28,62 @@ import numpy as np
 from embedx.contract.errors import StoreError
 from embedx.store import layout as L
 from embedx.store.catalog import Catalog, SetState
-from embedx.store.segment import SET, SegmentInfo, now, open_segment, read_info, verify_key_index
+from embedx.store.segment import SET, SegmentInfo, now, open_segment, read_info, verify_key_index, write_set_segment
 from embedx.store.sidepaths import check_plain_file, segment_folder
 
 
-def adopt_segment(catalog: Catalog, set_name: str, meta: dict[str, Any], file: str, seq: int,
+class SegmentRefused(StoreError):
+    """A worker's segment failed the driver's checks (set aside when it was there); ``present``: it was."""
+
+    def __init__(self, message: str, present: bool):
+        super().__init__(message)
+        self.present = present
+
+
+def adopt_segment(catalog: Catalog, set_name: str, meta: dict[str, Any], file: str, lo: int, hi: int,
                   keys: np.ndarray) -> np.ndarray:
-    """Check the worker segment ``file`` against what the driver sent; stage it; return its ``truncated`` column."""
+    """Check the worker segment ``file`` against what the driver sent for the batches ``lo``..``hi``; stage it;
+    return its ``truncated`` column."""
     state = catalog.sets.get(set_name)
     expected_meta = json.loads(json.dumps(meta, sort_keys=True))
     try:
-        info, truncated = _check(catalog.directory, state, set_name, expected_meta, str(file), seq, keys)
+        info, truncated = _check(catalog.directory, state, set_name, expected_meta, str(file), (lo, hi), keys)
     except _Refused as refused:
         folder = segment_folder(catalog.path)
         name = str(file)
         moved = ""
-        if folder is not None and refused.present:
+        if folder is not None and refused.present and not _referenced(catalog, name):  # never the store's own
             with folder:
                 catalog.quarantine(folder, name, f"the worker segment {name}", refused.why)
             moved = f"; set aside in {L.quarantine_dir(catalog.path)}"
-        raise StoreError(f"{catalog.path}: refused the segment a worker wrote for batch segment {seq} ({refused.why})"
-                         f"{moved}") from None
+        span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        raise SegmentRefused(f"{catalog.path}: refused the segment a worker wrote for batch segment {span} "
+                             f"({refused.why}){moved}", refused.present) from None
+    _stage(catalog, set_name, meta).pending.append(info)
+    return truncated
+
+
+def stage_rows(catalog: Catalog, set_name: str, meta: dict[str, Any], lo: int, hi: int,
+               arrays: dict[str, np.ndarray]) -> None:
+    """Write checked rows the driver computed (for a refused segment's batches ``lo``..``hi``) as a segment
+    at the set's current end, and stage it: the range stays the one reserved for those batches."""
+    state = _stage(catalog, set_name, meta)
+    bases = {o["name"]: state.tokens(o["name"]) for o in meta["outputs"] if o["level"] == "token"}
+    state.pending.append(write_set_segment(catalog.directory, set_name, meta, lo, hi, arrays, bases))
+
+
+def _stage(catalog: Catalog, set_name: str, meta: dict[str, Any]) -> SetState:
+    state = catalog.sets.get(set_name)
     if state is None:
         state = catalog.sets[set_name] = SetState(set_name, meta, created=now())
-    state.pending.append(info)
-    return truncated
+    return state
+
+
+def _referenced(catalog: Catalog, name: str) -> bool:
+    """Whether the index (or this transaction) maps ``name``: a worker naming such a file is refused, never the file."""
+    tables = [*catalog.inputs.values(), *catalog.pending_inputs.values()]
+    return any(info.file == name for state in catalog.sets.values() for info in state.all) or \
+        any(info.file == name for table in tables for info in [*table.pieces, table.final])
 
 
 class _Refused(Exception):
@@ -58,13 +92,14 @@ class _Refused(Exception):
         self.why, self.present = why, present
 
 
-def _check(directory: Path, state: SetState | None, set_name: str, meta: dict[str, Any], file: str, seq: int,
-           keys: np.ndarray) -> tuple[SegmentInfo, np.ndarray]:
-    pattern = rf"{SET}@{re.escape(L.safe_name(set_name))}@{seq:08d}-{seq:08d}@[0-9a-f]{{8}}\.h5"
+def _check(directory: Path, state: SetState | None, set_name: str, meta: dict[str, Any], file: str,
+           span: tuple[int, int], keys: np.ndarray) -> tuple[SegmentInfo, np.ndarray]:
+    lo, hi = span
+    pattern = rf"{SET}@{re.escape(L.safe_name(set_name))}@{lo:08d}-{hi:08d}@[0-9a-f]{{8}}\.h5"
     if "/" in file or "\0" in file or file in (".", ".."):
         raise _Refused(f"its name {file[:80]!r} is not a file of the segment folder", present=False)
     if re.fullmatch(pattern, file) is None:
-        raise _Refused(f"its name {file[:80]!r} is not that of segment {seq} of set {set_name}",
+        raise _Refused(f"its name {file[:80]!r} is not that of segment {lo}-{hi} of set {set_name}",
                        present=(directory / file).exists())
     path = directory / file
     if not os.path.lexists(path):
@@ -77,9 +112,9 @@ def _check(directory: Path, state: SetState | None, set_name: str, meta: dict[st
     rows = len(keys)
     try:
         info, found = read_info(path)
-        if info.kind != SET or info.name != set_name or (info.lo, info.hi) != (seq, seq) or info.rows != rows:
+        if info.kind != SET or info.name != set_name or (info.lo, info.hi) != span or info.rows != rows:
             raise _Refused(f"it holds {info.rows:,} rows of {info.kind} {info.name!r} {info.lo}-{info.hi}, "
-                           f"not the {rows:,} rows of batch {seq} of {set_name}")
+                           f"not the {rows:,} rows of batches {lo}-{hi} of {set_name}")
         if found != meta:
             raise _Refused("its configuration, outputs or dtype differ from the driver's")
         verify_key_index(path, rows)

@@ -26,6 +26,7 @@ import numpy as np
 
 from embedx.contract.errors import StoreError
 from embedx.store import layout as L
+from embedx.store.adopt import SegmentRefused, adopt_segment, stage_rows
 from embedx.store.catalog import Catalog, SetState
 from embedx.store.commit import commit, compact_tiers
 from embedx.store.coverage import covered_counts, record_coverage
@@ -37,9 +38,10 @@ from embedx.store.lock import WriterLock, resolve_output
 from embedx.store.lookup import StoredKeys
 from embedx.store.segment import now
 from embedx.store.upgrade import prepare
-from embedx.store.writer import SegmentWriter
+from embedx.store.writer import SegmentWriter, concat_batches
 
-__all__ = ["KEY_DTYPE", "KeySet", "Transaction", "binary_to_hex", "is_empty", "safe_name", "set_name", "writer"]
+__all__ = ["KEY_DTYPE", "KeySet", "SegmentRefused", "Transaction", "binary_to_hex", "is_empty", "safe_name",
+           "set_name", "writer"]
 
 
 def writer(path: str | Path) -> contextlib.AbstractContextManager[Transaction]:
@@ -145,20 +147,29 @@ class Transaction:
     def reserve_segment(self) -> tuple[Path, str, int]:
         """Where another process may write one segment of the open set: (folder, set name, sequence number).
 
-        The writer then hands the file's name to :meth:`adopt` (``--engine ray --write-on-workers``)."""
+        A writer holding several batches names its segment by the range of their numbers (reserved in a
+        row). It hands the file's name to :meth:`adopt` (``--engine ray --write-on-workers``)."""
         assert self._set is not None, "open_set() first"
         return self._catalog.directory, self._set[0], self._catalog.take_seq()
 
-    def adopt(self, file: str, seq: int, keys: np.ndarray) -> np.ndarray:
-        """Stage the segment ``file`` another process wrote for :meth:`reserve_segment`'s ``seq``, after checking
+    def adopt(self, file: str, lo: int, hi: int, keys: np.ndarray) -> np.ndarray:
+        """Stage the segment ``file`` another process wrote for the reserved numbers ``lo``..``hi``, after checking
         it holds exactly ``keys`` (in order) as the open set stores them; return its ``truncated`` column.
 
-        A segment that fails is quarantined and :class:`StoreError` says why (:mod:`embedx.store.adopt`)."""
-        from embedx.store.adopt import adopt_segment
-
+        A segment that fails is quarantined and :class:`~embedx.store.adopt.SegmentRefused` says why; the
+        caller may then compute the rows itself and :meth:`stage_rows` them under the same numbers."""
         assert self._set is not None, "open_set() first"
         set_name, meta = self._set
-        return adopt_segment(self._catalog, set_name, meta(), file, seq, keys)
+        return adopt_segment(self._catalog, set_name, meta(), file, lo, hi, keys)
+
+    def stage_rows(self, batches: list[dict[str, np.ndarray]], lo: int, hi: int) -> np.ndarray:
+        """Write checked batches (in :meth:`append`'s layout) as one segment at the open set's end under the
+        reserved numbers ``lo``..``hi`` (those of a refused segment), and stage it; return its ``truncated``."""
+        assert self._set is not None, "open_set() first"
+        set_name, meta = self._set
+        arrays = concat_batches(batches)
+        stage_rows(self._catalog, set_name, meta(), lo, hi, arrays)
+        return arrays["truncated"]
 
     def _stage_rows(self, writer: SegmentWriter) -> None:
         if not writer.written or self._set is None:
@@ -199,13 +210,15 @@ class Transaction:
         if updated is not table:
             self._catalog.pending_inputs[name] = updated
 
-    def commit(self) -> float:
-        """Map everything staged in a new index (then merge tiers); return the seconds it took."""
+    def commit(self, merge: bool = True) -> float:
+        """Map everything staged in a new index (small staged segments merged first, then the tiers; unless
+        ``merge`` is false: segments other processes wrote large are kept as written); return the seconds."""
         started = time.perf_counter()
         self.close_set()
-        wrote = commit(self._catalog) or self._catalog.path.exists()
+        wrote = commit(self._catalog, merge=merge) or self._catalog.path.exists()
         if wrote:
-            compact_tiers(self._catalog)
+            if merge:
+                compact_tiers(self._catalog)
             self._record()
         return time.perf_counter() - started
 

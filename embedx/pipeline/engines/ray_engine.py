@@ -42,6 +42,9 @@ IN_FLIGHT_PER_WORKER = 3
 FILLER = -1
 #: Seconds without any result, while batches are in flight, before a filler nudges Ray Data.
 NUDGE_SECONDS = 0.25
+#: --write-on-workers: a worker writes the batches of its group as one segment, or starts another
+#: once it holds this many bytes of checked output (its memory bound).
+SEGMENT_BYTES = 64 << 20
 
 
 def fingerprint(embedder: Any, versioned: Iterable[str]) -> str:
@@ -117,7 +120,7 @@ class EmbedWorker:
                 payloads.append(b"")
                 continue
             texts = json.loads(bytes(blob).decode("utf-8"))  # texts travel as plain JSON, never as pickles
-            job = texts if isinstance(texts, dict) else None  # --write-on-workers: texts, keys, seq
+            job = texts if isinstance(texts, dict) else None  # --write-on-workers: a group of batches (parts)
             if self.error is not None:
                 self._release(job)
                 payloads.append(_pack("load", self.error, None, self.node))
@@ -135,31 +138,54 @@ class EmbedWorker:
         return {"index": batch["index"], "payload": payloads}
 
     def _write(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Embed, check like the driver, and write the batch as one segment of the set (the store's own code)."""
+        """Embed a group of batches, check each like the driver, and write them as few segments of the set
+        (the store's own code): one at the end of the group, or earlier when ``segment_bytes`` are held.
+
+        Each segment's range is the reserved sequence numbers of the batches it holds, so segments never
+        overlap. Returns ``{"segments": [{"file": name, "parts": batches in it}, ...]}`` in row order."""
         import numpy as np
 
         from embedx.store.layout import KEY_DTYPE
-        from embedx.store.segment import write_set_segment
 
-        texts, write = job["texts"], self.write
+        write = self.write
         assert write is not None and self.checker is not None
-        result = self.embedder.embed_batch(texts)
-        arrays, truncated = self.checker.check(portable(result), len(texts), job["where"])
-        arrays["keys"], arrays["truncated"] = np.asarray(job["keys"], dtype=KEY_DTYPE), truncated
-        counts = {s.name: int(arrays[f"{s.name}.offsets"][-1]) for s in self.checker.shapes if s.level == "token"}
-        bases = self._claim(job, counts)
-        meta = write["meta"] | {"outputs": [s.as_dict() for s in self.checker.shapes]}
-        info = write_set_segment(Path(write["directory"]), write["set"], meta, job["seq"], job["seq"], arrays, bases)
-        return {"segment": info.file}
+        pending: list[tuple[int, dict[str, np.ndarray]]] = []
+        held, written = 0, []
+        for part in job["parts"]:
+            texts = part["texts"]
+            result = self.embedder.embed_batch(texts)
+            arrays, truncated = self.checker.check(portable(result), len(texts), part["where"])
+            arrays["keys"], arrays["truncated"] = np.asarray(part["keys"], dtype=KEY_DTYPE), truncated
+            pending.append((int(part["seq"]), arrays))
+            held += sum(a.nbytes for a in arrays.values())
+            if held >= int(write.get("segment_bytes") or SEGMENT_BYTES) and part is not job["parts"][-1]:
+                written.append(self._flush(job, pending, last=False))
+                pending, held = [], 0
+        written.append(self._flush(job, pending, last=True))
+        return {"segments": written}
 
-    def _claim(self, job: dict[str, Any], counts: dict[str, int]) -> dict[str, int]:
+    def _flush(self, job: dict[str, Any], pending: list[tuple[int, Any]], last: bool) -> dict[str, Any]:
+        from embedx.store.segment import write_set_segment
+        from embedx.store.writer import concat_batches
+
+        write = self.write
+        assert write is not None and self.checker is not None
+        arrays = concat_batches([a for _, a in pending])
+        counts = {s.name: int(arrays[f"{s.name}.offsets"][-1]) for s in self.checker.shapes if s.level == "token"}
+        bases = self._claim(job, counts, last)
+        meta = write["meta"] | {"outputs": [s.as_dict() for s in self.checker.shapes]}
+        info = write_set_segment(Path(write["directory"]), write["set"], meta, pending[0][0], pending[-1][0], arrays,
+                                 bases)
+        return {"file": info.file, "parts": len(pending)}
+
+    def _claim(self, job: dict[str, Any], counts: dict[str, int], last: bool = True) -> dict[str, int]:
         import ray
 
         assert self.write is not None
-        return ray.get(self.write["bases"].claim.remote(job["index"], counts))
+        return ray.get(self.write["bases"].claim.remote(job["index"], counts, last))
 
     def _release(self, job: dict[str, Any] | None) -> None:
-        """A batch that wrote nothing still takes its turn, so the batches after it are not held up."""
+        """A group that wrote nothing (more) still ends its turn, so the groups after it are not held up."""
         if job is not None and self.write is not None:
             try:
                 self._claim(job, {})
@@ -180,16 +206,17 @@ def _worker_checker(embedder: Any, write: dict[str, Any]) -> Any:
 
 
 class TokenBases:
-    """A small actor handing each batch, in batch order, the token rows the set holds before it.
+    """A small actor handing each segment, in order, the token rows the set holds before it.
 
     Token offsets are absolute in the set, so a worker's segment needs the token counts of every
-    batch before it; batches compute in parallel and only this count is passed along in order."""
+    group before it; groups compute in parallel and only this count is passed along in order. A
+    group that writes several segments claims once per segment; its ``last`` claim ends its turn."""
 
     def __init__(self, start: dict[str, int], first: int):
         self.bases, self.next = dict(start), first
         self.turn: Any = None
 
-    async def claim(self, index: int, counts: dict[str, int]) -> dict[str, int]:
+    async def claim(self, index: int, counts: dict[str, int], last: bool = True) -> dict[str, int]:
         import asyncio
 
         if self.turn is None:
@@ -200,7 +227,7 @@ class TokenBases:
             if self.next == index:
                 for name, count in counts.items():
                     self.bases[name] = self.bases.get(name, 0) + count
-                self.next += 1
+                self.next += 1 if last else 0
             self.turn.notify_all()
             return bases
 
@@ -271,8 +298,9 @@ class RayEngine:
         self.workers, self.address = workers, address
         self.gpus_per_worker, self.cpus_per_worker = float(gpus_per_worker), float(cpus_per_worker)
         self.expected = expected
-        # --write-on-workers: the actors write each batch as a segment of the set (see EmbedWorker._write);
-        # map() items are then (texts, where, {"keys": hex keys, "seq": n}) and results {"segment": file name}
+        # --write-on-workers: the actors write each group of batches as few segments of the set (see
+        # EmbedWorker._write); map() items are then (texts, where, {"parts": [{"texts", "keys", "seq", "where"}]})
+        # and results {"segments": [{"file": name, "parts": batches in it}]}
         self.write = dict(write) if write is not None else None
         self._ray: Any = None
         self._started_ray = False
@@ -428,8 +456,8 @@ class RayEngine:
                 texts, label, *job = item
                 where[self._next_index] = label
                 sent: Any = list(texts)
-                if job and job[0] is not None:
-                    sent = {**job[0], "texts": sent, "where": label, "index": self._next_index}
+                if job and job[0] is not None:  # --write-on-workers: the job carries its batches' texts
+                    sent = {**job[0], "where": label, "index": self._next_index}
                 self._queue.put((self._next_index, json.dumps(sent).encode("utf-8")))
                 self._next_index += 1
             if following in arrived:
