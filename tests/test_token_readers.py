@@ -104,6 +104,12 @@ def test_per_layer_selection_and_mix(registry, tmp_path):
     assert np.array_equal(two.values, full.values[:, :, [0, 2]])
     mix = next(iter(iter_token_batches(path, "layered", output="layers", layer_weights=[0.5, 0.25, 0.25])))
     assert np.allclose(mix.values, np.tensordot(full.values, [0.5, 0.25, 0.25], axes=([2], [0])))
+    import pickle
+
+    from embedx.features.tokens import TokenRows
+
+    reader = pickle.loads(pickle.dumps(TokenRows(path, "layered", output="layers", layers=[0, 2])))
+    assert np.array_equal(reader.values(np.array([0]))[0], full.values[0, :, [0, 2]].transpose(1, 0, 2))
     with pytest.raises(OptionError, match="has 3 layers"):
         iter_token_batches(path, "layered", output="layers", layers=[3])
     with pytest.raises(OptionError, match="give 3 finite numbers"):

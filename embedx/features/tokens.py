@@ -10,7 +10,7 @@ functions that need them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,13 +115,21 @@ def label_codes(values: np.ndarray) -> tuple[list[str], np.ndarray]:
 
 
 class _Selection:
-    """Picks layers of a per-layer token array ``[n, L, D]``: one layer, several, or a weighted mix."""
+    """Picks layers of a per-layer token array ``[n, L, D]``: one layer, several, or a weighted mix.
 
-    def __init__(self, shape: tuple[int, ...], pick: Callable[[np.ndarray], np.ndarray]):
-        self.shape, self._pick = shape, pick
+    Plain data, no closures, so a reader pickles into DataLoader worker processes.
+    """
+
+    def __init__(self, shape: tuple[int, ...], index: list[int] | None = None, weights: np.ndarray | None = None,
+                 single: bool = False):
+        self.shape, self.index, self.weights, self.single = shape, index, weights, single
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        return self._pick(values)
+        if self.index is None:
+            return values
+        if self.weights is not None:
+            return np.tensordot(values[:, self.index], self.weights, axes=([1], [0]))
+        return values[:, self.index[0]] if self.single else values[:, self.index]
 
 
 def layer_selection(spec: dict[str, Any], layers: int | Sequence[int] | None,
@@ -132,7 +140,7 @@ def layer_selection(spec: dict[str, Any], layers: int | Sequence[int] | None,
         if layers is not None or weights is not None:
             raise OptionError(f"output {spec['name']!r} stores one layer; layers= and layer_weights= need a "
                               "per-layer output (extract with layers=all)")
-        return _Selection((dim,), lambda v: v)
+        return _Selection((dim,))
     count = int(spec["layers"])
     chosen = list(range(count)) if layers is None else [layers] if isinstance(layers, int) else list(layers)
     bad = [i for i in chosen if not -count <= int(i) < count]
@@ -145,13 +153,12 @@ def layer_selection(spec: dict[str, Any], layers: int | Sequence[int] | None,
         if w.shape != (len(index),) or not np.isfinite(w).all():
             raise OptionError(f"layer_weights: give {len(index)} finite numbers, one per chosen layer "
                               f"(got {len(w.ravel())})")
-        return _Selection((dim,), lambda v: np.tensordot(v[:, index], w, axes=([1], [0])))
+        return _Selection((dim,), index, w)
     if isinstance(layers, int):
-        only = index[0]
-        return _Selection((dim,), lambda v: v[:, only])
+        return _Selection((dim,), index, single=True)
     if index == list(range(count)):
-        return _Selection((count, dim), lambda v: v)
-    return _Selection((len(index), dim), lambda v: v[:, index])
+        return _Selection((count, dim))
+    return _Selection((len(index), dim), index)
 
 
 def read_ranges(dataset, starts: np.ndarray, stops: np.ndarray, check: bool = True) -> list[np.ndarray]:
