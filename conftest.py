@@ -50,6 +50,8 @@ BY_TEST: dict[str, tuple[str, ...]] = {
     # taggers trained on token features of the real MiniLM: 30-60 s each here
     "tests/test_token_readers.py::test_torch_tagger_*": ("torch", "slow"),
     "tests/test_token_readers.py::test_keras_tagger_*": ("torch", "tf", "slow"),
+    "tests/test_token_readers.py::test_torch_collates_*": ("torch",),
+    "tests/test_token_readers.py::test_tf_token_*": ("tf",),
 }
 
 PROCESS_WORDS = ("subprocess.", "sys.executable", "Popen(", "EMBEDX, ", "[EMBEDX")

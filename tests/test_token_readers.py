@@ -343,3 +343,43 @@ def test_keras_tagger_fits_padded_minilm_batches_without_running_out(minilm_stor
     assert isinstance(first, tf.RaggedTensor) and first.shape[2:] == (2, 384)
     assert first.row_lengths().numpy().tolist() == lengths[:8].tolist()
     assert np.array_equal(first[0].numpy()[:, 0], _stored(path, every)[0][0][1][:, -1])
+
+
+def test_torch_collates_padded_ragged_and_labelled_batches(store):
+    import torch
+
+    from embedx.readers import torch_token_dataset
+
+    dataset = torch_token_dataset(store, "word-stats", labels="label", padding="left", max_tokens=4)
+    assert dataset.classes == ["long", "short"] and dataset.lengths.tolist() == [4, 1, 0, 4, 1, 2, 4, 1]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=3, collate_fn=dataset.collate)
+    values, mask, y = next(iter(loader))
+    assert values.shape == (3, 4, 2) and mask.tolist()[1] == [False, False, False, True]
+    assert torch.equal(values[1, 3], torch.tensor([3.0, 0.0])) and y.tolist() == [0, 1, 1]
+    ragged, y = dataset.collate_ragged(dataset.__getitems__([0, 2]))
+    pieces = list(ragged.unbind()) if isinstance(ragged, torch.Tensor) else ragged
+    assert [len(p) for p in pieces] == [4, 0] and y.tolist() == [0, 1]
+    with pytest.raises(StoreError, match="torch_token_dataset"):
+        from embedx.readers import torch_dataset
+
+        torch_dataset(store, "word-stats", output="tokens")
+
+
+def test_tf_token_batches_padded_ragged_and_labelled(store):
+    import tensorflow as tf
+
+    from embedx.readers import tf_dataset, tf_token_dataset
+
+    padded = tf_token_dataset(store, "word-stats", labels="label", batch_size=3, with_tokens=True)
+    assert int(padded.cardinality()) == 3 and padded.classes == ["long", "short"]
+    x, y = next(iter(padded))
+    assert x["values"].shape == (3, 5, 2) and x["mask"].numpy().sum(1).tolist() == [5, 1, 0]
+    assert [t.decode() for t in x["tokens"].numpy()[1]] == ["one", "", "", "", ""] and y.numpy().tolist() == [0, 1, 1]
+    ragged = tf_token_dataset(store, "word-stats", batch_size=8, ragged=True, with_tokens=True)
+    x = next(iter(ragged))
+    assert isinstance(x["values"], tf.RaggedTensor) and x["values"].row_lengths().numpy().tolist() == [
+        len(words(t)) for t in TEXTS]
+    assert [[w.decode() for w in row] for row in x["tokens"].to_list()] == [words(t) for t in TEXTS]
+    assert np.array_equal(x["values"][6].numpy(), expected(TEXTS[6]))
+    rows = tf_dataset(store, "word-stats", labels="label", chunk_size=3)
+    assert int(rows.cardinality()) == len(TEXTS) and rows.classes == ["long", "short"]
