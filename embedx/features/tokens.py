@@ -59,6 +59,8 @@ class TokenRows:
                  layers: int | Sequence[int] | None = None, layer_weights: Sequence[float] | None = None):
         if max_tokens is not None and max_tokens < 1:
             raise OptionError(f"max_tokens={max_tokens}: give a number of tokens of at least 1")
+        if labels is not None and texts is not None:
+            raise OptionError("labels= names a column of an input table; with texts= there is none (pass input=)")
         self.path = str(path)
         with FeatureStore(path) as store:
             fset = store.feature_set(embedder, config_hash)
