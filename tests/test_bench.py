@@ -43,12 +43,14 @@ def test_compare_runs_heads_and_finetuning_and_writes_a_report(fake_plugins, tmp
     assert ("layered", "logreg") in heads  # a per-layer document output is flattened for plain heads
     assert len([r for r in rows if r["head"] == "logreg"]) == 3 * 2  # 3 embedders x 2 seeds
     tuned = [r for r in rows if r["head"] == "fine-tune"][0]
-    assert tuned["n_train"] == 60 and tuned["peak_rss_mb"] > 0
+    assert tuned["n_train"] == 60 and tuned["peak_rss_mb"] > 0 and tuned["cpu_seconds"] > 0  # the worker's CPU
     assert 0.5 < tuned["test"]["accuracy"] <= 1
     table = aggregate(results)["sms-spam"]
     assert all(r["seeds"] == 2 for r in table if r["head"] != "fine-tune")
     logreg = [r for r in rows if r["head"] == "logreg"]
-    assert all("5-fold cross-validation" in r["method"] and r["n_train"] == 102 for r in logreg)
+    sizes = results["splits"]["sms-spam"]["sizes"]
+    assert all("5-fold cross-validation" in r["method"]
+               and r["n_train"] == sizes[str(r["seed"])]["train"] + sizes[str(r["seed"])]["validation"] for r in logreg)
     report = write_report(results, tmp_path)
     text = report.read_text()
     assert "| features | head | test accuracy" in text and "char-count-tuner" in text
@@ -68,10 +70,9 @@ def test_frontier_labels_never_overlap(tmp_path):
     boxes = cost_plot(rows, "crowded", tmp_path / "c.png", {}, {})
     assert len(boxes) == 20  # every point is on the frontier here
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    embedder, family, head, key = boxes.panels  # a long frontier key stays clear of the legends above it
-    panels = [embedder, family, head, key]
-    assert not any(a.overlaps(b) for i, a in enumerate(panels) for b in panels[i + 1:])
-    assert key.y1 <= head.y0 <= head.y1 <= family.y0 <= family.y1 <= embedder.y0
+    family, head, key = boxes.panels  # a long frontier key stays clear of the legends above it
+    assert not family.overlaps(head) and not head.overlaps(key) and not family.overlaps(key)
+    assert key.y1 <= head.y0 <= head.y1 <= family.y0
 
 
 def test_learning_curves_get_one_panel_per_family(fake_plugins, tmp_path):
@@ -242,7 +243,9 @@ def test_compare_runs_on_a_labelled_file_with_its_own_split(fake_plugins, tmp_pa
     from embedx import datasets
 
     sms = datasets.load("sms-spam", fetch=True)
-    picked = np.concatenate([np.flatnonzero(sms.label_ids == c)[:90] for c in (0, 1)])
+    first = {" ".join(t.split()): i for i, t in reversed(list(enumerate(sms.texts)))}  # each text once: a file's
+    unique = np.array(sorted(first.values()))  # own split may not give one text in train and in test
+    picked = np.concatenate([unique[sms.label_ids[unique] == c][:90] for c in (0, 1)])
     path = tmp_path / "my corpus.csv"
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -299,7 +302,7 @@ def test_a_labelled_file_with_one_label_or_bad_bytes_is_refused_before_any_work(
     assert strict.exit_code != 0 and "bytes.csv, line 2: invalid UTF-8" in strict.output
     replaced = CliRunner().invoke(app, [*common, str(tmp_path / "bytes.csv"), "--encoding-errors", "replace",
                                         "--samples-per-class", "1", "--selection", "validation"])
-    assert "invalid UTF-8" not in replaced.output and "texts used of 2" in replaced.output
+    assert "invalid UTF-8" not in replaced.output and "texts extracted of 2" in replaced.output
 
 
 def test_runs_on_different_datasets_merge_into_one_report_naming_each_run(fake_plugins, tmp_path):
@@ -409,3 +412,104 @@ def test_path_digests_follow_file_and_folder_content_not_names(tmp_path):
     assert second["handle"] != first["handle"] and second["forward"] == first["forward"]
     (tmp_path / "model" / "extra.txt").write_bytes(b"")
     assert path_digests(options)["handle"] != second["handle"]
+
+
+def test_no_finetune_and_one_seed_leave_no_fine_tuning_line_and_no_spread(fake_plugins, tmp_path):
+    config = small_config(embedders=["hashing-ngrams:dim=256"], heads=["logreg"], finetuners=[], seeds=[0],
+                          finetune_seeds=[0, 1, 2])
+    results = Comparison(config, tmp_path, log=lambda m: None).run()
+    sizes = results["splits"]["sms-spam"]["sizes"]
+    assert list(sizes) == ["0"]  # the fine-tuning seeds were not even split
+    assert results["extraction"][0]["texts"] == sum(sizes["0"].values())  # only the rows seed 0's heads use
+    text = write_report(results, tmp_path).read_text()
+    assert "fine-tun" not in text.lower() and "±" not in text
+    assert "One seed: no spread to show." in text
+    assert "dealt 70% / 15% / 15%" not in text.split("## How the numbers were obtained")[0]
+    assert ("- **sms-spam**: per seed, each class shuffled and its first 60 texts dealt 70% / 15% / 15% into "
+            "train / validation / test") in text
+    assert f"Seed 0: {sizes['0']['train']:,} train, {sizes['0']['validation']:,} validation" in text
+    row = results["rows"][0]
+    assert row["cpu_seconds"] >= 0 and np.asarray(row["confusion"]).sum() == sizes["0"]["test"]
+    assert results["extraction"][0]["first_run_cpu_seconds"] > 0
+    assert "The plot's cost axis is **CPU seconds**" in text and "| CPU s |" in text
+    assert "![confusion matrices, sms-spam](confusion-sms-spam.png)" in text
+    grouping = results["splits"]["sms-spam"]["grouping"]["0"]  # Splits.report() of seed 0
+    assert grouping["cross_split_texts"] == 0 and grouping["groups"] + grouping["duplicate_rows"] == grouping["rows"]
+    assert f"{grouping['duplicate_rows']:,} duplicate rows, {grouping['groups']:,} distinct texts" in text
+    assert (tmp_path / "confusion-sms-spam.png").stat().st_size > 5_000
+
+
+def test_a_given_splits_validation_is_capped_like_its_train(fake_plugins, tmp_path):
+    path = tmp_path / "given.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{w} {i}", "y": w, "split": "test" if i % 5 == 0 else "train"})
+                            + "\n" for i in range(200) for w in ("spam", "ham")))
+    config = small_config(datasets=[str(path)], embedders=["word-stats"], heads=["logreg"], finetuners=[],
+                          seeds=[0], label_column="y", split_column="split", samples_per_class=70)
+    results = Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    info = results["splits"][str(path)]
+    assert info["kind"] == "given" and info["validation_cap"] == 15  # 70 x 15/70
+    assert info["sizes"]["0"] == {"train": 140, "validation": 30, "test": 80}  # 24 per class carved, 15 kept
+    text = write_report(results, tmp_path / "out").read_text()
+    assert "keeps its own split (column `split`): 80 test rows as given" in text
+    assert "train capped at 70 texts per class and validation at 15" in text
+
+
+def test_an_old_results_file_reports_per_dataset_lines_and_wall_seconds(fake_plugins, tmp_path):
+    """Results written before CPU seconds, split facts and confusion counts were recorded still make a report."""
+    results = Comparison(small_config(embedders=["word-stats"], heads=["logreg"], finetuners=[]), tmp_path,
+                         log=lambda m: None).run()
+    for key in ("splits", "classes", "finetuners"):
+        results.pop(key)
+    for row in results["rows"]:
+        row.pop("cpu_seconds"), row.pop("confusion")
+    text = write_report(results, tmp_path).read_text()
+    assert "- **sms-spam**: per seed, each class shuffled and its first 60 texts dealt" in text
+    assert "The plot's cost axis is **wall-clock seconds**" in text and "confusion" not in text
+
+
+def test_an_embedders_colour_is_fixed_by_its_name_across_reports(tmp_path):
+    from embedx.bench.plots import EMBEDDER_PALETTE, _slot, cost_plot, embedder_colours
+
+    def rows(names):
+        return [{"features": n, "head": "logreg", "test_accuracy": 0.8 + 0.01 * i, "test_accuracy_std": 0.01,
+                 "seeds": 3, "extract_seconds": 1.0 + i, "train_seconds": 1.0} for i, n in enumerate(names)]
+
+    first = cost_plot(rows(["glove-6b-50d", "minilm-l6", "hashing-ngrams"]), "a", tmp_path / "a.png", {}, {})
+    second = cost_plot(rows(["word-stats", "minilm-l6", "elmo", "glove-6b-50d"]), "b", tmp_path / "b.png", {}, {})
+    for name in ("glove-6b-50d", "minilm-l6"):
+        assert first.colours[name] == second.colours[name]
+    lone = embedder_colours(["minilm-l6"])["minilm-l6"]
+    assert lone == EMBEDDER_PALETTE[_slot("minilm-l6")] == first.colours["minilm-l6"]
+    many = [f"embedder-{i}" for i in range(len(EMBEDDER_PALETTE))]
+    assert len({_slot(n) for n in many}) < len(many)  # some of these names hash to one slot...
+    assert len(set(embedder_colours(many).values())) == len(many)  # ...yet no two share a colour
+
+
+@pytest.mark.parametrize("costs", [(20.0, 90.0), (45.0, 48.0), (0.3, 0.5), (2.0, 3000.0)])
+def test_the_cost_axis_has_three_or_more_plain_ticks(tmp_path, costs):
+    import re
+
+    from embedx.bench.plots import cost_plot
+
+    rows = [{"features": f"e{i}", "head": "logreg", "test_accuracy": 0.7 + 0.1 * i, "test_accuracy_std": 0.0,
+             "seeds": 1, "extract_seconds": cost, "train_seconds": 0.0} for i, cost in enumerate(costs)]
+    plot = cost_plot(rows, "ticks", tmp_path / "t.png", {}, {})
+    assert len(plot.ticks) >= 3 and all(re.fullmatch(r"[0-9][0-9,]*(\.[0-9]+)?", t) for t in plot.ticks), plot.ticks
+
+
+def test_the_split_line_states_how_repeated_texts_were_kept():
+    from embedx.bench.report import _split_lines
+
+    grouping = {"duplicates": "group", "rows": 120, "groups": 110, "duplicate_rows": 10, "conflicting_texts": 2,
+                "conflicting_rows": 4, "cross_split_texts": 0, "drift": {"test": 0.02}, "drift_max": 0.02,
+                "warnings": ["class 'x' has 1 row: too few for a test part"]}
+    splits = {"sms-spam": {"kind": "dealt", "fractions": [0.7, 0.15, 0.15], "cap": 60,
+                           "sizes": {"0": {"train": 84, "validation": 18, "test": 18}},
+                           "grouping": {"0": grouping, "1": {**grouping, "drift_max": 0.03}}}}
+    lines = _split_lines({"samples_per_class": 60, "max_tokens": 100, "datasets": ["sms-spam"]}, {"splits": splits})
+    assert lines[0] == "- **Texts** are cut to 100 tokens before splitting."
+    line = lines[1]
+    assert "Seed 0: 84 train, 18 validation, 18 test rows." in line
+    assert ("10 duplicate rows, 110 distinct texts, each text's rows on one side; 2 texts with conflicting labels; "
+            "0 texts in more than one part; class shares off their exact ones by at most 3.0 points") in line
+    assert "⚠ class 'x' has 1 row: too few for a test part" in line

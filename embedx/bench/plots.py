@@ -1,8 +1,8 @@
 """The report's figures: accuracy against cost with its Pareto frontier, learning curves, confusion matrices.
 
 Each embedder keeps one colour in every report (:func:`embedder_colours`: its name hashed into a
-qualitative palette); its family (the plugin that registered it) is the marker's fill, and the head
-is the marker's shape. Only the frontier (no other result is both cheaper and more accurate) is
+qualitative palette), listed in the legend under its family (the plugin that registered it); the
+head is the marker's shape. Only the frontier (no other result is both cheaper and more accurate) is
 labelled: numbers beside its points, nudged apart until none overlaps, and short names in a key
 beside the plot. Frontier rings are drawn behind the markers, so they never hide one.
 """
@@ -24,8 +24,6 @@ PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 EMBEDDER_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                     "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#00a087",
                     "#f0027f", "#e6ab02"]
-#: how a family fills its markers, in the order families are first sorted
-FILLS = ["full", "none", "left", "bottom", "right", "top"]
 
 
 def _plt():
@@ -62,10 +60,6 @@ def embedder_colours(names: list[str]) -> dict[str, str]:
         taken[slot] = name
         result[name] = EMBEDDER_PALETTE[slot]
     return result
-
-
-def family_fills(families: list[str]) -> dict[str, str]:
-    return {f: FILLS[i % len(FILLS)] for i, f in enumerate(sorted(set(families)))}
 
 
 def cost_ticks(low: float, high: float) -> list[float]:
@@ -144,15 +138,12 @@ def cost_plot(rows: list[dict[str, Any]], dataset: str, path: Path, families: di
     plt = _plt()
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-    fams = [families.get(r["features"], r["features"]) for r in rows]
     colour = embedder_colours([r["features"] for r in rows])
-    fills = family_fills(fams)
     points = [(max(row_cost(r, cost), 1e-2), r["test_accuracy"]) for r in rows]
     fig, ax = plt.subplots(figsize=(11, 6))
-    for r, fam, (x, acc) in zip(rows, fams, points, strict=True):
-        c = colour[r["features"]]
+    for r, (x, acc) in zip(rows, points, strict=True):
         ax.errorbar(x, acc, yerr=r["test_accuracy_std"] if r.get("seeds", 2) > 1 else None,
-                    fmt=MARKERS.get(r["head"], "x"), color=c, markeredgecolor=c, fillstyle=fills[fam],
+                    fmt=MARKERS.get(r["head"], "x"), color=colour[r["features"]],
                     ms=11 if r["head"] == "fine-tune" else 7, capsize=2, alpha=0.9, elinewidth=0.8, zorder=3)
     front = pareto(points)
     xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
@@ -180,27 +171,34 @@ def cost_plot(rows: list[dict[str, Any]], dataset: str, path: Path, families: di
     ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
 
-    embedder_handles = [Line2D([], [], ls="", marker="o", color=c, label=short.get(f, f)) for f, c in colour.items()]
-    family_handles = [Line2D([], [], ls="", marker="o", color="0.3", fillstyle=fill, label=f)
-                      for f, fill in fills.items()]
+    by_family: dict[str, list[str]] = {}
+    for name in sorted(colour, key=lambda n: short.get(n, n)):
+        by_family.setdefault(families.get(name, "other"), []).append(name)
+    embedder_handles: list[Any] = []
+    headers: list[int] = []
+    for family in sorted(by_family):  # a family's name, then its embedders, each in its colour
+        headers.append(len(embedder_handles))
+        embedder_handles.append(Line2D([], [], ls="", marker="", label=family))
+        embedder_handles += [Line2D([], [], ls="", marker="o", color=colour[n], label=short.get(n, n))
+                             for n in by_family[family]]
     head_handles = [Line2D([], [], ls="", marker=MARKERS.get(h, "x"), color="0.3", label=h)
                     for h in dict.fromkeys(r["head"] for r in rows)]
-    first = ax.legend(handles=embedder_handles, title="embedder (colour)", fontsize=7, title_fontsize=8,
-                      loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    first = ax.legend(handles=embedder_handles, title="embedder (colour), by family", fontsize=7, title_fontsize=8,
+                      loc="upper left", bbox_to_anchor=(1.01, 1.0), handletextpad=0.3)
+    for i, label in enumerate(first.get_texts()):
+        if i in headers:
+            label.set_fontweight("bold")
     ax.add_artist(first)
     fig.tight_layout()
-    # each legend and then the frontier key go below the one before (however long the lists), and the saved
+    # the head legend and the frontier key go below the legend before (however long the lists), and the saved
     # image grows to hold them
-    second = ax.legend(handles=family_handles, title="family (fill)", fontsize=7, title_fontsize=8,
-                       loc="upper left", bbox_to_anchor=(1.01, _bottom(fig, ax, first) - 0.02))
-    ax.add_artist(second)
-    third = ax.legend(handles=head_handles, title="head (shape)", fontsize=7, title_fontsize=8, loc="upper left",
-                      bbox_to_anchor=(1.01, _bottom(fig, ax, second) - 0.02))
-    fourth = ax.text(1.01, _bottom(fig, ax, third) - 0.03, "Pareto frontier\n" + "\n".join(key),
-                     transform=ax.transAxes, fontsize=7, va="top", ha="left", family="monospace")
+    second = ax.legend(handles=head_handles, title="head (shape)", fontsize=7, title_fontsize=8, loc="upper left",
+                       bbox_to_anchor=(1.01, _bottom(fig, ax, first) - 0.02))
+    third = ax.text(1.01, _bottom(fig, ax, second) - 0.03, "Pareto frontier\n" + "\n".join(key),
+                    transform=ax.transAxes, fontsize=7, va="top", ha="left", family="monospace")
     boxes = separate_labels(fig, texts)
     renderer = fig.canvas.get_renderer()
-    panels = [artist.get_window_extent(renderer) for artist in (first, second, third, fourth)]
+    panels = [artist.get_window_extent(renderer) for artist in (first, second, third)]
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
@@ -215,9 +213,9 @@ def row_cost(row: dict[str, Any], cost: str) -> float:
 
 
 class CostPlot(list):
-    """The frontier labels' bounding boxes (a list, for the overlap test), with ``panels``: the extents
-    of the embedder, family and head legends and the frontier key beside the plot; ``ticks``: the cost
-    axis's tick labels; ``colours``: each embedder's colour."""
+    """The frontier labels' bounding boxes (a list, for the overlap test), with ``panels``: the extents of
+    the embedder legend (grouped by family), the head legend and the frontier key beside the plot;
+    ``ticks``: the cost axis's tick labels; ``colours``: each embedder's colour."""
 
     def __init__(self, labels: list, panels: list, ticks: list[str] | None = None,
                  colours: dict[str, str] | None = None):

@@ -257,8 +257,10 @@ def _split_lines(config: dict[str, Any], results: dict[str, Any]) -> list[str]:
             capped = (f"train capped at {cap} texts per class and validation at {vcap}" if vcap is not None
                       else f"train capped at {cap or 'all'} texts per class, validation not capped (a run before "
                            "embedx capped it)" if cap else "no cap")
-            line = (f"- **{name}** keeps its own split (column `{info['column']}`): its test rows as given; "
-                    f"validation carved from train per seed, stratified, when the file has none; {capped}.")
+            test = (given.get(name) or {}).get("test")
+            line = (f"- **{name}** keeps its own split (column `{info['column']}`): "
+                    f"{'its' if test is None else f'{test:,}'} test rows as given; validation carved from train "
+                    f"per seed, stratified, when the file has none; {capped}.")
         else:
             line = (f"- **{name}**: per seed, each class shuffled and its first {cap or 'all'} texts dealt "
                     f"{shares} into train / validation / test (stratified; `embedx.datasets.split`); no standard "
