@@ -535,6 +535,9 @@ def train_command(
     options = parse_option_pairs(option or [])
     if "seed" in _head_options(head):
         options.setdefault("seed", str(seed))
+    word_head = _head_input(head) == "words"  # a tagger: one tag per word, from a token output
+    if word_head:
+        from embedx.heads.token_head import train_tags as run_train  # same signature
     outcome = run_train(head, features, embedder, labels, input=input, config_hash=config, output=output_name,
                         options=options, grid=_grid(grid or []), split=spec, save=save, protocol=protocol)
     if as_json:
@@ -562,6 +565,11 @@ def train_command(
                   f"class-share drift at most {g.get('drift_max', 0):.3f}", highlight=False)
     for flag in [*outcome.warnings, *outcome.flags]:
         console.print(f"  [yellow]warning:[/] {_escape(flag)}", highlight=False)
+    if word_head:
+        from embedx.heads.token_head import describe
+
+        for line in describe(outcome):
+            console.print(_escape(line), highlight=False)
     if "layer_weights" in outcome.extra:
         console.print(f"  layer weights: {outcome.extra['layer_weights']}  gamma {outcome.extra['gamma']}")
     for row in outcome.grid:
@@ -569,6 +577,13 @@ def train_command(
         console.print(f"  grid {_escape(json.dumps(row['options']))}: {label} {score.get('accuracy', 0):.4f} "
                       f"(macro-F1 {score.get('macro_f1', 0):.4f})")
     console.print(f"  {outcome.seconds:.1f} s" + (f"; saved to {save}" if save else ""))
+
+
+def _head_input(head: str) -> str:
+    from embedx.registry import get_registry
+
+    entry = get_registry().heads.get(head)
+    return entry.cls.input if entry else ""
 
 
 def _head_options(head: str) -> set[str]:
