@@ -31,13 +31,16 @@ def sms(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("head, floor", [("logreg", 0.93), ("linear-svm", 0.93), ("random-forest", 0.9),
+# 96 test rows, so one row is a point. The linear floors were 0.93 on the row-by-row split; grouped by text,
+# seed 0 gives logreg 0.896 (single split; 0.917 with cross-validation), and row by row on the new dealing 0.900
+@pytest.mark.parametrize("head, floor", [("logreg", 0.88), ("linear-svm", 0.88), ("random-forest", 0.9),
                                          ("gradient-boosting", 0.85), ("dense", 0.9)])
 def test_each_head_learns_spam(sms, head, floor):
     options = {"n_estimators": 60} if head in ("random-forest", "gradient-boosting") else {}
     outcome = train(head, sms, "hashing-ngrams", "label", split=SPLIT, options=options, protocol=FAST)
     assert outcome.classes == ["ham", "spam"]
-    assert outcome.sizes == {"train": 420, "validation": 90, "test": 90}
+    assert outcome.grouping["groups"] == 600 and sum(outcome.sizes.values()) == outcome.grouping["rows"]  # 300 texts
+    assert outcome.sizes["test"] >= 90 and outcome.grouping["cross_split_texts"] == 0  # per class, with their copies
     assert outcome.test["accuracy"] >= floor, outcome.test
     assert 0 < outcome.test["macro_f1"] <= 1
 
