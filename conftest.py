@@ -55,6 +55,7 @@ BY_TEST: dict[str, tuple[str, ...]] = {
     # the word tagger on real MiniLM word pieces of WNUT 2016 tweets (fetched through pip): 40-90 s here
     "tests/test_token_head.py::test_minilm_*": ("torch", "packaging", "slow"),
     "tests/test_token_head.py::test_word_head_on_minilm_*": ("torch", "packaging", "slow"),
+    "tests/test_token_head.py::test_wnut16_fetched_*": ("packaging",),
 }
 
 PROCESS_WORDS = ("subprocess.", "sys.executable", "Popen(", "EMBEDX, ", "[EMBEDX")

@@ -711,6 +711,12 @@ def datasets_list() -> None:
     for name, info in ds.DATASETS.items():
         if info.split_note:
             console.print(f"{name}: {info.split_note}.", highlight=False)
+    from embedx.datasets import token_sources as tagged
+
+    for name, tinfo in tagged.TAGGED.items():  # one tag per word: for word heads (`embedx train word-logreg`)
+        console.print(f"{name} (tagged, {tinfo.scheme}): {tinfo.description}; {tinfo.sentences:,} sentences, "
+                      f"{tinfo.words:,} words; fetched: {'yes' if tagged.data_path(name).is_file() else 'no'}; "
+                      "fields text, tags (one per word), id", highlight=False)
 
 
 @datasets_app.command("fetch")
@@ -721,9 +727,14 @@ def datasets_fetch(
 ) -> None:
     """Download and normalise datasets into the cache; fetching again is a no-op."""
     from embedx import datasets as ds
+    from embedx.datasets import token_sources as tagged
 
-    for name, path in ds.fetch_many(names or None, force=force).items():
-        typer.echo(f"{name}: {path}", err=True)
+    plain = None if not names else [n for n in names if n not in tagged.TAGGED]
+    if plain is None or plain:
+        for name, path in ds.fetch_many(plain, force=force).items():
+            typer.echo(f"{name}: {path}", err=True)
+    for name in tagged.TAGGED if not names else [n for n in names if n in tagged.TAGGED]:
+        typer.echo(f"{name}: {tagged.fetch_tagged(name, force=force)}", err=True)
 
 
 @datasets_app.command("path")
@@ -731,7 +742,13 @@ def datasets_fetch(
 def datasets_path(name: Annotated[str, typer.Argument(help="Dataset name.")]) -> None:
     """Print the fetched dataset's JSONL file (fields text, label, id), e.g. for `embedx extract`."""
     from embedx import datasets as ds
+    from embedx.datasets import token_sources as tagged
 
+    if name in tagged.TAGGED:  # a tagged dataset's file has a tags field (one per word) instead of label
+        if not tagged.data_path(name).is_file():
+            _fail(f"dataset {name!r} is not fetched: run `embedx datasets fetch {name}`")
+        typer.echo(str(tagged.data_path(name)))
+        return
     if not ds.is_fetched(name):
         _fail(f"dataset {name!r} is not fetched: run `embedx datasets fetch {name}`")
     typer.echo(str(ds.fetch(name)))

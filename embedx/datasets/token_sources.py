@@ -85,10 +85,15 @@ class TaggedDataset:
         """An input file for ``embedx extract``: ``{"id", "text", "tags"}`` per line, tags space-separated."""
         path = Path(path)
         with open(path, "w", encoding="utf-8", newline="\n") as handle:
-            for ident, words, tags in zip(self.ids, self.words, self.tags, strict=True):
-                row = {"id": ident, "text": " ".join(words), "tags": " ".join(tags)}
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            write_rows(handle, self)
         return path
+
+
+def write_rows(handle: Any, data: TaggedDataset) -> None:
+    """``{"id", "text", "tags"}`` per line: the text is the words joined by spaces, the tags likewise."""
+    for ident, words, tags in zip(data.ids, data.words, data.tags, strict=True):
+        handle.write(json.dumps({"id": ident, "text": " ".join(words), "tags": " ".join(tags)},
+                                ensure_ascii=False) + "\n")
 
 
 def get(name: str) -> TaggedInfo:
@@ -125,6 +130,24 @@ def parse_conll(raw: bytes, member: str) -> tuple[list[list[str]], list[list[str
         words.append(current[0])
         tags.append(current[1])
     return words, tags
+
+
+def data_path(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where :func:`fetch_tagged` writes the input file: ``<cache>/<name>/data.jsonl`` (id, text, tags)."""
+    return cache.data_path(cache.cache_dir(cache_dir), get(name).name)
+
+
+def fetch_tagged(name: str, cache_dir: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+    """Download the package (once) and write the dataset as an input file for ``embedx extract``; its path."""
+    path = data_path(name, cache_dir)
+    if path.is_file() and not force:
+        return path
+    data = load_tagged(name, cache_dir, fetch=True)
+    try:
+        cache.write_atomic(path, lambda handle: write_rows(handle, data))
+    except OSError as exc:
+        raise FetchError(f"cannot fetch {name!r} into {path.parent}: {exc}") from None
+    return path
 
 
 def load_tagged(name: str, cache_dir: str | os.PathLike[str] | None = None, fetch: bool = False) -> TaggedDataset:
