@@ -363,7 +363,7 @@ def train_tags(head_id: str, features: str | Path, embedder: str, labels: str, *
                  majority_baseline={"tag": classes[majority], **baseline}, words_without_tokens=unaligned,
                  alignment=f"word pieces matched to words by characters; word vector = "
                            f"{getattr(picked.head, 'subtokens', 'first')} token")
-    warnings = list(grouping.warnings)
+    warnings = [f"sentence split (stratified by each sentence's rarest tag): {w}" for w in grouping.warnings]
     if unaligned:
         warnings.append(f"{unaligned} of {len(words.y)} words have no token (cut by the embedder's max_length); "
                         f"they are predicted as {classes[majority]!r}")
