@@ -143,6 +143,22 @@ def test_word_head_trains_by_sentence_and_beats_the_majority_tag(registry, tmp_p
         predicted = list(csv.DictReader(handle))
     assert len(predicted) == outcome.extra["words"]["test"]
     assert json.loads((tmp_path / "head" / "head.json").read_text())["level"] == "words"
+    # the saved head, read back as data, tags the test words as predictions.csv says
+    from embedx.heads.token_head import WordData, build_words, read_sentences
+    from embedx.heads.training import load_head, predict
+    from embedx.store.reader import FeatureStore
+
+    head, _ = load_head(tmp_path / "head")
+    with FeatureStore(path) as store:
+        sentences = read_sentences(store.input(None), "tags", "w.h5")
+    words, _ = build_words(path, "word-stats", sentences, outcome.classes, config_hash=None, output=None,
+                           subtokens="first", layer=None)
+    starts = sentences.starts
+    rows = np.array([starts[int(r["row"])] + int(r["word"]) for r in predicted])
+    again = head.predict(WordData(words, rows))  # type: ignore[arg-type]
+    assert [outcome.classes[c] for c in again] == [r["predicted"] for r in predicted]
+    with pytest.raises(embedx.EmbedxError, match="tags the words of a sentence"):
+        predict(tmp_path / "head", ["a b"], features=tmp_path / "p.h5")
 
 
 def test_word_pieces_are_aligned_and_cut_words_predicted_as_the_majority(pieces_registry, tmp_path):
