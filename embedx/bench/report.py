@@ -215,12 +215,12 @@ def _how(config: dict[str, Any], selection: str, results: dict[str, Any], tuned:
     lines = ["## How the numbers were obtained", ""]
     lines += _split_lines(config, results)
     if selection == "cv":
-        lines.append(f"- **Heads' settings** (logistic regression's and the linear SVM's C, the dense head's "
-                     f"epochs) are chosen by stratified {config.get('folds', 5)}-fold cross-validation on "
-                     "train+validation together, by mean accuracy; the head is then refit on all train+validation "
-                     "rows with that setting (the dense head for the median of the folds' best epochs, early "
-                     "stopping on held-out accuracy) and scored once on test. Heads with nothing to choose "
-                     "(random forest, gradient boosting) train on train+validation. *Selection acc.* is the "
+        lines.append(f"- **Heads' settings** (logistic regression's and the linear SVM's C and whether to "
+                     f"standardise, the dense head's epochs) are chosen by stratified {config.get('folds', 5)}-fold "
+                     "cross-validation on train+validation together, by mean accuracy; the head is then refit on "
+                     "all train+validation rows with that setting (the dense head for the median of the folds' best "
+                     "epochs, early stopping on held-out accuracy) and scored once on test. Heads with nothing to "
+                     "choose (random forest, gradient boosting) train on train+validation. *Selection acc.* is the "
                      "cross-validated mean accuracy of the chosen setting.")
     else:
         lines.append("- **Heads' settings** are chosen on the validation split (each candidate trained on train); "
