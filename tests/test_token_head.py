@@ -161,6 +161,17 @@ def test_word_head_trains_by_sentence_and_beats_the_majority_tag(registry, tmp_p
         predict(tmp_path / "head", ["a b"], features=tmp_path / "p.h5")
 
 
+def test_a_given_split_column_assigns_whole_sentences(registry, tmp_path):
+    texts, tags = _sentences(60, seed=2)
+    given = ["train"] * 40 + ["validation"] * 8 + ["test"] * 12
+    path = tmp_path / "w.h5"
+    embedx.extract(texts, "word-stats", path, name="s", outputs=["tokens"], columns={"tags": tags, "part": given})
+    outcome = train_tags("word-logreg", path, "word-stats", "tags", options={"C": "[1.0]"},
+                         split=SplitSpec(column="part"), protocol=Protocol(selection="validation"))
+    assert outcome.sizes == {"train": 40, "validation": 8, "test": 12}
+    assert outcome.extra["words"]["test"] == sum(len(t.split()) for t in texts[48:])
+
+
 def test_word_pieces_are_aligned_and_cut_words_predicted_as_the_majority(pieces_registry, tmp_path):
     texts = ["@paulwalk loves Café ☃x tonight", "tiny words in here ok"] * 8 + [f"w{i} the end" for i in range(24)]
     tags = ["B-p O B-x O O", "O O O O O"] * 8 + ["B-w O O"] * 24
