@@ -37,15 +37,6 @@ from embedx.store.sidepaths import check_plain_file
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
-def _fapl() -> h5py.h5p.PropFAID:
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # closing the file closes what was opened in it
-    return fapl
-
-
-_FAPL = _fapl()
-
-
 def _plain_id(fid: h5py.h5f.FileID, name: str, dtype: np.dtype[Any], shape: tuple[int, ...],
               path: Path) -> h5py.h5d.DatasetID:
     """``segment._plain`` in HDF5's own calls: a run opens every segment's key index, and h5py's
@@ -83,7 +74,8 @@ class SegmentKeys:
         self.mapped = False
         check_plain_file(path)
         try:
-            fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=_FAPL)
+            # the default access list, as h5py.File's: a file open elsewhere in the process (a reader) must match
+            fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY)
             try:
                 datasets = [_plain_id(fid, L.SORTED_KEYS, np.dtype(np.uint8), (rows, 16), path),
                             _plain_id(fid, L.SORTED_ROWS, np.dtype(np.uint32), (rows,), path),
@@ -95,6 +87,7 @@ class SegmentKeys:
                     self.order, self.truncated = order, truncated
                 else:
                     self._map(offsets)  # type: ignore[arg-type]  # none is None here
+                del datasets  # closed before the file, which then closes at once
             finally:
                 fid.close()
         except OSError as exc:
