@@ -205,18 +205,21 @@ def lookup(work: Path, keys: int, segments: int = 10) -> None:
           f"{rate_rows:,.0f} keys/s through FeatureSet.rows (hex keys in, rows out)")
 
 
-def tail(work: Path, keys: int, segments: int = 200, repeats: int = 1) -> None:
+def tail(work: Path, keys: int, segments: int = 200, repeats: int = 1, tiered: bool = False) -> None:
     """One new text appended (a new process, ``embedx extract``) to a store of ``keys`` synthetic rows in
     ``segments`` segments of the same set (200 runs' worth, left uncompacted: more files than tiers leave),
     against ``embedx --version`` plus the embedder's load time (hashing-ngrams, dim 8).
 
     With ``repeats`` > 1 the three are measured in turn that many times (each append a new text, so the
     store gains a segment or two each time) and the medians are compared: on a shared machine one run
-    of each says more about the load than about the store."""
+    of each says more about the load than about the store.
+
+    ``tiered``: the segments 200 runs of ``keys / 200`` rows leave under the automatic tiers instead
+    (a binary counter: one segment per set bit of 200, split at the tier cap), not 200 of them."""
     import statistics
 
     from embedx.store.catalog import recover
-    from embedx.store.commit import write_index
+    from embedx.store.commit import TIER_CAP_BYTES, write_index
     from embedx.store.keyindex import binary_to_hex
     from embedx.store.segment import write_set_segment
     from embedx.store.verify import record_verified
@@ -230,10 +233,15 @@ def tail(work: Path, keys: int, segments: int = 200, repeats: int = 1) -> None:
     (state,) = catalog.sets.values()
     rng = np.random.default_rng(1)
     per = keys // segments
+    sizes = [per] * segments
+    if tiered:  # 200 = 128 + 64 + 8 runs; about 100 bytes a row on disk here, so a segment stops near the cap
+        cap_rows = TIER_CAP_BYTES // 100
+        sizes = [n for bit in reversed(range(segments.bit_length())) if segments >> bit & 1
+                 for n in _split(per << bit, cap_rows)]
     started = time.perf_counter()
-    for _ in range(segments):
-        arrays = {"keys": binary_to_hex(rng.integers(0, 256, size=(per, 16), dtype=np.uint8)),
-                  "truncated": np.zeros(per, np.int32), "doc.values": np.zeros((per, 8), np.float32)}
+    for size in sizes:
+        arrays = {"keys": binary_to_hex(rng.integers(0, 256, size=(size, 16), dtype=np.uint8)),
+                  "truncated": np.zeros(size, np.int32), "doc.values": np.zeros((size, 8), np.float32)}
         seq = catalog.take_seq()
         state.segments.append(write_set_segment(catalog.directory, state.name, state.meta, seq, seq, arrays, {}))
     write_index(catalog)
@@ -241,24 +249,26 @@ def tail(work: Path, keys: int, segments: int = 200, repeats: int = 1) -> None:
         record_verified(out, catalog.directory, renamed_ok)
     built = time.perf_counter() - started
     runs: list[tuple[float, float, float, dict]] = []
+    cpu: list[tuple[float, float]] = []  # CPU seconds (user + system) of the append and of --version
     for repeat in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = _children_cpu(), time.perf_counter()
         subprocess.run([*EMBEDX, "--version"], check=True, capture_output=True)
-        version = time.perf_counter() - t0
+        version, version_cpu = time.perf_counter() - t0, _children_cpu() - c0
         load = json.loads(subprocess.run([sys.executable, "-c", TIMED_LOAD], check=True, capture_output=True,
                                          text=True).stdout)
         (work / "one.txt").write_text(f"one new text {repeat}\n")
-        t0 = time.perf_counter()
+        c0, t0 = _children_cpu(), time.perf_counter()
         done = subprocess.run([*cmd[:4], str(work / "one.txt"), *cmd[4:]], check=True, capture_output=True,
                               text=True)
         wall = time.perf_counter() - t0
+        cpu.append((_children_cpu() - c0, version_cpu))
         report = json.loads(done.stdout)
         assert report["computed"] == 1, report
         runs.append((wall, version, load, report))
         if repeats > 1:
             print(f"tail: repeat {repeat + 1}: append {wall:.2f} s ({report['seconds_total']:.2f} s in-process, "
                   f"commit {report['seconds_commit']:.2f} s), --version {version:.2f} s, load {load:.3f} s: "
-                  f"{wall / (version + load):.2f}x")
+                  f"{wall / (version + load):.2f}x; CPU {cpu[-1][0]:.2f} s against {cpu[-1][1]:.2f} s")
     wall = statistics.median(r[0] for r in runs)
     version = statistics.median(r[1] for r in runs)
     load = statistics.median(r[2] for r in runs)
@@ -266,9 +276,26 @@ def tail(work: Path, keys: int, segments: int = 200, repeats: int = 1) -> None:
     commit = statistics.median(r[3]["seconds_commit"] for r in runs)
     floor = version + load
     label = f"median of {repeats}: " if repeats > 1 else ""
-    print(f"tail: {keys:,} rows in {segments + 1} segments (built in {built:.0f} s); {label}one new text: {wall:.2f} "
+    append_cpu = statistics.median(c[0] for c in cpu)
+    version_cpu = statistics.median(c[1] for c in cpu)
+    layout = f"the tiers' layout of {segments} runs" if tiered else f"{segments} runs left uncompacted"
+    print(f"tail: {keys:,} rows in {len(sizes) + 1} segments ({layout}, built in {built:.0f} s); {label}one new text: "
+          f"{wall:.2f} "
           f"s wall ({inproc:.2f} s in-process, commit {commit:.2f} s) against `embedx --version` {version:.2f} s + "
-          f"embedder load {load:.3f} s = {floor:.2f} s: {wall / floor:.2f}x")
+          f"embedder load {load:.3f} s = {floor:.2f} s: {wall / floor:.2f}x; CPU time (user + system) "
+          f"{append_cpu:.2f} s against {version_cpu:.2f} s + load: {append_cpu / (version_cpu + load):.2f}x")
+
+
+def _split(rows: int, cap: int) -> list[int]:
+    parts = -(-rows // cap)
+    return [rows // parts + (1 if i < rows % parts else 0) for i in range(parts)]
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 TIMED_LOAD = """
@@ -324,6 +351,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=1, help="tail: measure this many times in turn, report medians")
+    parser.add_argument("--tiered", action="store_true", help="tail: the segments the tiers leave after 200 runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
@@ -333,7 +361,7 @@ def main() -> None:
                 "append": lambda w: append(w, args.rows),
                 "rss": lambda w: rss(w, args.rows),
                 "lookup": lambda w: lookup(w, args.keys),
-                "tail": lambda w: tail(w, args.keys, repeats=args.repeats),
+                "tail": lambda w: tail(w, args.keys, repeats=args.repeats, tiered=args.tiered),
                 "segments": lambda w: segments(w, args.runs),
                 "reader": reader,
             }[what](work / what)
