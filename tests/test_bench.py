@@ -302,7 +302,21 @@ def test_a_labelled_file_with_one_label_or_bad_bytes_is_refused_before_any_work(
     assert strict.exit_code != 0 and "bytes.csv, line 2: invalid UTF-8" in strict.output
     replaced = CliRunner().invoke(app, [*common, str(tmp_path / "bytes.csv"), "--encoding-errors", "replace",
                                         "--samples-per-class", "1", "--selection", "validation"])
-    assert "invalid UTF-8" not in replaced.output and "texts extracted of 2" in replaced.output
+    assert "invalid UTF-8" not in replaced.output and "Traceback" not in replaced.output
+    # one text per class cannot give a test part: one line naming each class's size, before any extraction
+    assert replaced.exit_code == 2 and "no rows fell in the test part for seed 0" in replaced.output
+    assert "class 'a' has 1 row(s), class 'b' has 1 row(s)" in replaced.output
+
+
+def test_classes_too_small_for_a_test_part_are_one_line_not_a_reshape_traceback(fake_plugins, tmp_path):
+    from embedx.cli import app
+
+    (tmp_path / "small.csv").write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(8)))
+    result = CliRunner().invoke(app, ["bench", "compare", "--out", str(tmp_path / "out"), "-e", "word-stats",
+                                      "--heads", "logreg", "--no-finetune", "--seeds", "0", "--layer-sweep", "none",
+                                      "--datasets", str(tmp_path / "small.csv")])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "reshape" not in result.output
+    assert "no rows fell in the test part" in result.output and "class 'a' has 4 row(s)" in result.output
 
 
 def test_runs_on_different_datasets_merge_into_one_report_naming_each_run(fake_plugins, tmp_path):
@@ -513,3 +527,26 @@ def test_the_split_line_states_how_repeated_texts_were_kept():
     assert ("10 duplicate rows, 110 distinct texts, each text's rows on one side; 2 texts with conflicting labels; "
             "0 texts in more than one part; class shares off their exact ones by at most 3.0 points") in line
     assert "⚠ class 'x' has 1 row: too few for a test part" in line
+
+
+def test_cross_validation_folds_keep_each_texts_rows_together(fake_plugins, tmp_path, monkeypatch):
+    """The bench's CV folds group rows by content key, as its splits do (a repeated text never crosses folds)."""
+    from embedx.heads import selection
+
+    path = tmp_path / "repeats.csv"
+    rows = [f"message {i % 30},{'ab'[(i % 30) % 2]}" for i in range(90)]  # every text three times
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+    seen = []
+    real = selection.choose_and_fit
+
+    def spy(*args, **kwargs):
+        seen.append(args[-1] if len(args) > 7 else kwargs.get("groups"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "choose_and_fit", spy)
+    config = small_config(datasets=[str(path)], embedders=["word-stats"], heads=["logreg"], finetuners=[],
+                          seeds=[0], selection="cv", folds=3, samples_per_class=None)
+    Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    assert seen and all(groups is not None for groups in seen)
+    groups = np.asarray(seen[0])
+    assert len(np.unique(groups)) == 30 and len(groups) == 90

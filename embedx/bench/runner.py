@@ -130,6 +130,7 @@ class Comparison:
         if split.settings.get("given") and cap is not None:
             split = dataclasses.replace(split, validation=_per_class(split.validation, ds.label_ids,
                                                                      validation_cap(cap, split.settings)))
+        _need_rows(split, seed)
         return split
 
     def _describe_split(self, name: str, ds: Any, splits: dict[int, Any], given: str | None) -> None:
@@ -323,7 +324,7 @@ class Comparison:
         data = MemoryData(X, y, classes)
         started, cpu = time.perf_counter(), cpu_clock()
         picked = choose_and_fit(lambda combo: build_head(head_id, combo, self.registry), opts, {}, data,
-                                split.train, split.validation, protocol)
+                                split.train, split.validation, protocol, _groups(split))
         seconds, cpu = time.perf_counter() - started, cpu_clock() - cpu
         test = data.subset(split.test)
         n = len(classes)
@@ -601,3 +602,30 @@ def layer_sweep_ids(setting: str | None, registry: Any) -> list[str]:
 
     runs = {row["id"] for row in describe_embedders(registry) if row["available"] and not row["needs"]}
     return [i for i, entry in sorted(registry.embedders.items()) if entry.cls.layer_options and i in runs]
+
+
+def _groups(split: Any) -> np.ndarray | None:
+    """Content keys of the split's rows, so cross-validation folds keep each text's rows together as the
+    split itself does (``None``, rows as their own texts, when the split was asked to keep duplicates)."""
+    if split.settings.get("duplicates") == "keep":
+        return None
+    cached = getattr(split, "_bench_groups", None)
+    if cached is None:
+        from embedx.pipeline.keys import content_keys
+
+        cached = np.asarray(content_keys(split.dataset.texts))
+        object.__setattr__(split, "_bench_groups", cached)
+    return cached
+
+
+def _need_rows(split: Any, seed: int) -> None:
+    """A part with no rows is one clear error naming each class's size, not a failure deep inside a head."""
+    for part in ("train", "test"):
+        if len(split.indices(part)):
+            continue
+        ds = split.dataset
+        sizes = ", ".join(f"class {name!r} has {int((ds.label_ids == c).sum())} row(s)"
+                          for c, name in enumerate(ds.label_names))
+        raise EmbedxError(f"{ds.name}: no rows fell in the {part} part for seed {seed} ({sizes}); give more rows, "
+                          "or a file with its own split (--split-column)")
+
