@@ -386,3 +386,21 @@ def test_a_refused_worker_segment_is_computed_again_not_lost(registry, tmp_path,
     with embedx.open_store(tmp_path / "w.h5") as store:  # the first run's segment, then the workers' as written
         assert store.feature_set(report.set_name).group.attrs["segments"] == 1 + (2 if segment_bytes is None
                                                                                  else batches)
+
+
+def test_token_bases_hand_each_segment_of_a_group_the_rows_before_it():
+    """A group writing several segments claims once per segment; its last claim lets the next group go."""
+    import asyncio
+
+    from embedx.pipeline.engines.ray_engine import TokenBases
+
+    async def claims():
+        bases = TokenBases({"tokens": 10}, first=4)
+        later = asyncio.ensure_future(bases.claim(5, {"tokens": 1}))  # waits for group 4 to finish
+        first = await bases.claim(4, {"tokens": 3}, last=False)
+        await asyncio.sleep(0)
+        assert not later.done()
+        second = await bases.claim(4, {"tokens": 2}, last=True)
+        return first, second, await later, bases.bases
+
+    assert asyncio.run(claims()) == ({"tokens": 10}, {"tokens": 13}, {"tokens": 15}, {"tokens": 16})
