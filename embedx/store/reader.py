@@ -79,7 +79,7 @@ class FeatureStore:
     def __enter__(self) -> FeatureStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # feature sets -------------------------------------------------------
@@ -145,11 +145,11 @@ class InputTable:
         self.name = group.name.rsplit("/", 1)[-1]
 
     def __len__(self) -> int:
-        return self.group[L.KEYS].shape[0]
+        return int(self.group[L.KEYS].shape[0])
 
     @property
     def keys(self) -> np.ndarray:
-        return self.group[L.KEYS][:]
+        return np.asarray(self.group[L.KEYS][:])
 
     @property
     def texts(self) -> list[str]:
@@ -159,11 +159,11 @@ class InputTable:
 
     @property
     def empty(self) -> np.ndarray:
-        return self.group[L.EMPTY][:]
+        return np.asarray(self.group[L.EMPTY][:])
 
     @property
     def lines(self) -> np.ndarray:
-        return self.group[L.LINE][:]
+        return np.asarray(self.group[L.LINE][:])
 
     @property
     def columns(self) -> list[str]:
@@ -179,7 +179,7 @@ class InputTable:
         values = cols[key][:]
         if values.dtype.kind == "O":
             values = np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in values], dtype=object)
-        return values
+        return np.asarray(values)
 
 
 CHECK_ROWS = 1 << 20  # keys checked per read where rows are served (32 MB)
@@ -252,7 +252,8 @@ class FeatureSet:
                          f"{len(rows):,} rows asked for), so it would serve one text's features for another; the "
                          "file is damaged (run `embedx check` on it)")
 
-    def _keys(self, texts, input, keys) -> np.ndarray:
+    def _keys(self, texts: Sequence[str] | None, input: str | None,
+              keys: Sequence[str | bytes] | np.ndarray | None) -> np.ndarray:
         given = sum(x is not None for x in (texts, input, keys))
         if given > 1:
             raise ValueError("pass only one of texts, input, keys")
@@ -293,7 +294,7 @@ class FeatureSet:
         for start in range(0, len(rows), chunk_size):
             yield gather(values, rows[start:start + chunk_size])
 
-    def to_pandas(self, input: str | None = None, *, output: str | None = None, column: str = "vector"):
+    def to_pandas(self, input: str | None = None, *, output: str | None = None, column: str = "vector") -> Any:
         """A ``pandas.DataFrame`` of one input table: index = input rows, columns = ``line``, ``text`` (if
         stored), the input's columns, ``key``, then ``column`` with each row's vector (an array).
 
@@ -388,7 +389,7 @@ def _gather(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
     row_bytes = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64))
     if (hi - lo) <= 4 * len(unique) or (hi - lo) * row_bytes <= (64 << 20):
         block = dataset[lo:hi]
-        return block[unique - lo][inverse]
+        return np.asarray(block[unique - lo][inverse])
     # Sparse selection across a big set: read runs of consecutive rows.
     parts = []
     breaks = np.flatnonzero(np.diff(unique) != 1) + 1
@@ -404,7 +405,7 @@ def _set_info(name: str, group: h5py.Group, segments: list[SegmentInfo] | None) 
     else:
         size = 0
 
-        def visit(_, obj):
+        def visit(_: str, obj: object) -> None:
             nonlocal size
             if isinstance(obj, h5py.Dataset):
                 size += obj.id.get_storage_size()
