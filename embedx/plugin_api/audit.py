@@ -330,7 +330,7 @@ class Sandbox:
             problems.append("the command hung")
         elif audit.returncode not in (0, 1, 2):
             problems.append(f"exit status {audit.returncode}")
-        elif audit.returncode == 1 and args[0] == "check" and "problem(s) found" in audit.stdout:
+        elif audit.returncode == 1 and args[0] == "check" and re.search(r"\b[\d,]+ problems? found", audit.stdout):
             pass  # check's own verdict: problems listed one per line, exit 1
         elif audit.returncode != 0:
             last = [line for line in audit.stderr.splitlines() if line.strip()][-1:] or [""]
