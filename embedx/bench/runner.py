@@ -609,13 +609,9 @@ def _groups(split: Any) -> np.ndarray | None:
     split itself does (``None``, rows as their own texts, when the split was asked to keep duplicates)."""
     if split.settings.get("duplicates") == "keep":
         return None
-    cached = getattr(split, "_bench_groups", None)
-    if cached is None:
-        from embedx.pipeline.keys import content_keys
+    from embedx.pipeline.keys import content_keys
 
-        cached = np.asarray(content_keys(split.dataset.texts))
-        object.__setattr__(split, "_bench_groups", cached)
-    return cached
+    return np.asarray(content_keys(split.dataset.texts))  # hashing the texts costs microseconds beside a fit
 
 
 def _need_rows(split: Any, seed: int) -> None:
