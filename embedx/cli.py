@@ -282,7 +282,7 @@ def export(
     layout: Annotated[
         str | None,
         typer.Option(help="Document vectors in .csv/.parquet: wide (columns f0..fN) or list (one 'vector' column); "
-                     "default: wide for .csv, list for .parquet."),
+                     "default: wide for both."),
     ] = None,
 ) -> None:
     """Write one set's vectors (document or token output) in input order (duplicates repeated)."""

@@ -58,12 +58,13 @@ def test_extract_info_export_round_trip(registry, tmp_path):
     vectors = np.load(tmp_path / "x.npy")
     assert vectors.shape == (3, 4) and np.array_equal(vectors[0], vectors[2])
     header = (tmp_path / "x.csv").read_text().splitlines()[0]
-    assert header.startswith("line,id,label,f0")
+    assert header.startswith("line,id,label,key,f0")  # one default layout for .csv and .parquet
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "x.parquet")
     assert table.column("label").to_pylist() == ["pos", "neg", "pos"]
-    assert np.allclose(np.array(table.column("vector").to_pylist()), vectors)
+    assert table.column_names[:4] == ["line", "id", "label", "key"]
+    assert np.allclose(np.column_stack([table.column(f"f{i}").to_numpy() for i in range(4)]), vectors)
 
 
 def test_stdin_and_options(registry, tmp_path):

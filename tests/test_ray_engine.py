@@ -233,10 +233,11 @@ def test_write_on_workers_writes_what_the_single_process_writes(ray_cluster, reg
     remote = embedx.extract(texts, "word-stats", tmp_path / "ray.h5", engine="ray", workers=2, write_on_workers=True,
                             **settings)
     assert (remote.set_name, remote.computed, remote.truncated_input) == \
-        (local.set_name, local.computed, local.truncated_input)
+        (local.set_name, local.computed, local.truncated_input), remote.notes
     _assert_identical(_stored(tmp_path / "local.h5", local.set_name, "reviews"),
                       _stored(tmp_path / "ray.h5", remote.set_name, "reviews"))
-    assert not (tmp_path / "ray.h5.quarantine").exists()
+    quarantine = tmp_path / "ray.h5.quarantine"
+    assert not quarantine.exists(), (remote.notes, sorted(p.name for p in quarantine.iterdir()))
     with pytest.raises(OptionError, match="--write-on-workers only applies to --engine ray"):
         embedx.extract(["a"], "word-stats", tmp_path / "f.h5", write_on_workers=True, registry=registry)
 

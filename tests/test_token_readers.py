@@ -196,9 +196,9 @@ def test_token_export_round_trips_npz_and_parquet(store, tmp_path):
 def test_document_export_layouts_and_provenance(store, tmp_path):
     import pyarrow.parquet as pq
 
-    _export(store, tmp_path / "wide.parquet", "--layout", "wide")
+    _export(store, tmp_path / "wide.parquet")  # the default, as for .csv
     _export(store, tmp_path / "list.csv", "--layout", "list")
-    _export(store, tmp_path / "list.parquet")
+    _export(store, tmp_path / "list.parquet", "--layout", "list")
     wide, listed = pq.read_table(tmp_path / "wide.parquet"), pq.read_table(tmp_path / "list.parquet")
     assert wide.column_names == ["line", "label", "key", "f0", "f1", "f2", "f3"]
     assert listed.column_names == ["line", "label", "key", "vector"]
@@ -206,8 +206,9 @@ def test_document_export_layouts_and_provenance(store, tmp_path):
     vectors = np.array(listed.column("vector").to_pylist())
     assert np.array_equal(np.column_stack([wide.column(f"f{i}").to_numpy() for i in range(4)]), vectors)
     lines = (tmp_path / "list.csv").read_text().splitlines()
-    assert lines[0] == "line,label,vector" and np.allclose(json.loads(lines[1].split(",", 2)[2].strip('"')),
-                                                           vectors[0])
+    assert lines[0] == "line,label,key,vector" and np.allclose(json.loads(lines[1].split(",", 3)[3].strip('"')),
+                                                               vectors[0])
+    assert lines[1].split(",")[2] == listed.column("key")[0].as_py()
 
 
 def test_an_input_column_named_like_an_export_field_is_refused(registry, tmp_path):

@@ -1,10 +1,10 @@
 """Write one feature set's vectors, in input order (duplicates repeated), to .npy, .npz, .parquet or .csv.
 
-Every row carries its input line, the input table's columns (labels, a split column) and, in .npz and
-.parquet, its content key; .npz has ``meta`` and .parquet's schema metadata ``embedx``: the set's full
-configuration as JSON. Vectors go in one list column ``vector`` (``layout="list"``, parquet's default)
-or in columns ``f0..fN`` (``layout="wide"``, CSV's default, where a list is a JSON array); both formats
-take both layouts. Token outputs go to .npz (``values`` of all rows' tokens concatenated, ``offsets``:
+Every row carries its input line, the input table's columns (labels, a split column) and its content
+key; .npz has ``meta`` and .parquet's schema metadata ``embedx``: the set's full configuration as JSON.
+Document vectors in .csv and .parquet go in columns ``f0..fN`` (``layout="wide"``, the default of both:
+every table reader takes plain numeric columns) or in one list column ``vector`` (``layout="list"``, a
+JSON array in CSV). Token outputs go to .npz (``values`` of all rows' tokens concatenated, ``offsets``:
 row ``i`` is ``values[offsets[i]:offsets[i+1]]``, ``tokens``) or .parquet (per row, ``tokens`` and
 ``vector``: a list of token vectors). Everything is plain arrays that ``np.load(..., allow_pickle=False)``
 reads.
@@ -48,7 +48,7 @@ def export(store_path: str | Path, embedder: str, out: str | Path, *, config_has
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}{suffix}")  # renamed over ``out`` when complete
     try:
         rows = _export(store_path, embedder, partial, suffix, config_hash, input, output, chunk_size, allow_nonfinite,
-                       layout or ("wide" if suffix == ".csv" else "list"))
+                       layout or "wide")
         os.replace(partial, out)
     except OSError as exc:
         raise EmbedxError(f"cannot write {out}: {exc.strerror or exc}") from None
@@ -123,7 +123,7 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
         elif suffix == ".npz":
             _npz(out, chunks, columns, keys, len(keys), np.dtype(fset.info.dtype), _inner(spec), meta)
         elif suffix == ".csv":
-            _csv(out, chunks, columns, dim, layout)
+            _csv(out, chunks, columns | {"key": _hex(keys)}, dim, layout)
         else:
             _parquet(out, chunks, columns | {"key": _hex(keys)}, dim, meta, layout)
     return len(keys)
