@@ -411,6 +411,22 @@ def test_a_finetuners_default_model_retrained_in_place_is_fine_tuned_again(fake_
     assert len(runs) == len(config.finetune_seeds)  # no option changed, the model did: every seed ran again
 
 
+def test_a_finetuners_changed_default_is_fine_tuned_again(fake_plugins, tmp_path, monkeypatch):
+    """The journal keys a fine-tuning run by every setting it runs with, its class's defaults included:
+    a release that changes a default (a longer max_length, more epochs) never reuses a run made without it."""
+    from fakes import CharCountTuner
+
+    config = small_config(embedders=[], finetuners=["char-count-tuner"])
+    Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    real_run, runs = Comparison._finetune_one, []
+    monkeypatch.setattr(Comparison, "_finetune_one", lambda self, *a, **k: runs.append(1) or real_run(self, *a, **k))
+    Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    assert runs == []  # same settings: resumed
+    monkeypatch.setattr(CharCountTuner.__init__, "__defaults__", (150, 0.5))  # epochs 200 -> 150
+    Comparison(config, tmp_path / "out", log=lambda m: None).run()
+    assert len(runs) == len(config.finetune_seeds)
+
+
 def test_path_digests_follow_file_and_folder_content_not_names(tmp_path):
     from embedx.files.digests import path_digests
 

@@ -419,10 +419,11 @@ class Comparison:
         # the content behind every model path it reads, defaults included, hashed once for all seeds
         entry = self.registry.finetuners[spec.id]
         models = path_digests(entry.cls.model_paths({**entry.defaults, **spec.options}))
+        settings = _effective_options(entry.cls, {**entry.defaults, **spec.options})
         for seed in self.config.finetune_seeds:
             if (
-                self._unit(
-                    ("finetune", self._dataset_keys[dataset], spec.label, models, seed),
+                self._unit(  # every setting it runs with is in the key: new defaults never reuse an old run
+                    ("finetune", self._dataset_keys[dataset], spec.label, models, settings, seed),
                     lambda seed=seed: self._finetune_one(dataset, spec, ds, splits[seed], seed),
                     _head_unit(dataset, spec.label, "fine-tune", seed),
                 )
@@ -464,6 +465,12 @@ class Comparison:
         self.log(f"    test accuracy {row['test']['accuracy']:.3f}, {result['seconds']:.0f} s, "
                  f"peak {result['peak_rss_mb']:.0f} MB")
         return None
+
+
+def _effective_options(cls: type, given: dict[str, Any]) -> dict[str, str]:
+    """Every option ``cls`` runs with: its signature's defaults under the registered and given ones, as text."""
+    defaults = {name: spec.default for name, spec in option_specs(cls).items() if not spec.required}
+    return {name: str(value) for name, value in sorted({**defaults, **given}.items())}
 
 
 def _head_unit(dataset: str, features: str, head: str, seed: int) -> dict[str, Any]:
