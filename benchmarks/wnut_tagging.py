@@ -1,6 +1,6 @@
 """The word head on frozen MiniLM pieces against MiniLM fine-tuned for token classification, on WNUT 2016 tweets.
 
-    python benchmarks/wnut_tagging.py [--sentences 800] [--seed 0] [--epochs 20] [--lr 5e-5 1e-4 2e-4] [--out DIR]
+    python benchmarks/wnut_tagging.py [--sentences 800] [--seed 0] [--epochs 20] [--lr 5e-5 1e-4 2e-4 4e-4] [--out DIR]
 
 ``--sentences`` tweets of ``wnut16`` (the first ones, in file order), with their tags as a column, are
 extracted by ``minilm-l6 --outputs tokens`` (max_length 128). ``embedx train word-logreg -O window=1`` runs
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=20, help="at most; early stopping usually ends sooner")
-    parser.add_argument("--lr", type=float, nargs="+", default=[5e-5, 1e-4, 2e-4])
+    parser.add_argument("--lr", type=float, nargs="+", default=[5e-5, 1e-4, 2e-4, 4e-4])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
