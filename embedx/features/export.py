@@ -122,10 +122,12 @@ def _export(store_path, embedder, out: Path, suffix: str, config_hash, input, ou
             del target
         elif suffix == ".npz":
             _npz(out, chunks, columns, keys, len(keys), np.dtype(fset.info.dtype), _inner(spec), meta)
-        elif suffix == ".csv":
-            _csv(out, chunks, columns | {"key": _hex(keys)}, dim, layout)
-        else:
-            _parquet(out, chunks, columns | {"key": _hex(keys)}, dim, meta, layout)
+        else:  # .csv and .parquet rows carry their key
+            keyed = columns | {"key": _hex(keys)}
+            if suffix == ".csv":
+                _csv(out, chunks, keyed, dim, layout)
+            else:
+                _parquet(out, chunks, keyed, dim, meta, layout)
     return len(keys)
 
 

@@ -640,10 +640,8 @@ def _single_threaded() -> bool:
     """Whether a fork is safe: no other thread, Python's or a native library's, can hold a lock the child needs."""
     try:
         return len(os.listdir("/proc/self/task")) == 1
-    except OSError:  # no /proc: count what Python knows, and trust native libraries less
-        import threading
-
-        return threading.active_count() == 1 and "ray" not in sys.modules and "torch" not in sys.modules
+    except OSError:  # no /proc (macOS): native threads cannot be counted, so never fork
+        return False
 
 
 def _forked(path: Path, allowed_dir: Path | str | None, limit: float, renamed_ok: bool = False) -> str:
